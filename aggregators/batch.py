@@ -1,0 +1,149 @@
+"""Plan one batch: from validated events and loaded state to :class:`Effects`.
+
+Pure. The Redis layer loads what :func:`keys_to_load` names (entity states
+and which event ids were already seen), calls :func:`plan_batch`, and writes
+the resulting effects atomically with the partition's new offset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregators.config import BatchClock, MetricConfig
+from aggregators.effects import Contribution, Effects, Gauges
+from aggregators.families import FAMILIES, Family
+from aggregators.families.base import State
+from aggregators.windows import is_too_late, retention_cutoff
+from schemas import Event
+
+
+def event_digest(event_id: str) -> str:
+    """Short, fixed-size stand-in for an event id in the dedup sets (64 bits, hex)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """A valid event offered to a batch, with its Kafka offset."""
+
+    offset: int
+    event: Event
+
+
+@dataclass
+class Outcome:
+    """What happened to each offered event (for counters and dead letters)."""
+
+    applied: Counter[str] = field(default_factory=Counter)
+    """Applied events by type."""
+    duplicates: int = 0
+    late: list[Offered] = field(default_factory=list)
+    stale: int = 0
+    max_event_time: float | None = None
+
+
+@dataclass
+class Plan:
+    effects: Effects
+    outcome: Outcome
+    seen: list[str]
+    """Digests of the event ids applied in this batch (to remember)."""
+
+
+def keys_to_load(family_name: str, events: Iterable[Event]) -> tuple[set[str], set[str]]:
+    """Entity keys and id digests the planner needs from Redis."""
+    family = FAMILIES[family_name]
+    entity_keys = {key for e in events if (key := family.entity_key(e)) is not None}
+    digests = {event_digest(e.id) for e in events}
+    return entity_keys, digests
+
+
+def make_clock(config: MetricConfig, t: float) -> BatchClock:
+    return BatchClock(t=t, cutoff=retention_cutoff(config.windows, t))
+
+
+def plan_batch(
+    family_name: str,
+    offered: Sequence[Offered],
+    states: Mapping[str, State | None],
+    seen: set[str],
+    config: MetricConfig,
+    clock: BatchClock,
+    *,
+    advance_clock: bool = False,
+) -> Plan:
+    """Fold a batch into effects. ``seen``: digests already applied (from Redis).
+
+    With ``advance_clock`` (the watermark clock) lateness is judged against
+    the largest event time applied so far, the batch's own events included.
+    """
+    family = FAMILIES[family_name]
+    effects, outcome = Effects(), Outcome()
+    touched: dict[str, tuple[State, Contribution, Gauges]] = {}
+    applied_digests: list[str] = []
+    batch_seen: set[str] = set()
+    t = clock.t
+    for item in offered:
+        event = item.event
+        digest = event_digest(event.id)
+        if digest in seen or digest in batch_seen:
+            outcome.duplicates += 1
+            continue
+        if is_too_late(event.time, config.windows, t):
+            outcome.late.append(item)
+            continue
+        batch_seen.add(digest)
+        applied_digests.append(digest)
+        stale_before = effects.stale
+        _apply_event(family, item, states, touched, effects, config)
+        outcome.stale += effects.stale - stale_before
+        outcome.applied[event.type] += 1
+        outcome.max_event_time = max(outcome.max_event_time or event.time, event.time)
+        if advance_clock:
+            t = max(t, event.time)
+    final_clock = make_clock(config, t) if advance_clock else clock
+    for key, (state, old_contribution, old_gauges) in touched.items():
+        _finish_entity(
+            family, key, state, old_contribution, old_gauges, effects, config, final_clock
+        )
+    return Plan(effects=effects, outcome=outcome, seen=applied_digests)
+
+
+def _apply_event(
+    family: Family,
+    item: Offered,
+    states: Mapping[str, State | None],
+    touched: dict[str, tuple[State, Contribution, Gauges]],
+    effects: Effects,
+    config: MetricConfig,
+) -> None:
+    event = item.event
+    family.count(event, effects, config)
+    key = family.entity_key(event)
+    if key is None:
+        return
+    if key not in touched:
+        state = states.get(key) or family.new_state(event)
+        touched[key] = (state, *family.contribute(state, config))
+    family.update(touched[key][0], event, item.offset, effects)
+
+
+def _finish_entity(
+    family: Family,
+    key: str,
+    state: State,
+    old_contribution: Contribution,
+    old_gauges: Gauges,
+    effects: Effects,
+    config: MetricConfig,
+    clock: BatchClock,
+) -> None:
+    final: Any = family.finish(key, state, effects, config, clock)
+    new_contribution, new_gauges = family.contribute(final, config) if final else ({}, {})
+    effects.apply_diff(old_contribution, new_contribution, config.granularities, clock.cutoff)
+    effects.shift_gauges(old_gauges, new_gauges)
+    effects.entities[key] = final

@@ -1,0 +1,60 @@
+"""Product usage: sessions, active users and accounts, time in app, live sessions.
+
+A session's state is the sorted list of its event times, so a late event
+lands between its neighbours: the gap it splits is retracted from the bucket
+of its later event and the two new gaps are added where they belong.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+
+from aggregators.config import BatchClock, MetricConfig
+from aggregators.effects import Contribution, Effects, Gauges
+from aggregators.families.base import State
+from schemas import Event
+
+SESSIONS = "sessions"
+TIME_IN_APP = "time_in_app"
+USERS = "u"
+ACCOUNTS = "a"
+"""HyperLogLog names: distinct users and accounts per bucket."""
+
+
+class SessionFamily:
+    """Entity: one session (account + session id)."""
+
+    def entity_key(self, event: Event) -> str | None:
+        return f"s:{event.account_id}:{event.data.session_id}"  # type: ignore[union-attr]
+
+    def new_state(self, event: Event) -> State:
+        return {"t": [], "e": False}
+
+    def update(self, state: State, event: Event, offset: int, effects: Effects) -> None:
+        bisect.insort(state["t"], event.time)
+        if event.type == "session.ended":
+            state["e"] = True
+
+    def count(self, event: Event, effects: Effects, config: MetricConfig) -> None:
+        grans = config.granularities
+        if event.type == "session.started":
+            effects.count(SESSIONS, event.time, 1, grans)
+        effects.distinct(USERS, event.data.user_id, event.time, grans)  # type: ignore[union-attr]
+        effects.distinct(ACCOUNTS, event.account_id, event.time, grans)
+
+    def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
+        contribution: Contribution = {}
+        times = state["t"]
+        for earlier, later in itertools.pairwise(times):
+            gap = later - earlier
+            if 0 < gap <= config.idle_timeout:
+                contribution[(TIME_IN_APP, later)] = contribution.get((TIME_IN_APP, later), 0) + gap
+        return contribution, {}
+
+    def finish(
+        self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
+    ) -> State | None:
+        member = key[2:]
+        effects.live[member] = None if state["e"] else state["t"][-1]
+        return state

@@ -1,0 +1,58 @@
+"""The Redis key layout, in one place.
+
+Every key a batch writes carries the hash tag of its Kafka topic-partition,
+``{<topic>:<partition>}``, so one batch touches one hash slot: the atomic
+apply script works unchanged on Redis Cluster, and partitions are summed
+at read time. The only untagged key is the partition registry.
+
+=================================  ==========================================
+key                                holds
+=================================  ==========================================
+``cs:partitions``                  hash: partition tag -> event family
+``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``
+``cs:{tp}:b:<g>:<bucket>``         hash: counter field -> amount (TTL)
+``cs:{tp}:h:<name>:<g>:<bucket>``  HyperLogLog of users/accounts (TTL)
+``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
+``cs:{tp}:e:<entity>``             JSON state of a ticket/session/account
+``cs:{tp}:live``                   sorted set: live session -> latest time
+``cs:{tp}:seen:<generation>``      set of event-id digests (dedup, TTL)
+=================================  ==========================================
+"""
+
+from __future__ import annotations
+
+PREFIX = "cs"
+REGISTRY = f"{PREFIX}:partitions"
+
+
+def partition_tag(topic: str, partition: int) -> str:
+    """The hash tag shared by every key of one topic-partition."""
+    return f"{{{topic}:{partition}}}"
+
+
+def meta(tag: str) -> str:
+    return f"{PREFIX}:{tag}:meta"
+
+
+def bucket(tag: str, granularity: int, index: int) -> str:
+    return f"{PREFIX}:{tag}:b:{granularity}:{index}"
+
+
+def hll(tag: str, name: str, granularity: int, index: int) -> str:
+    return f"{PREFIX}:{tag}:h:{name}:{granularity}:{index}"
+
+
+def gauges(tag: str) -> str:
+    return f"{PREFIX}:{tag}:g"
+
+
+def entity(tag: str, key: str) -> str:
+    return f"{PREFIX}:{tag}:e:{key}"
+
+
+def live_sessions(tag: str) -> str:
+    return f"{PREFIX}:{tag}:live"
+
+
+def seen(tag: str, generation: int) -> str:
+    return f"{PREFIX}:{tag}:seen:{generation}"

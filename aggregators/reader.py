@@ -1,0 +1,171 @@
+"""The read side in Redis: one pipelined round trip gathers a whole scrape.
+
+Per partition, :data:`SUM_LUA` adds up the bucket hashes of every window
+server-side (one slot per call, so it also runs on Redis Cluster), and the
+gauges, live sessions and last event times come back in the same pipeline.
+Distinct users and accounts are one ``PFCOUNT`` per window over the
+HyperLogLogs of every usage partition (a union across slots: on Redis
+Cluster that part would read the sketches and merge them client-side).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+
+from aggregators import keys
+from aggregators.config import MetricConfig
+from aggregators.families import sessions
+from aggregators.readout import Snapshot
+from aggregators.windows import Window, bucket_of
+
+SUM_LUA = """
+local out = {}
+local nw = tonumber(ARGV[1])
+for w = 1, nw do
+  local first, count = tonumber(ARGV[2 * w]), tonumber(ARGV[2 * w + 1])
+  local sums = {}
+  for i = first, first + count - 1 do
+    local kv = redis.call('HGETALL', KEYS[i])
+    for j = 1, #kv, 2 do sums[kv[j]] = (sums[kv[j]] or 0) + tonumber(kv[j + 1]) end
+  end
+  local flat = {}
+  for f, v in pairs(sums) do
+    flat[#flat + 1] = f
+    flat[#flat + 1] = string.format('%.17g', v)
+  end
+  out[w] = flat
+end
+return out
+"""
+
+
+@dataclass
+class ReadResult:
+    snapshot: Snapshot
+    t: float
+    latest: dict[str, float] = field(default_factory=dict)
+    """Topic -> largest event time applied."""
+
+
+class Reader:
+    """Reads the state every replica shares; safe to call from any thread."""
+
+    def __init__(self, redis: Redis, config: MetricConfig, clock: str = "wall") -> None:
+        self.redis = redis
+        self.config = config
+        self.clock = clock
+        self._sum = redis.register_script(SUM_LUA)
+
+    def partitions(self) -> dict[str, str]:
+        """Partition tag -> family, from the registry the workers maintain."""
+        raw = self.redis.hgetall(keys.REGISTRY)
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def read(self, now: float | None = None) -> ReadResult:
+        parts = self.partitions()
+        metas = self._metas(parts)
+        t = self._reading_time(metas, now)
+        snapshot = self._gather(parts, t)
+        latest: dict[str, float] = {}
+        for tag, meta in metas.items():
+            if meta is not None:
+                topic = tag[1:-1].rsplit(":", 1)[0]
+                latest[topic] = max(latest.get(topic, meta), meta)
+        return ReadResult(snapshot=snapshot, t=t, latest=latest)
+
+    def _metas(self, parts: dict[str, str]) -> dict[str, float | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for tag in parts:
+            pipe.hget(keys.meta(tag), "max_ts")
+        values = pipe.execute() if parts else []
+        return {
+            tag: float(v) if v is not None else None for tag, v in zip(parts, values, strict=True)
+        }
+
+    def _reading_time(self, metas: dict[str, float | None], now: float | None) -> float:
+        if self.clock == "watermark":
+            known = [m for m in metas.values() if m is not None]
+            return max(known) if known else 0.0
+        return time.time() if now is None else now
+
+    def _gather(self, parts: dict[str, str], t: float) -> Snapshot:
+        pipe = self.redis.pipeline(transaction=False)
+        plan: list[tuple[str, str]] = []
+        for tag in parts:
+            bucket_keys, args = self._sum_call(tag, t)
+            self._sum(keys=bucket_keys, args=args, client=pipe)
+            pipe.hgetall(keys.gauges(tag))
+            plan.append(("sums", tag))
+            plan.append(("gauges", tag))
+            if parts[tag] == "logins":
+                pipe.zcount(keys.live_sessions(tag), f"({t - self.config.idle_timeout}", "+inf")
+                plan.append(("live", tag))
+        usage_tags = [tag for tag, family in parts.items() if family == "logins"]
+        distinct_plan = self._queue_distinct(pipe, usage_tags, t)
+        replies = pipe.execute()
+        return self._snapshot(plan, distinct_plan, replies)
+
+    def _sum_call(self, tag: str, t: float) -> tuple[list[str], list[Any]]:
+        bucket_keys: list[str] = []
+        args: list[Any] = [len(self.config.windows.windows)]
+        for window in self.config.windows:
+            low, high = window.bucket_range(t)
+            args += [len(bucket_keys) + 1, high - low + 1]
+            bucket_keys += [keys.bucket(tag, window.granularity, k) for k in range(low, high + 1)]
+        return bucket_keys, args
+
+    def _queue_distinct(self, pipe: Any, tags: list[str], t: float) -> list[tuple[str, str]]:
+        queued: list[tuple[str, str]] = []
+        if not tags:
+            return queued
+        for window in self.config.windows:
+            for name in (sessions.USERS, sessions.ACCOUNTS):
+                pipe.pfcount(*self._hll_keys(tags, name, window, t))
+                queued.append((name, window.name))
+        return queued
+
+    @staticmethod
+    def _hll_keys(tags: list[str], name: str, window: Window, t: float) -> list[str]:
+        high = bucket_of(t, window.granularity)
+        low = high - window.buckets + 1
+        return [
+            keys.hll(tag, name, window.granularity, k) for tag in tags for k in range(low, high + 1)
+        ]
+
+    def _snapshot(
+        self, plan: list[tuple[str, str]], distinct_plan: list[tuple[str, str]], replies: list[Any]
+    ) -> Snapshot:
+        sums: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
+        gauges: defaultdict[str, float] = defaultdict(float)
+        live = 0
+        names = [w.name for w in self.config.windows]
+        for (kind, _tag), reply in zip(plan, replies, strict=False):
+            if kind == "sums":
+                for window_name, flat in zip(names, reply, strict=True):
+                    for i in range(0, len(flat), 2):
+                        sums[window_name][flat[i].decode()] += float(flat[i + 1])
+            elif kind == "gauges":
+                for f, v in reply.items():
+                    gauges[f.decode()] += float(v)
+            else:
+                live += int(reply)
+        distinct = {key: int(v) for key, v in zip(distinct_plan, replies[len(plan) :], strict=True)}
+        return Snapshot(
+            sums={k: dict(v) for k, v in sums.items()},
+            gauges=_clean(gauges),
+            distinct=distinct,
+            live_sessions=live,
+        )
+
+
+def _clean(values: dict[str, float]) -> dict[str, float]:
+    """Round float noise off amounts that are whole numbers by nature."""
+    return {
+        k: (round(v) if math.isclose(v, round(v), abs_tol=1e-6) else v) for k, v in values.items()
+    }

@@ -1,0 +1,201 @@
+"""From summed Redis state to metric values: every formula of the contract.
+
+Pure. :mod:`aggregators.reader` gathers the sums (all partitions added up)
+and this module turns them into samples. Ratios and averages without data
+are left out, never NaN or a made-up 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from aggregators.config import MetricConfig
+from aggregators.families import billing as b
+from aggregators.families import sessions as s
+from aggregators.families import surveys as sv
+from aggregators.families import tickets as tk
+from aggregators.sentiment import SENTIMENTS
+
+SURVEY_KINDS = ("nps", "csat", "ces")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass
+class Snapshot:
+    """Everything read from Redis, summed over partitions."""
+
+    sums: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Window name -> counter field -> sum over the window's buckets."""
+    gauges: dict[str, float] = field(default_factory=dict)
+    distinct: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(HyperLogLog name, window name) -> estimated distinct count."""
+    live_sessions: int = 0
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+class _Out:
+    """Collects samples, dropping absent (None) values."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+
+    def add(self, name: str, value: float | None, **labels: str) -> None:
+        if value is not None:
+            self.samples.append(Sample(name, tuple(sorted(labels.items())), float(value)))
+
+
+def compute(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
+    """All business samples for one scrape."""
+    out = _Out()
+    for window in config.windows:
+        w = snapshot.sums.get(window.name, {})
+        _support(out, window.name, w)
+        _surveys(out, window.name, w)
+        _usage(out, window.name, w, snapshot)
+        _revenue(out, window.name, w, snapshot.gauges, config)
+    _gauges(out, snapshot, config)
+    return out.samples
+
+
+def _support(out: _Out, window: str, w: Mapping[str, float]) -> None:
+    resolved = w.get(tk.RESOLVED, 0.0)
+    out.add("cs_tickets_opened", w.get(tk.OPENED, 0.0), window=window)
+    out.add("cs_tickets_resolved", resolved, window=window)
+    out.add("cs_fcr_ratio", _ratio(w.get(tk.FCR, 0.0), resolved), window=window)
+    out.add(
+        "cs_first_response_seconds_avg",
+        _ratio(w.get(tk.FIRST_RESPONSE_SUM, 0.0), w.get(tk.FIRST_RESPONSE_N, 0.0)),
+        window=window,
+    )
+    out.add(
+        "cs_resolution_seconds_avg",
+        _ratio(w.get(tk.RESOLUTION_SUM, 0.0), w.get(tk.RESOLUTION_N, 0.0)),
+        window=window,
+    )
+
+
+def _surveys(out: _Out, window: str, w: Mapping[str, float]) -> None:
+    for kind in SURVEY_KINDS:
+        out.add("cs_survey_responses", w.get(sv.responses(kind), 0.0), kind=kind, window=window)
+    nps_n = w.get(sv.responses("nps"), 0.0)
+    promoters, detractors = w.get(sv.NPS_PROMOTERS, 0.0), w.get(sv.NPS_DETRACTORS, 0.0)
+    nps = _ratio(100.0 * (promoters - detractors), nps_n)
+    out.add("cs_nps", nps, window=window)
+    out.add(
+        "cs_csat_ratio",
+        _ratio(w.get(sv.CSAT_SATISFIED, 0.0), w.get(sv.responses("csat"), 0.0)),
+        window=window,
+    )
+    out.add(
+        "cs_ces_avg", _ratio(w.get(sv.CES_SUM, 0.0), w.get(sv.responses("ces"), 0.0)), window=window
+    )
+    for sentiment in SENTIMENTS:
+        out.add(
+            "cs_feedback_comments",
+            w.get(sv.comments(sentiment), 0.0),
+            sentiment=sentiment,
+            window=window,
+        )
+
+
+def _usage(out: _Out, window: str, w: Mapping[str, float], snapshot: Snapshot) -> None:
+    users = snapshot.distinct.get((s.USERS, window), 0)
+    accounts = snapshot.distinct.get((s.ACCOUNTS, window), 0)
+    time_in_app = w.get(s.TIME_IN_APP, 0.0)
+    paying = snapshot.gauges.get(b.PAYING, 0.0)
+    out.add("cs_active_users", users, window=window)
+    out.add("cs_active_accounts", accounts, window=window)
+    out.add("cs_sessions", w.get(s.SESSIONS, 0.0), window=window)
+    out.add("cs_time_in_app_seconds", time_in_app, window=window)
+    out.add("cs_time_in_app_seconds_per_user", _ratio(time_in_app, users), window=window)
+    out.add("cs_product_usage_ratio", _ratio(accounts, paying), window=window)
+
+
+def churn_base(w: Mapping[str, float], paying_now: float) -> tuple[float, float, float]:
+    """(S paying at the window's start, N new + reactivated, churned) for a window."""
+    joined = w.get(b.ACCOUNTS_NEW, 0.0) + w.get(b.ACCOUNTS_REACTIVATED, 0.0)
+    churned = w.get(b.ACCOUNTS_CHURNED, 0.0)
+    return paying_now - (joined - churned), joined, churned
+
+
+def _revenue(
+    out: _Out,
+    window: str,
+    w: Mapping[str, float],
+    gauges: Mapping[str, float],
+    config: MetricConfig,
+) -> None:
+    currency = config.currency
+    paying = gauges.get(b.PAYING, 0.0)
+    for kind in b.MOVEMENT_KINDS:
+        out.add(
+            "cs_mrr_movement",
+            w.get(b.movement(kind), 0.0) / 100.0,
+            currency=currency,
+            kind=kind,
+            window=window,
+        )
+    start, joined, churned = churn_base(w, paying)
+    out.add("cs_churned_accounts", churned, window=window)
+    out.add("cs_churn_ratio", _ratio(churned, start), window=window)
+    out.add("cs_retention_ratio", _ratio(paying - joined, start), window=window)
+    renewed = w.get(b.RENEWED, 0.0)
+    out.add(
+        "cs_renewal_ratio", _ratio(renewed, renewed + w.get(b.CANCELED_AT_TERM, 0.0)), window=window
+    )
+    converted = w.get(b.TRIALS_CONVERTED, 0.0)
+    out.add(
+        "cs_trial_conversion_ratio",
+        _ratio(converted, converted + w.get(b.TRIALS_EXPIRED, 0.0)),
+        window=window,
+    )
+    out.add("cs_payment_failures", w.get(b.PAYMENT_FAILURES, 0.0), window=window)
+    out.add(
+        "cs_retention_cost",
+        _ratio(w.get(b.COST_CENTS, 0.0) / 100.0, paying),
+        currency=currency,
+        window=window,
+    )
+
+
+def _gauges(out: _Out, snapshot: Snapshot, config: MetricConfig) -> None:
+    gauges, currency = snapshot.gauges, config.currency
+    paying = gauges.get(b.PAYING, 0.0)
+    mrr = gauges.get(b.MRR_CENTS, 0.0) / 100.0
+    out.add("cs_tickets_open", gauges.get(tk.BACKLOG, 0.0))
+    out.add("cs_sessions_active", snapshot.live_sessions)
+    out.add("cs_mrr", mrr, currency=currency)
+    out.add("cs_paying_accounts", paying)
+    arpa = _ratio(mrr, paying)
+    out.add("cs_arpa", arpa, currency=currency)
+    out.add("cs_stickiness_ratio", _stickiness(snapshot, config))
+    churn_30d = _churn_ratio(snapshot, "30d", paying) if config.windows.by_name("30d") else None
+    if arpa is not None and churn_30d:
+        out.add("cs_clv", arpa * config.gross_margin / churn_30d, currency=currency)
+
+
+def _stickiness(snapshot: Snapshot, config: MetricConfig) -> float | None:
+    if not (config.windows.by_name("1d") and config.windows.by_name("30d")):
+        return None
+    return _ratio(
+        snapshot.distinct.get((s.USERS, "1d"), 0), snapshot.distinct.get((s.USERS, "30d"), 0)
+    )
+
+
+def _churn_ratio(snapshot: Snapshot, window: str, paying: float) -> float | None:
+    start, _joined, churned = churn_base(snapshot.sums.get(window, {}), paying)
+    return _ratio(churned, start)
+
+
+def iter_names(samples: list[Sample]) -> Iterator[str]:
+    return (sample.name for sample in samples)

@@ -1,0 +1,194 @@
+"""The write side in Redis: load a batch's state, apply its effects atomically.
+
+One batch costs two round trips: a pipelined read (applied offset, entity
+states, seen ids) and one ``EVALSHA`` of :data:`APPLY_LUA`, which checks
+that the partition's applied offset is still the one read (a fence), applies
+every effect and advances the offset in the same atomic step. A redelivered
+message is at or below the stored offset and is skipped; a batch that lost
+the fence (another worker applied in between) is planned again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import orjson
+from redis.asyncio import Redis
+
+from aggregators import keys
+from aggregators.batch import Plan
+from aggregators.config import MetricConfig
+from aggregators.effects import Effects
+from aggregators.windows import bucket_ttl
+
+APPLY_LUA = """
+local meta = KEYS[1]
+local cur = redis.call('HGET', meta, 'offset')
+if not cur then cur = '-1' end
+if cur ~= ARGV[1] then return {0, cur} end
+local ops = cmsgpack.unpack(ARGV[3])
+for i = 1, #ops do
+  local op = ops[i]
+  local c, k = op[1], KEYS[op[2]]
+  if c == 'hf' then redis.call('HINCRBYFLOAT', k, op[3], op[4])
+  elseif c == 'ex' then redis.call('EXPIRE', k, op[3])
+  elseif c == 'pf' then redis.call('PFADD', k, unpack(op, 3))
+  elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
+  elseif c == 'set' then
+    if op[4] > 0 then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
+  elseif c == 'del' then redis.call('DEL', k)
+  elseif c == 'za' then redis.call('ZADD', k, op[3], op[4])
+  elseif c == 'zr' then redis.call('ZREM', k, op[3])
+  elseif c == 'zt' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. op[3])
+  end
+end
+redis.call('HSET', meta, 'offset', ARGV[2])
+if ARGV[4] ~= '' then
+  local m = redis.call('HGET', meta, 'max_ts')
+  if (not m) or tonumber(m) < tonumber(ARGV[4]) then redis.call('HSET', meta, 'max_ts', ARGV[4]) end
+end
+return {1, ARGV[2]}
+"""
+
+_CHUNK = 500
+"""Members per PFADD/SADD op: Lua's unpack() has a small stack."""
+
+
+def number(value: float) -> str:
+    """Exact decimal text for Redis (no Lua float formatting on the way)."""
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+@dataclass
+class Loaded:
+    """What the planner needs from Redis for one batch."""
+
+    offset: int
+    """Last applied offset of the partition, -1 when none."""
+    states: dict[str, Any]
+    seen: set[str]
+
+
+class _Script:
+    """Accumulates ops and the keys they touch, for one EVALSHA."""
+
+    def __init__(self, first_key: str) -> None:
+        self.keys: list[str] = [first_key]
+        self._index: dict[str, int] = {first_key: 1}
+        self.ops: list[list[Any]] = []
+
+    def key(self, name: str) -> int:
+        index = self._index.get(name)
+        if index is None:
+            self.keys.append(name)
+            index = self._index[name] = len(self.keys)
+        return index
+
+    def op(self, code: str, key: str, *args: Any) -> None:
+        self.ops.append([code, self.key(key), *args])
+
+    def members(self, code: str, key: str, members: Sequence[str]) -> None:
+        for start in range(0, len(members), _CHUNK):
+            self.op(code, key, *members[start : start + _CHUNK])
+
+
+class PartitionStore:
+    """Reads and writes one topic-partition's state."""
+
+    def __init__(self, redis: Redis, config: MetricConfig, topic: str, partition: int) -> None:
+        self.redis = redis
+        self.config = config
+        self.tag = keys.partition_tag(topic, partition)
+        self._apply = redis.register_script(APPLY_LUA)
+
+    def generation(self, t: float) -> int:
+        return math.floor(t / self.config.dedup_horizon)
+
+    async def load(self, entity_keys: Iterable[str], digests: Iterable[str], t: float) -> Loaded:
+        """One pipelined round trip: offset, entity states, already-seen ids."""
+        entity_keys, digests = list(entity_keys), list(digests)
+        gen = self.generation(t)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.meta(self.tag), "offset")
+        if entity_keys:
+            pipe.mget([keys.entity(self.tag, k) for k in entity_keys])
+        if digests:
+            for g in (gen, gen - 1):
+                pipe.smismember(keys.seen(self.tag, g), digests)
+        replies = await pipe.execute()
+        offset = int(replies[0]) if replies[0] is not None else -1
+        states: dict[str, Any] = {}
+        rest = replies[1:]
+        if entity_keys:
+            raw_states = rest.pop(0)
+            states = {k: orjson.loads(v) for k, v in zip(entity_keys, raw_states, strict=True) if v}
+        seen = {d for reply in rest for d, hit in zip(digests, reply, strict=True) if hit}
+        return Loaded(offset=offset, states=states, seen=seen)
+
+    async def apply(self, plan: Plan, expected: int, new_offset: int, t: float) -> bool:
+        """Write the plan and advance the offset, unless the fence moved (False)."""
+        script = self._render(plan, t)
+        max_ts = plan.outcome.max_event_time
+        result = await self._apply(
+            keys=script.keys,
+            args=[
+                str(expected),
+                str(new_offset),
+                msgspec.msgpack.encode(script.ops),
+                "" if max_ts is None else number(max_ts),
+            ],
+        )
+        return int(result[0]) == 1
+
+    def _render(self, plan: Plan, t: float) -> _Script:
+        script = _Script(keys.meta(self.tag))
+        self._render_counters(script, plan.effects, t)
+        self._render_entities(script, plan.effects)
+        self._render_live(script, plan.effects, t)
+        if plan.seen:
+            seen_key = keys.seen(self.tag, self.generation(t))
+            script.members("sa", seen_key, plan.seen)
+            script.op("ex", seen_key, 2 * self.config.dedup_horizon + 3600)
+        return script
+
+    def _render_counters(self, script: _Script, effects: Effects, t: float) -> None:
+        windows = self.config.windows
+        for (g, index), fields in effects.counters.items():
+            key = keys.bucket(self.tag, g, index)
+            for name, amount in fields.items():
+                if amount:
+                    script.op("hf", key, name, number(amount))
+            script.op("ex", key, bucket_ttl(index, g, windows, t))
+        for (name, g, index), members in effects.hll.items():
+            key = keys.hll(self.tag, name, g, index)
+            script.members("pf", key, sorted(members))
+            script.op("ex", key, bucket_ttl(index, g, windows, t))
+        for name, amount in effects.gauges.items():
+            if amount:
+                script.op("hf", keys.gauges(self.tag), name, number(amount))
+
+    def _render_entities(self, script: _Script, effects: Effects) -> None:
+        for key, state in effects.entities.items():
+            full = keys.entity(self.tag, key)
+            if state is None:
+                script.op("del", full)
+                continue
+            ttl = 0 if key in effects.persistent else self.config.entity_ttl(key)
+            script.op("set", full, orjson.dumps(state), ttl)
+
+    def _render_live(self, script: _Script, effects: Effects, t: float) -> None:
+        if not effects.live:
+            return
+        live = keys.live_sessions(self.tag)
+        for member, latest in effects.live.items():
+            if latest is None:
+                script.op("zr", live, member)
+            else:
+                script.op("za", live, number(latest), member)
+        script.op("zt", live, number(t - 2 * self.config.idle_timeout))

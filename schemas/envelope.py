@@ -1,0 +1,36 @@
+"""The CloudEvents 1.0 structured-mode envelope every event arrives in.
+
+`data` stays `msgspec.Raw` (a zero-copy slice of the input) until `type` is
+known, so the payload is decoded exactly once, straight into its own Struct.
+"""
+
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from schemas.models import EventId, Source
+
+SPECVERSION: Final = "1.0"
+
+TIME_PATTERN: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+"""RFC 3339 date-time with a mandatory offset, for the published JSON Schema
+(the `date-time` format alone is not asserted by most validators)."""
+
+
+class Envelope(msgspec.Struct, frozen=True, gc=False):
+    """Wire envelope with the payload still undecoded.
+
+    `time` is decoded by msgspec's RFC 3339 parser; a missing offset yields a
+    naive datetime, which the validator rejects (event time must be absolute).
+    """
+
+    specversion: str
+    id: EventId
+    source: Source
+    type: str
+    time: datetime
+    data: msgspec.Raw

@@ -1,0 +1,256 @@
+"""Turn one Kafka message value into a typed `Event` or a `Rejected` reason.
+
+Hot path: one msgspec pass over the envelope (payload kept raw), one pass over
+the payload into its Struct, then a few cheap checks. No dicts, no exceptions
+on valid input. Every failure becomes a `Rejected` with a short reason from
+`REASONS` (the dead-letter header and the `reason` label of
+`cs_events_invalid_total`) and a human detail naming the JSON path.
+
+Checks run in this order and the first failure wins: JSON syntax, envelope
+shape (msgspec reports the first bad field in document order), specversion,
+type, topic, time offset, future time, payload shape, payload rules (agent_id,
+survey scale, currency).
+"""
+
+import functools
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Final, cast
+
+import msgspec
+
+from schemas.envelope import SPECVERSION, Envelope
+from schemas.models import (
+    FIXED_SCALES,
+    TOPIC_TYPES,
+    TYPE_TO_DATA,
+    AnyData,
+    PricedData,
+    SurveyAnswered,
+    TicketReplied,
+    score_bounds,
+)
+
+REASONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "not_json": "Not well-formed UTF-8 JSON, or nested deeper than the parser allows.",
+        "not_object": "Well-formed JSON whose top level is not an object.",
+        "missing_field": (
+            "A required field is absent; includes data.agent_id when data.author is agent."
+        ),
+        "bad_type": (
+            "A field has the wrong JSON type (null for a required field included) or breaks "
+            "a constraint: enum value, string length, integer range, data not an object, "
+            "scale_max not in {5, 7, 10} or not the fixed maximum of nps (10) / ces (7)."
+        ),
+        "bad_specversion": 'specversion is not the string "1.0".',
+        "unknown_type": "type is not one of the event types of the contract.",
+        "wrong_topic": "type belongs to another topic than the one the message was read from.",
+        "bad_time": "time is not an RFC 3339 date-time with an offset (Z or +hh:mm).",
+        "future_time": "time is more than max_future_seconds (default 300 s) after now.",
+        "score_range": "A survey score is off its scale: nps 0-10, ces 1-7, csat 1..scale_max.",
+        "currency": "currency is not the reporting currency (exact, case-sensitive match).",
+    }
+)
+"""Every reason `parse_event` can return -> its meaning (cited by the docs).
+`too_late` is not here: lateness depends on aggregator state, the worker decides it."""
+
+_MAX_DETAIL: Final = 300
+"""Details can echo producer data (e.g. an enum value); clip them to keep
+dead-letter headers and logs small."""
+
+
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """A valid event. `time` is the event time in Unix seconds."""
+
+    id: str
+    source: str
+    type: str
+    time: float
+    account_id: str
+    data: AnyData
+
+
+class Rejected(msgspec.Struct, frozen=True, gc=False):
+    """An invalid event: `reason` is a key of REASONS, `detail` says what and where."""
+
+    reason: str
+    detail: str
+
+
+class _Invalid(Exception):
+    """Internal: aborts parsing with a reason; never escapes parse_event."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+
+_ENVELOPE: Final = msgspec.json.Decoder(Envelope)
+_SYNTAX: Final = msgspec.json.Decoder(msgspec.Raw)
+_DATA: Final[Mapping[str, msgspec.json.Decoder[AnyData]]] = {
+    name: cast("msgspec.json.Decoder[AnyData]", msgspec.json.Decoder(cls))
+    for name, cls in TYPE_TO_DATA.items()
+}
+_FIELD_REASONS: Final = {
+    "$.specversion": "bad_specversion",
+    "$.type": "unknown_type",
+    "$.time": "bad_time",
+}
+"""Envelope fields with their own reason, whatever is wrong with their value."""
+_MISSING: Final = "Object missing required field `"
+
+
+def parse_event(
+    raw: bytes,
+    *,
+    now: float,
+    reporting_currency: str = "USD",
+    max_future_seconds: float = 300.0,
+    topic: str | None = None,
+) -> Event | Rejected:
+    """Validate one message value against the event contract; never raises.
+
+    `now` is the wall clock (Unix seconds) for the future-time check. `topic`,
+    when given, must end with the suffix of the type's topic ("cs.tickets" ends
+    with "tickets"); a topic ending with no known suffix is not checked.
+    """
+    try:
+        return _parse(raw, now, reporting_currency, max_future_seconds, topic)
+    except _Invalid as exc:
+        return Rejected(exc.reason, exc.detail[:_MAX_DETAIL])
+
+
+def _parse(raw: bytes, now: float, currency: str, max_future: float, topic: str | None) -> Event:
+    env = _decode_envelope(raw)
+    if env.specversion != SPECVERSION:
+        raise _Invalid(
+            "bad_specversion",
+            f'specversion must be "1.0", not {env.specversion!r}, at `$.specversion`',
+        )
+    decoder = _DATA.get(env.type)
+    if decoder is None:
+        raise _Invalid("unknown_type", f"unknown event type {env.type!r} at `$.type`")
+    if topic is not None:
+        _check_topic(env.type, topic)
+    time = _event_time(env.time, now, max_future)
+    data = _check_data(_decode_data(decoder, env.data), currency)
+    return Event(env.id, env.source, env.type, time, data.account_id, data)
+
+
+def _decode_envelope(raw: bytes) -> Envelope:
+    try:
+        if not raw.isascii():
+            raw.decode()  # msgspec skips unknown fields without checking their UTF-8
+        return _ENVELOPE.decode(raw)
+    except msgspec.ValidationError as exc:
+        syntax_error = _syntax_error(raw)
+        if syntax_error is not None:
+            raise _Invalid("not_json", syntax_error) from None
+        raise _from_validation_error(exc, "$") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise _Invalid("not_json", str(exc)) from None
+    except RecursionError:
+        raise _Invalid("not_json", "JSON nested too deeply to parse") from None
+
+
+def _syntax_error(raw: bytes) -> str | None:
+    """Why `raw` is not JSON, or None. msgspec stops at the first type error, so
+    a ValidationError alone does not prove the rest of the document is JSON."""
+    try:
+        _SYNTAX.decode(raw)
+    except msgspec.DecodeError as exc:
+        return str(exc)
+    except RecursionError:
+        return "JSON nested too deeply to parse"
+    return None
+
+
+def _decode_data(decoder: msgspec.json.Decoder[AnyData], data: msgspec.Raw) -> AnyData:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise _from_validation_error(exc, "$.data") from None
+    except (msgspec.DecodeError, RecursionError) as exc:  # defensive: envelope pass parsed it
+        raise _Invalid("not_json", f"{exc} at `$.data`") from None
+
+
+def _from_validation_error(exc: msgspec.ValidationError, base: str) -> _Invalid:
+    """Map a msgspec message ("<what> - at `$.x`") to a reason and a full-path detail."""
+    message, sep, where = str(exc).rpartition(" - at `")
+    if not sep:
+        message, where = where, "$`"
+    path = base + where[1:-1]
+    if message.startswith(_MISSING):
+        return _Invalid(
+            "missing_field", f"required field `{path}.{message[len(_MISSING) : -1]}` is missing"
+        )
+    if path == "$":
+        return _Invalid("not_object", f"{message} at `$`: an event is a JSON object")
+    return _Invalid(_FIELD_REASONS.get(path, "bad_type"), f"{message} at `{path}`")
+
+
+@functools.lru_cache(maxsize=64)
+def _topic_types(topic: str) -> frozenset[str] | None:
+    for suffix, types in TOPIC_TYPES.items():
+        if topic.endswith(suffix):
+            return types
+    return None
+
+
+def _check_topic(event_type: str, topic: str) -> None:
+    allowed = _topic_types(topic)
+    if allowed is not None and event_type not in allowed:
+        raise _Invalid("wrong_topic", f"{event_type!r} does not belong on topic {topic!r}")
+
+
+def _event_time(time: datetime, now: float, max_future: float) -> float:
+    if time.tzinfo is None:
+        raise _Invalid("bad_time", "time has no UTC offset (add Z or +hh:mm) at `$.time`")
+    try:
+        seconds = time.timestamp()
+    except (OverflowError, ValueError, OSError) as exc:  # defensive: extreme years
+        raise _Invalid("bad_time", f"time out of range ({exc}) at `$.time`") from None
+    if seconds > now + max_future:
+        ahead = seconds - now
+        raise _Invalid(
+            "future_time", f"time is {ahead:.0f} s ahead of now (max {max_future:g} s) at `$.time`"
+        )
+    return seconds
+
+
+def _check_data(data: AnyData, currency: str) -> AnyData:
+    """Rules a Struct type cannot express."""
+    if isinstance(data, PricedData):
+        if data.currency != currency:
+            raise _Invalid(
+                "currency", f"currency {data.currency!r} is not {currency!r} at `$.data.currency`"
+            )
+    elif isinstance(data, TicketReplied):
+        if data.author == "agent" and data.agent_id is None:
+            raise _Invalid("missing_field", "`$.data.agent_id` is required when author is agent")
+    elif isinstance(data, SurveyAnswered):
+        return _check_survey(data)
+    return data
+
+
+def _check_survey(data: SurveyAnswered) -> SurveyAnswered:
+    """Check the score against its scale; fill scale_max with the effective maximum."""
+    fixed = FIXED_SCALES.get(data.kind)
+    if fixed is not None and data.scale_max not in (None, fixed[1]):
+        raise _Invalid(
+            "bad_type",
+            f"scale_max {data.scale_max} contradicts the fixed {data.kind} scale "
+            f"{fixed[0]}-{fixed[1]} at `$.data.scale_max`",
+        )
+    low, high = score_bounds(data.kind, data.scale_max)
+    if not low <= data.score <= high:
+        raise _Invalid(
+            "score_range",
+            f"score {data.score:g} is off the {data.kind} scale {low}-{high} at `$.data.score`",
+        )
+    if data.scale_max == high:
+        return data
+    return msgspec.structs.replace(data, scale_max=high)
