@@ -43,6 +43,8 @@ class Outcome:
     duplicates: int = 0
     late: list[Offered] = field(default_factory=list)
     stale: int = 0
+    failed: list[tuple[Offered, str]] = field(default_factory=list)
+    """Events an aggregator could not process (poison messages), with why."""
     max_event_time: float | None = None
 
 
@@ -96,10 +98,14 @@ def plan_batch(
         if is_too_late(event.time, config.windows, t):
             outcome.late.append(item)
             continue
+        stale_before = effects.stale
+        try:
+            _apply_event(family, item, states, touched, effects, config)
+        except Exception as exc:  # a poison event must not stop the partition
+            outcome.failed.append((item, f"{type(exc).__name__}: {exc}"[:300]))
+            continue
         batch_seen.add(digest)
         applied_digests.append(digest)
-        stale_before = effects.stale
-        _apply_event(family, item, states, touched, effects, config)
         outcome.stale += effects.stale - stale_before
         outcome.applied[event.type] += 1
         outcome.max_event_time = max(outcome.max_event_time or event.time, event.time)

@@ -180,7 +180,7 @@ class PartitionStore:
                 script.op("del", full)
                 continue
             ttl = 0 if key in effects.persistent else self.config.entity_ttl(key)
-            script.op("set", full, orjson.dumps(state), ttl)
+            script.op("set", full, orjson.dumps(state).decode(), ttl)
 
     def _render_live(self, script: _Script, effects: Effects, t: float) -> None:
         if not effects.live:

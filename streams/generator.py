@@ -47,8 +47,12 @@ __all__ = [
 ]
 
 TOPICS = ("tickets", "surveys", "logins", "billing")
-SOURCES = {"tickets": "helpdesk", "surveys": "survey-tool", "logins": "product",
-           "billing": "billing"}
+SOURCES = {
+    "tickets": "helpdesk",
+    "surveys": "survey-tool",
+    "logins": "product",
+    "billing": "billing",
+}
 EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "tickets": ("ticket.opened", "ticket.replied", "ticket.resolved", "ticket.reopened"),
     "surveys": ("survey.answered",),
@@ -93,14 +97,56 @@ CHANNEL_WEIGHTS = (35, 25, 20, 10, 5, 5)
 TERM_END_REASONS = ("too_expensive", "missing_features", "no_longer_needed", "low_usage")
 NOW_REASONS = ("switched_competitor", "too_expensive", "poor_support", "company_closed")
 BURST_REASONS = ("price_increase", "switched_competitor", "outage")
-COST_CATEGORIES = (("payroll", 40_000, 250_000), ("tooling", 3_000, 40_000),
-                   ("training", 8_000, 60_000))
+COST_CATEGORIES = (
+    ("payroll", 40_000, 250_000),
+    ("tooling", 3_000, 40_000),
+    ("training", 8_000, 60_000),
+)
 
-AGENT_NAMES = ("ana", "ben", "chen", "dara", "eli", "fatima", "gus", "hana", "ivan", "jo",
-               "kofi", "lena", "mika", "nora", "omar", "priya", "quinn", "rosa", "sam", "tariq")
-COMPANY_WORDS = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka",
-                 "tyrell", "soylent", "vandelay", "dunder", "oscorp", "nakatomi", "cyberdyne",
-                 "gekko", "massive", "prestige", "sterling", "wernham")
+AGENT_NAMES = (
+    "ana",
+    "ben",
+    "chen",
+    "dara",
+    "eli",
+    "fatima",
+    "gus",
+    "hana",
+    "ivan",
+    "jo",
+    "kofi",
+    "lena",
+    "mika",
+    "nora",
+    "omar",
+    "priya",
+    "quinn",
+    "rosa",
+    "sam",
+    "tariq",
+)
+COMPANY_WORDS = (
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "wonka",
+    "tyrell",
+    "soylent",
+    "vandelay",
+    "dunder",
+    "oscorp",
+    "nakatomi",
+    "cyberdyne",
+    "gekko",
+    "massive",
+    "prestige",
+    "sterling",
+    "wernham",
+)
 
 POSITIVE = (
     "Great support, the agent fixed it quickly.",
@@ -127,12 +173,24 @@ NEGATIVE = (
     "I am disappointed, the bug is still not fixed.",
 )
 FOREIGN = {
-    "positive": ("Muy buen servicio, gracias.", "Super Support, vielen Dank!",
-                 "Produit excellent, très facile à utiliser.", "とても使いやすいです。"),
-    "neutral": ("Usamos la herramienta cada semana.", "Wir nutzen vor allem die Berichte.",
-                "Nous utilisons surtout l'export.", "Usamos principalmente os relatórios."),
-    "negative": ("El soporte es muy lento.", "Die App stürzt ständig ab.",
-                 "Très déçu, le problème n'est pas résolu.", "O aplicativo é muito lento."),
+    "positive": (
+        "Muy buen servicio, gracias.",
+        "Super Support, vielen Dank!",
+        "Produit excellent, très facile à utiliser.",
+        "とても使いやすいです。",
+    ),
+    "neutral": (
+        "Usamos la herramienta cada semana.",
+        "Wir nutzen vor allem die Berichte.",
+        "Nous utilisons surtout l'export.",
+        "Usamos principalmente os relatórios.",
+    ),
+    "negative": (
+        "El soporte es muy lento.",
+        "Die App stürzt ständig ab.",
+        "Très déçu, le problème n'est pas résolu.",
+        "O aplicativo é muito lento.",
+    ),
 }
 PHRASES = {"positive": POSITIVE, "neutral": NEUTRAL, "negative": NEGATIVE}
 
@@ -148,8 +206,7 @@ class GeneratorConfig:
     seed: int = 1
     malformed_share: float = 0.0  # share of messages that are deliberately invalid
     scenario: str = "normal"  # "normal" or "churn-spike"
-    plans: tuple[tuple[str, int], ...] = (("starter", 4900), ("team", 19900),
-                                          ("business", 79900))
+    plans: tuple[tuple[str, int], ...] = (("starter", 4900), ("team", 19900), ("business", 79900))
     currency: str = "USD"
 
 
@@ -315,8 +372,9 @@ class EventGenerator:
         out, self._out = self._out, []
         return out
 
-    def _process(self, per_account_hour: float, fire: Action, cyclic: bool = True,
-                 scaled: bool = True) -> None:
+    def _process(
+        self, per_account_hour: float, fire: Action, cyclic: bool = True, scaled: bool = True
+    ) -> None:
         """Start a Poisson process at its peak rate, thinned by the daily cycle when ``cyclic``.
 
         One heap entry per process (not per account) keeps the heap small;
@@ -348,9 +406,11 @@ class EventGenerator:
     def _make_agents(self) -> tuple[str, ...]:
         """An agent pool that grows with the customer base (one agent per ~15 accounts)."""
         n = max(3, self._cfg.accounts // 15 + 2)
-        return tuple(AGENT_NAMES[i % len(AGENT_NAMES)]
-                     + ("" if i < len(AGENT_NAMES) else str(i // len(AGENT_NAMES)))
-                     for i in range(n))
+        return tuple(
+            AGENT_NAMES[i % len(AGENT_NAMES)]
+            + ("" if i < len(AGENT_NAMES) else str(i // len(AGENT_NAMES)))
+            for i in range(n)
+        )
 
     def _seed_world(self) -> None:
         """Initial customers sign up early in the warm-up hour; every process starts."""
@@ -377,8 +437,14 @@ class EventGenerator:
 
     def _emit(self, topic: str, etype: str, data: dict[str, Any]) -> None:
         """Wrap ``data`` in a CloudEvents envelope at the current time; maybe malform it."""
-        event = {"specversion": "1.0", "id": self._uuid(), "source": SOURCES[topic],
-                 "type": etype, "time": self._stamp(self._now), "data": data}
+        event = {
+            "specversion": "1.0",
+            "id": self._uuid(),
+            "source": SOURCES[topic],
+            "type": etype,
+            "time": self._stamp(self._now),
+            "data": data,
+        }
         key = data["account_id"].encode()
         share = self._cfg.malformed_share
         if share > 0.0 and self._bad.random() < share:
@@ -436,12 +502,24 @@ class EventGenerator:
         rng = self._rng
         if acct.sub is None and rng.random() > 0.05:
             return
-        s = _Session(self._new_id("s-"), acct.account_id, rng.choice(acct.users),
-                     end_ms=self._now + round(self._delay(900, 0.8, 60, 3600) * 1000),
-                     clean=rng.random() < 0.85)
+        s = _Session(
+            self._new_id("s-"),
+            acct.account_id,
+            rng.choice(acct.users),
+            end_ms=self._now + round(self._delay(900, 0.8, 60, 3600) * 1000),
+            clean=rng.random() < 0.85,
+        )
         platform = rng.choices(PLATFORMS, PLATFORM_WEIGHTS)[0]
-        self._emit("logins", "session.started", {"account_id": s.account_id,
-                   "session_id": s.session_id, "user_id": s.user_id, "platform": platform})
+        self._emit(
+            "logins",
+            "session.started",
+            {
+                "account_id": s.account_id,
+                "session_id": s.session_id,
+                "user_id": s.user_id,
+                "platform": platform,
+            },
+        )
         self._at(min(self._now + HEARTBEAT_MS, s.end_ms), partial(self._session_tick, s))
 
     def _session_tick(self, s: _Session) -> None:
@@ -467,8 +545,11 @@ class EventGenerator:
         first_contact = rng.random() < 0.70
         rounds = 0 if first_contact else (1 if rng.random() < 0.75 else 2)
         t = _Ticket(self._new_id("T-"), acct, user, rng.choice(self._agents), rounds)
-        data: dict[str, Any] = {"account_id": acct.account_id, "ticket_id": t.ticket_id,
-                                "channel": rng.choices(CHANNELS, CHANNEL_WEIGHTS)[0]}
+        data: dict[str, Any] = {
+            "account_id": acct.account_id,
+            "ticket_id": t.ticket_id,
+            "channel": rng.choices(CHANNELS, CHANNEL_WEIGHTS)[0],
+        }
         if user is not None:
             data["user_id"] = user
         self._emit("tickets", "ticket.opened", data)
@@ -478,8 +559,16 @@ class EventGenerator:
         """An agent answers; then either the customer comes back or the ticket is resolved."""
         if self._rng.random() < 0.15:  # a colleague takes over now and then
             t.agent_id = self._rng.choice(self._agents)
-        self._emit("tickets", "ticket.replied", {"account_id": t.account.account_id,
-                   "ticket_id": t.ticket_id, "author": "agent", "agent_id": t.agent_id})
+        self._emit(
+            "tickets",
+            "ticket.replied",
+            {
+                "account_id": t.account.account_id,
+                "ticket_id": t.ticket_id,
+                "author": "agent",
+                "agent_id": t.agent_id,
+            },
+        )
         if t.rounds > 0:
             self._after(self._delay(1200, 1.0, 30, 12 * 3600), partial(self._customer_reply, t))
         else:
@@ -488,8 +577,11 @@ class EventGenerator:
     def _customer_reply(self, t: _Ticket) -> None:
         """The customer needs more help: one more agent reply will follow."""
         t.rounds -= 1
-        self._emit("tickets", "ticket.replied", {"account_id": t.account.account_id,
-                   "ticket_id": t.ticket_id, "author": "customer"})
+        self._emit(
+            "tickets",
+            "ticket.replied",
+            {"account_id": t.account.account_id, "ticket_id": t.ticket_id, "author": "customer"},
+        )
         self._after(self._delay(600, 0.9, 20, 6 * 3600), partial(self._agent_reply, t))
 
     def _resolve(self, t: _Ticket) -> None:
@@ -506,15 +598,19 @@ class EventGenerator:
             self._after(self._delay(2700, 0.8, 120, 6 * 3600), partial(self._reopen, t))
         for kind, share in (("csat", 0.4), ("ces", 0.15)):
             if rng.random() < share:
-                self._after(self._delay(900, 1.0, 30, 6 * 3600),
-                            partial(self._ticket_survey, t, kind))
+                self._after(
+                    self._delay(900, 1.0, 30, 6 * 3600), partial(self._ticket_survey, t, kind)
+                )
 
     def _reopen(self, t: _Ticket) -> None:
         """The fix did not hold: reopened, one more agent reply, resolved again."""
         t.reopened = True
         t.rounds = 0
-        self._emit("tickets", "ticket.reopened",
-                   {"account_id": t.account.account_id, "ticket_id": t.ticket_id})
+        self._emit(
+            "tickets",
+            "ticket.reopened",
+            {"account_id": t.account.account_id, "ticket_id": t.ticket_id},
+        )
         self._after(self._delay(600, 0.9, 20, 4 * 3600), partial(self._agent_reply, t))
 
     # --------------------------------------------------------------- surveys
@@ -522,8 +618,11 @@ class EventGenerator:
     def _ticket_survey(self, t: _Ticket, kind: str) -> None:
         """CSAT/CES after a resolution; long or reopened tickets leave customers less happy."""
         unhappy = 0.08 + (0.25 if t.reopened else 0.0) + (0.3 if t.account.at_risk else 0.0)
-        data: dict[str, Any] = {"account_id": t.account.account_id, "ticket_id": t.ticket_id,
-                                "agent_id": t.agent_id}
+        data: dict[str, Any] = {
+            "account_id": t.account.account_id,
+            "ticket_id": t.ticket_id,
+            "agent_id": t.agent_id,
+        }
         if t.user_id is not None:
             data["user_id"] = t.user_id
         self._answer(kind, unhappy, data)
@@ -533,15 +632,18 @@ class EventGenerator:
         acct = self._pick()
         if acct.sub is None:
             return
-        data: dict[str, Any] = {"account_id": acct.account_id,
-                                "user_id": self._rng.choice(acct.users)}
+        data: dict[str, Any] = {
+            "account_id": acct.account_id,
+            "user_id": self._rng.choice(acct.users),
+        }
         self._answer(kind, 0.5 if acct.at_risk else 0.1, data)
 
     def _answer(self, kind: str, unhappy: float, data: dict[str, Any]) -> None:
         """Draw a satisfaction level, map it to the kind's scale, maybe add a comment."""
         rng = self._rng
-        q = _clamp(rng.gauss(0.35, 0.2) if rng.random() < unhappy else rng.gauss(0.85, 0.15),
-                   0.0, 1.0)
+        q = _clamp(
+            rng.gauss(0.35, 0.2) if rng.random() < unhappy else rng.gauss(0.85, 0.15), 0.0, 1.0
+        )
         data["kind"] = kind
         if kind == "nps":
             data["score"] = round(q * 10)
@@ -580,11 +682,14 @@ class EventGenerator:
             return
         sub = self._start_subscription(acct, trial, invoice=False)
         if trial:
-            self._at(self._start_ms + round(self._rng.uniform(1, TRIAL_MS)),
-                     partial(self._trial_end, sub))
+            self._at(
+                self._start_ms + round(self._rng.uniform(1, TRIAL_MS)),
+                partial(self._trial_end, sub),
+            )
         else:
-            self._at(self._start_ms + round(self._rng.uniform(1, RENEWAL_MS)),
-                     partial(self._renew, sub))
+            self._at(
+                self._start_ms + round(self._rng.uniform(1, RENEWAL_MS)), partial(self._renew, sub)
+            )
 
     def _start_subscription(self, acct: _Account, trial: bool, invoice: bool) -> _Subscription:
         """Emit subscription.started (trials carry the plan price but count 0 until converted)."""
@@ -633,8 +738,11 @@ class EventGenerator:
     def _charge_and_renew(self, sub: _Subscription) -> None:
         """invoice.paid then subscription.renewed, and the next term is scheduled."""
         self._invoice(sub, paid=True)
-        self._emit("billing", "subscription.renewed",
-                   {"account_id": sub.account.account_id, "subscription_id": sub.sub_id})
+        self._emit(
+            "billing",
+            "subscription.renewed",
+            {"account_id": sub.account.account_id, "subscription_id": sub.sub_id},
+        )
         self._schedule_renewal(sub)
 
     def _retry_payment(self, sub: _Subscription) -> None:
@@ -663,8 +771,9 @@ class EventGenerator:
             self._schedule_renewal(sub)
         else:
             acct.sub = None
-            self._emit("billing", "trial.expired",
-                       {"account_id": aid, "subscription_id": sub.sub_id})
+            self._emit(
+                "billing", "trial.expired", {"account_id": aid, "subscription_id": sub.sub_id}
+            )
 
     def _mid_term_change(self) -> None:
         """Upgrades and downgrades between renewals."""
@@ -692,21 +801,40 @@ class EventGenerator:
     def _cancel(self, sub: _Subscription, at_term_end: bool, reason: str) -> None:
         """End a subscription now; the account stops paying at this event's time."""
         sub.account.sub = None
-        self._emit("billing", "subscription.canceled",
-                   {"account_id": sub.account.account_id, "subscription_id": sub.sub_id,
-                    "at_term_end": at_term_end, "reason": reason})
+        self._emit(
+            "billing",
+            "subscription.canceled",
+            {
+                "account_id": sub.account.account_id,
+                "subscription_id": sub.sub_id,
+                "at_term_end": at_term_end,
+                "reason": reason,
+            },
+        )
 
     def _invoice(self, sub: _Subscription, paid: bool) -> None:
         """An invoice for one term at the current MRR."""
-        self._emit("billing", "invoice.paid" if paid else "invoice.failed",
-                   {"account_id": sub.account.account_id, "invoice_id": self._new_id("in_"),
-                    "amount_cents": self._mrr(sub.plan), "currency": self._cfg.currency})
+        self._emit(
+            "billing",
+            "invoice.paid" if paid else "invoice.failed",
+            {
+                "account_id": sub.account.account_id,
+                "invoice_id": self._new_id("in_"),
+                "amount_cents": self._mrr(sub.plan),
+                "currency": self._cfg.currency,
+            },
+        )
 
     def _plan_data(self, sub: _Subscription, **extra: Any) -> dict[str, Any]:
         """Data shared by started/changed/converted: plan, MRR and currency."""
-        return {"account_id": sub.account.account_id, "subscription_id": sub.sub_id,
-                "plan": self._cfg.plans[sub.plan][0], "mrr_cents": self._mrr(sub.plan),
-                "currency": self._cfg.currency, **extra}
+        return {
+            "account_id": sub.account.account_id,
+            "subscription_id": sub.sub_id,
+            "plan": self._cfg.plans[sub.plan][0],
+            "mrr_cents": self._mrr(sub.plan),
+            "currency": self._cfg.currency,
+            **extra,
+        }
 
     def _record_cost(self) -> None:
         """Customer-success cost (payroll/tooling/training), booked against a live account."""
@@ -714,9 +842,16 @@ class EventGenerator:
         live = [a for a in (self._pick() for _ in range(5)) if a.sub is not None]
         acct = live[0] if live else self._pick()
         category, low, high = rng.choice(COST_CATEGORIES)
-        self._emit("billing", "cost.recorded",
-                   {"account_id": acct.account_id, "amount_cents": rng.randint(low, high),
-                    "currency": self._cfg.currency, "category": category})
+        self._emit(
+            "billing",
+            "cost.recorded",
+            {
+                "account_id": acct.account_id,
+                "amount_cents": rng.randint(low, high),
+                "currency": self._cfg.currency,
+                "category": category,
+            },
+        )
 
     def _churn_burst(self) -> None:
         """churn-spike: 40 % of paying accounts cancel immediately within the next 5 minutes."""

@@ -1,0 +1,1 @@
+"""Deployment assets: Grafana dashboards, Prometheus rules, Alertmanager."""

@@ -1,0 +1,135 @@
+"""The Faust app: one agent per event topic, batching into the processor.
+
+Each agent takes events in batches (``take_events``), splits them by
+partition and hands each partition's messages to the shared
+:class:`~streams.processor.Processor`, which applies them to Redis in one
+atomic step. Faust acks (and later commits) a batch only after that step,
+so Kafka's committed offsets trail Redis, the source of truth for progress:
+on assignment the worker seeks every partition to Redis's applied offset + 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.types import TP, EventT, StreamT
+from redis.asyncio import Redis
+
+from streams import telemetry
+from streams.config import FAMILY_TOPICS, Settings
+from streams.processor import DeadLetter, Processor, RawMessage
+
+log = logging.getLogger("cspulse.app")
+
+
+def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    """Faust settings tuned for batch throughput (see docs/architecture.md)."""
+    return {
+        "broker": f"kafka://{bootstrap.split(',')[0]}",
+        "broker_consumer": [f"kafka://{h}" for h in bootstrap.split(",")],
+        "broker_producer": [f"kafka://{h}" for h in bootstrap.split(",")],
+        "web_enabled": False,
+        "datadir": tempfile.mkdtemp(prefix="cspulse-faust-"),
+        "store": "memory://",
+        "topic_disable_leader": True,
+        "topic_allow_declare": False,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_max_poll_records": max(settings.batch_max, 500),
+        "stream_buffer_maxsize": max(4 * settings.batch_max, 4096),
+        "broker_commit_every": 10_000,
+        "broker_commit_interval": 2.0,
+        "producer_acks": -1,
+        "producer_linger": 0.005,
+        "stream_wait_empty": False,
+    }
+
+
+class Worker:
+    """Wires settings, Redis, the processor and the Faust agents together."""
+
+    def __init__(self, settings: Settings, bootstrap: str, redis: Redis) -> None:
+        self.settings = settings
+        self.app = faust.App(settings.app_id, **faust_settings(settings, bootstrap))
+        self.deadletter = self.app.topic(
+            settings.deadletter_topic, key_serializer="raw", value_serializer="raw"
+        )
+        self.processor = Processor(
+            redis,
+            settings.metric_config(),
+            self.send_dead_letters,
+            family_of=settings.family_of,
+            clock=settings.clock,
+        )
+        for family in FAMILY_TOPICS:
+            self._add_agent(family)
+        self.app.on_partitions_assigned.connect(self._resume_from_redis)
+
+    def _add_agent(self, family: str) -> None:
+        topic = self.app.topic(
+            self.settings.topic(family), key_serializer="raw", value_serializer="raw"
+        )
+
+        async def consume(stream: StreamT[bytes]) -> None:
+            async for events in stream.take_events(
+                self.settings.batch_max, within=self.settings.batch_within
+            ):
+                await self.apply_events(events)
+
+        self.app.agent(topic, name=f"cspulse.{family}")(consume)
+
+    async def apply_events(self, events: Sequence[EventT[bytes]]) -> None:
+        """Group a taken batch by partition, apply each, then report lag."""
+        by_tp: defaultdict[TP, list[RawMessage]] = defaultdict(list)
+        for event in events:
+            msg = event.message
+            by_tp[msg.tp].append(RawMessage(msg.offset, msg.key, msg.value))
+        for tp, messages in by_tp.items():
+            messages.sort(key=lambda m: m.offset)
+            applied = await self.processor.process(tp.topic, tp.partition, messages)
+            self._report_lag(tp, applied)
+
+    def _report_lag(self, tp: TP, applied: int) -> None:
+        try:
+            high = self.app.consumer.highwater(tp)
+        except Exception:  # not known yet right after assignment
+            return
+        if high is not None:
+            telemetry.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - applied - 1))
+
+    async def send_dead_letters(
+        self, topic: str, partition: int, letters: Sequence[DeadLetter]
+    ) -> None:
+        """Publish the original bytes with headers naming where they came from and why."""
+        futures = []
+        for letter in letters:
+            headers = {
+                "cs-source-topic": topic.encode(),
+                "cs-source-partition": str(partition).encode(),
+                "cs-source-offset": str(letter.message.offset).encode(),
+                "cs-reason": letter.reason.encode(),
+                "cs-detail": letter.detail.encode()[:500],
+            }
+            futures.append(
+                await self.deadletter.send(
+                    key=letter.message.key, value=letter.message.value, headers=headers
+                )
+            )
+        for future in futures:
+            await future
+
+    async def _resume_from_redis(self, app: faust.App, assigned: set[TP], **_: Any) -> None:
+        """Seek each assigned partition to Redis's applied offset + 1 (Redis leads Kafka)."""
+        for tp in assigned:
+            if self.settings.family_of(tp.topic) is None:
+                continue
+            applied = await self.processor.applied_offset(tp.topic, tp.partition)
+            if applied >= 0:
+                await app.consumer.seek(tp, applied + 1)
+                log.info(
+                    "resuming %s[%d] at offset %d (from Redis)", tp.topic, tp.partition, applied + 1
+                )

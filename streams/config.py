@@ -1,0 +1,67 @@
+"""Configuration from ``CSPULSE_*`` environment variables (and matching CLI flags)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aggregators.config import MetricConfig
+from aggregators.windows import DEFAULT_WINDOWS, WindowSet
+
+FAMILY_TOPICS = ("tickets", "surveys", "logins", "billing")
+
+
+class Settings(BaseSettings):
+    """Every knob of a cspulse process. Unset services mean "start embedded ones"."""
+
+    model_config = SettingsConfigDict(env_prefix="CSPULSE_", extra="ignore")
+
+    kafka_bootstrap: str | None = Field(None, description="host:port[,host:port]")
+    redis_url: str | None = Field(None, description="redis://host:port/db")
+    metrics_port: int = 9464
+    metrics_host: str = "0.0.0.0"
+    clock: Literal["wall", "watermark"] = "wall"
+    topic_prefix: str = "cs."
+    windows: str = DEFAULT_WINDOWS
+    app_id: str = "cspulse"
+    partitions: int = Field(4, description="partitions per topic when cspulse creates them")
+    idle_timeout: float = 1800.0
+    currency: str = "USD"
+    dedup_horizon: int = 86400
+    gross_margin: float = 1.0
+    batch_max: int = 2000
+    batch_within: float = 0.05
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "info"
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_parse(cls, value: str) -> str:
+        WindowSet.parse(value)
+        return value
+
+    def topic(self, family: str) -> str:
+        return f"{self.topic_prefix}{family}"
+
+    @property
+    def deadletter_topic(self) -> str:
+        return f"{self.topic_prefix}deadletter"
+
+    @property
+    def all_topics(self) -> list[str]:
+        return [self.topic(f) for f in FAMILY_TOPICS] + [self.deadletter_topic]
+
+    def family_of(self, topic: str) -> str | None:
+        suffix = topic.removeprefix(self.topic_prefix)
+        return suffix if suffix in FAMILY_TOPICS else None
+
+    def metric_config(self) -> MetricConfig:
+        return MetricConfig(
+            windows=WindowSet.parse(self.windows),
+            idle_timeout=self.idle_timeout,
+            currency=self.currency,
+            dedup_horizon=self.dedup_horizon,
+            gross_margin=self.gross_margin,
+        )

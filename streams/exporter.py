@@ -1,0 +1,199 @@
+"""The HTTP side: ``/metrics``, ``/healthz``, ``/readyz`` and ``/accounts/at-risk``.
+
+Served by a small threaded WSGI server on its own thread, never on the event
+loop that processes events, so a slow scrape cannot stall consumption. The
+business gauges come from Redis at scrape time (a custom collector, as in
+prometheus_client's docs), so every replica serves the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from redis import Redis
+from redis.exceptions import RedisError
+
+from aggregators.config import MetricConfig
+from aggregators.reader import Reader
+from aggregators.readout import compute
+from streams import telemetry
+
+log = logging.getLogger("cspulse.exporter")
+
+HELP: dict[str, str] = {
+    "cs_tickets_opened": "Tickets opened in the window",
+    "cs_tickets_resolved": "Tickets first resolved in the window",
+    "cs_fcr_ratio": "First-contact resolution share of tickets resolved in the window",
+    "cs_first_response_seconds_avg": "Mean time from opening to first agent reply",
+    "cs_resolution_seconds_avg": "Mean time from opening to first resolution",
+    "cs_tickets_open": "Tickets open now (backlog)",
+    "cs_survey_responses": "Survey responses in the window",
+    "cs_nps": "Net Promoter Score (-100..100)",
+    "cs_csat_ratio": "Satisfied share of CSAT answers",
+    "cs_ces_avg": "Mean customer effort score (1-7, higher is easier)",
+    "cs_feedback_comments": "Survey comments by sentiment",
+    "cs_active_users": "Distinct users with a session event in the window",
+    "cs_active_accounts": "Distinct accounts with a session event in the window",
+    "cs_stickiness_ratio": "Active users 1d / active users 30d",
+    "cs_product_usage_ratio": "Active accounts in the window / paying accounts now",
+    "cs_sessions": "Sessions started in the window",
+    "cs_time_in_app_seconds": "Active time in app in the window",
+    "cs_time_in_app_seconds_per_user": "Active time in app per active user",
+    "cs_sessions_active": "Sessions live now",
+    "cs_mrr": "Monthly recurring revenue now (major units)",
+    "cs_mrr_movement": "MRR movements in the window by kind (major units)",
+    "cs_paying_accounts": "Accounts paying now",
+    "cs_churned_accounts": "Paying -> not paying transitions in the window",
+    "cs_churn_ratio": "Churned accounts / paying accounts at the window's start",
+    "cs_retention_ratio": "(paying now - new and reactivated) / paying at the window's start",
+    "cs_renewal_ratio": "Renewals / (renewals + cancellations at term end)",
+    "cs_trial_conversion_ratio": "Trials converted / (converted + expired)",
+    "cs_arpa": "Average revenue per paying account",
+    "cs_clv": "Customer lifetime value: ARPA x gross margin / 30-day churn",
+    "cs_retention_cost": "Customer-success cost in the window per paying account",
+    "cs_payment_failures": "Failed invoices in the window",
+    "cs_accounts_by_health": "Accounts per health band",
+    "cs_health_score_avg": "Mean account health score",
+}
+
+
+class RedisCollector(Collector):
+    """Reads the business gauges from Redis on every scrape."""
+
+    def __init__(self, reader: Reader, config: MetricConfig) -> None:
+        self.reader = reader
+        self.config = config
+        self.last_ok = False
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        families: dict[str, GaugeMetricFamily] = {}
+        latest: dict[str, float] = {}
+        try:
+            result = self.reader.read()
+            self.last_ok = True
+            latest = result.latest
+            for sample in compute(result.snapshot, self.config):
+                family = families.get(sample.name)
+                if family is None:
+                    labels = [k for k, _ in sample.labels]
+                    family = families[sample.name] = GaugeMetricFamily(
+                        sample.name, HELP.get(sample.name, sample.name), labels=labels
+                    )
+                family.add_metric([v for _, v in sample.labels], sample.value)
+        except (RedisError, OSError) as exc:
+            self.last_ok = False
+            log.warning("scrape could not read Redis: %s", exc)
+        yield from families.values()
+        yield _latest_family(latest)
+        yield GaugeMetricFamily(
+            "cs_redis_up", "1 when the scrape's Redis read succeeded", value=int(self.last_ok)
+        )
+        yield GaugeMetricFamily(
+            "cs_collect_duration_seconds",
+            "Time the scrape spent reading Redis",
+            value=time.perf_counter() - started,
+        )
+
+
+def _latest_family(latest: dict[str, float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "cs_latest_event_timestamp_seconds",
+        "Largest event time applied (Unix seconds)",
+        labels=["topic"],
+    )
+    for topic, ts in sorted(latest.items()):
+        family.add_metric([topic], ts)
+    return family
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would flood the log."""
+
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class MetricsApp:
+    """The WSGI application behind the metrics port."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        config: MetricConfig,
+        clock: str,
+        ready: Callable[[], bool] = lambda: True,
+        at_risk: Callable[[int], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = RedisCollector(Reader(redis, config, clock), config)
+        self.registry.register(self.collector)
+        self.ready = ready
+        self.at_risk = at_risk
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            body = generate_latest(self.registry) + generate_latest(telemetry.REGISTRY)
+            return _reply(start_response, "200 OK", body, CONTENT_TYPE_LATEST)
+        if path == "/healthz":
+            return _reply(start_response, "200 OK", b"ok\n", "text/plain")
+        if path == "/readyz":
+            ok = self.ready()
+            return _reply(
+                start_response,
+                "200 OK" if ok else "503 Service Unavailable",
+                b"ready\n" if ok else b"not ready\n",
+                "text/plain",
+            )
+        if path == "/accounts/at-risk" and self.at_risk is not None:
+            return self._at_risk(environ, start_response)
+        return _reply(start_response, "404 Not Found", b"not found: try /metrics\n", "text/plain")
+
+    def _at_risk(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        from urllib.parse import parse_qs
+
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        try:
+            limit = max(1, min(1000, int(query.get("limit", ["20"])[0])))
+        except ValueError:
+            return _reply(
+                start_response,
+                "400 Bad Request",
+                b'{"error": "limit must be an integer"}',
+                "application/json",
+            )
+        assert self.at_risk is not None
+        body = orjson.dumps(self.at_risk(limit))
+        return _reply(start_response, "200 OK", body, "application/json")
+
+
+def _reply(
+    start_response: StartResponse, status: str, body: bytes, content_type: str
+) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def serve(app: MetricsApp, host: str, port: int) -> tuple[_Server, threading.Thread]:
+    """Start serving on a daemon thread; returns the server (call shutdown() to stop)."""
+    server = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="cspulse-metrics", daemon=True)
+    thread.start()
+    return server, thread

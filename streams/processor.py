@@ -1,0 +1,194 @@
+"""Apply one Kafka batch of one topic-partition to Redis, exactly once in effect.
+
+Bytes -> :func:`schemas.parse_event` -> invalid ones to the dead-letter topic
+-> :func:`aggregators.batch.plan_batch` -> one atomic script in Redis that
+also advances the partition's applied offset. Messages at or below that
+offset were applied before (a redelivery) and are skipped. The worker never
+raises on data: a bad message is dead-lettered, an event that makes an
+aggregator fail is dead-lettered as ``processing_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from aggregators import keys
+from aggregators.batch import Offered, Plan, keys_to_load, make_clock, plan_batch
+from aggregators.config import MetricConfig
+from aggregators.store import PartitionStore
+from schemas import Rejected, parse_event
+from streams import telemetry
+
+log = logging.getLogger("cspulse.processor")
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message: RawMessage
+    reason: str
+    detail: str
+
+
+DeadLetterSink = Callable[[str, int, Sequence[DeadLetter]], Awaitable[None]]
+"""(source topic, partition, letters) -> delivered to the dead-letter topic."""
+
+
+class Processor:
+    """Shared by every agent of a worker; holds one store per partition."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        config: MetricConfig,
+        dead_letters: DeadLetterSink,
+        *,
+        family_of: Callable[[str], str | None],
+        clock: str = "wall",
+        max_future_seconds: float = 300.0,
+    ) -> None:
+        self.redis = redis
+        self.config = config
+        self.dead_letters = dead_letters
+        self.family_of = family_of
+        self.clock = clock
+        self.max_future_seconds = max_future_seconds
+        self.watermark = 0.0
+        self._stores: dict[tuple[str, int], PartitionStore] = {}
+        self._registered: set[tuple[str, int]] = set()
+
+    def store(self, topic: str, partition: int) -> PartitionStore:
+        found = self._stores.get((topic, partition))
+        if found is None:
+            found = self._stores[(topic, partition)] = PartitionStore(
+                self.redis, self.config, topic, partition
+            )
+        return found
+
+    async def applied_offset(self, topic: str, partition: int) -> int:
+        """Last offset applied for the partition (-1 when none), from Redis."""
+        raw = await self.redis.hget(keys.meta(keys.partition_tag(topic, partition)), "offset")
+        return int(raw) if raw is not None else -1
+
+    async def process(self, topic: str, partition: int, messages: Sequence[RawMessage]) -> int:
+        """Apply a batch; retries Redis faults until done. Returns the offset applied."""
+        family = self.family_of(topic)
+        if family is None or not messages:
+            return messages[-1].offset if messages else -1
+        await self._register(topic, partition, family)
+        delay = 0.1
+        while True:
+            try:
+                return await self._process_once(topic, partition, family, messages)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                telemetry.REDIS_RETRIES.inc()
+                log.warning(
+                    "Redis unavailable (%s); retrying %s[%d] in %.1fs", exc, topic, partition, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _register(self, topic: str, partition: int, family: str) -> None:
+        if (topic, partition) not in self._registered:
+            await self.redis.hset(keys.REGISTRY, keys.partition_tag(topic, partition), family)
+            self._registered.add((topic, partition))
+
+    async def _process_once(
+        self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
+    ) -> int:
+        started = time.perf_counter()
+        store = self.store(topic, partition)
+        now = time.time()
+        offered, rejected = self._parse(topic, messages, now)
+        while True:
+            t = self.watermark if self.clock == "watermark" else time.time()
+            entity_keys, digests = keys_to_load(family, (o.event for o in offered))
+            loaded = await store.load(entity_keys, digests, t)
+            last = messages[-1].offset
+            if last <= loaded.offset:
+                return loaded.offset
+            fresh = [o for o in offered if o.offset > loaded.offset]
+            plan = self._plan(family, fresh, loaded.states, loaded.seen, t)
+            letters = [d for d in rejected if d.message.offset > loaded.offset]
+            letters += self._planned_letters(plan, messages)
+            if letters:
+                await self.dead_letters(topic, partition, letters)
+            if await store.apply(plan, loaded.offset, last, t):
+                self._account(topic, plan, letters)
+                telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
+                return last
+            log.info(
+                "fence moved on %s[%d]: another worker applied first; replanning", topic, partition
+            )
+
+    def _parse(
+        self, topic: str, messages: Sequence[RawMessage], now: float
+    ) -> tuple[list[Offered], list[DeadLetter]]:
+        offered: list[Offered] = []
+        rejected: list[DeadLetter] = []
+        for message in messages:
+            result = parse_event(
+                message.value,
+                now=now,
+                reporting_currency=self.config.currency,
+                max_future_seconds=self.max_future_seconds,
+                topic=topic,
+            )
+            if isinstance(result, Rejected):
+                rejected.append(DeadLetter(message, result.reason, result.detail))
+            else:
+                offered.append(Offered(message.offset, result))
+        return offered, rejected
+
+    def _plan(
+        self, family: str, fresh: list[Offered], states: dict, seen: set[str], t: float
+    ) -> Plan:  # type: ignore[type-arg]
+        clock = make_clock(self.config, t)
+        return plan_batch(
+            family, fresh, states, seen, self.config, clock, advance_clock=self.clock == "watermark"
+        )
+
+    @staticmethod
+    def _planned_letters(plan: Plan, messages: Sequence[RawMessage]) -> list[DeadLetter]:
+        by_offset = {m.offset: m for m in messages}
+        letters = [
+            DeadLetter(
+                by_offset[item.offset], "too_late", "event time is older than every retained bucket"
+            )
+            for item in plan.outcome.late
+        ]
+        letters += [
+            DeadLetter(by_offset[item.offset], "processing_error", detail)
+            for item, detail in plan.outcome.failed
+        ]
+        return letters
+
+    def _account(self, topic: str, plan: Plan, letters: list[DeadLetter]) -> None:
+        outcome = plan.outcome
+        for event_type, n in outcome.applied.items():
+            telemetry.EVENTS.labels(topic, event_type).inc(n)
+        for letter in letters:
+            if letter.reason == "too_late":
+                telemetry.LATE.labels(topic).inc()
+            else:
+                telemetry.INVALID.labels(topic, letter.reason).inc()
+        if outcome.duplicates:
+            telemetry.DUPLICATES.labels(topic).inc(outcome.duplicates)
+        if outcome.stale:
+            telemetry.STALE.labels(topic).inc(outcome.stale)
+        if outcome.max_event_time is not None:
+            self.watermark = max(self.watermark, outcome.max_event_time)

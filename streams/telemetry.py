@@ -1,0 +1,37 @@
+"""Per-process pipeline metrics (Prometheus sums them over replicas)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS = Counter("cs_events", "Events applied", ["topic", "type"], registry=REGISTRY)
+INVALID = Counter(
+    "cs_events_invalid", "Events dead-lettered as invalid", ["topic", "reason"], registry=REGISTRY
+)
+LATE = Counter("cs_events_late", "Events too late for their bucket", ["topic"], registry=REGISTRY)
+DUPLICATES = Counter(
+    "cs_events_duplicate", "Duplicate event ids not applied again", ["topic"], registry=REGISTRY
+)
+STALE = Counter(
+    "cs_events_stale",
+    "Billing events older than their subscription's state",
+    ["topic"],
+    registry=REGISTRY,
+)
+LAG = Gauge(
+    "cs_consumer_lag_messages",
+    "Messages behind the log end",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "cs_batch_seconds",
+    "Time to apply one batch to Redis",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+    registry=REGISTRY,
+)
+REDIS_RETRIES = Counter(
+    "cs_redis_retries", "Batch applies retried after a Redis error", registry=REGISTRY
+)
