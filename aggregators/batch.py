@@ -52,15 +52,15 @@ class Outcome:
 class Plan:
     effects: Effects
     outcome: Outcome
-    seen: list[str]
-    """Digests of the event ids applied in this batch (to remember)."""
+    seen: dict[str, float]
+    """Digest -> event time of the event ids applied in this batch (to remember)."""
 
 
-def keys_to_load(family_name: str, events: Iterable[Event]) -> tuple[set[str], set[str]]:
-    """Entity keys and id digests the planner needs from Redis."""
+def keys_to_load(family_name: str, events: Sequence[Event]) -> tuple[set[str], dict[str, float]]:
+    """Entity keys, and id digests with their event times, the planner needs from Redis."""
     family = FAMILIES[family_name]
     entity_keys = {key for e in events if (key := family.entity_key(e)) is not None}
-    digests = {event_digest(e.id) for e in events}
+    digests = {event_digest(e.id): e.time for e in events}
     return entity_keys, digests
 
 
@@ -86,7 +86,7 @@ def plan_batch(
     family = FAMILIES[family_name]
     effects, outcome = Effects(), Outcome()
     touched: dict[str, tuple[State, Contribution, Gauges]] = {}
-    applied_digests: list[str] = []
+    applied_digests: dict[str, float] = {}
     batch_seen: set[str] = set()
     t = clock.t
     for item in offered:
@@ -105,7 +105,7 @@ def plan_batch(
             outcome.failed.append((item, f"{type(exc).__name__}: {exc}"[:300]))
             continue
         batch_seen.add(digest)
-        applied_digests.append(digest)
+        applied_digests[digest] = event.time
         outcome.stale += effects.stale - stale_before
         outcome.applied[event.type] += 1
         outcome.max_event_time = max(outcome.max_event_time or event.time, event.time)

@@ -11,7 +11,8 @@ the fence (another worker applied in between) is planned again.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,17 +111,23 @@ class PartitionStore:
     def generation(self, t: float) -> int:
         return math.floor(t / self.config.dedup_horizon)
 
-    async def load(self, entity_keys: Iterable[str], digests: Iterable[str], t: float) -> Loaded:
-        """One pipelined round trip: offset, entity states, already-seen ids."""
-        entity_keys, digests = list(entity_keys), list(digests)
-        gen = self.generation(t)
+    async def load(self, entity_keys: Iterable[str], digests: Mapping[str, float]) -> Loaded:
+        """One pipelined round trip: offset, entity states, already-seen ids.
+
+        ``digests`` maps each event-id digest to its event time: ids are
+        remembered per event-time generation, so a duplicate (same event,
+        same time) is always looked up in the set its first copy went to.
+        """
+        entity_keys = list(entity_keys)
+        by_generation: defaultdict[int, list[str]] = defaultdict(list)
+        for digest, ts in digests.items():
+            by_generation[self.generation(ts)].append(digest)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hget(keys.meta(self.tag), "offset")
         if entity_keys:
             pipe.mget([keys.entity(self.tag, k) for k in entity_keys])
-        if digests:
-            for g in (gen, gen - 1):
-                pipe.smismember(keys.seen(self.tag, g), digests)
+        for gen, members in by_generation.items():
+            pipe.smismember(keys.seen(self.tag, gen), members)
         replies = await pipe.execute()
         offset = int(replies[0]) if replies[0] is not None else -1
         states: dict[str, Any] = {}
@@ -128,7 +135,12 @@ class PartitionStore:
         if entity_keys:
             raw_states = rest.pop(0)
             states = {k: orjson.loads(v) for k, v in zip(entity_keys, raw_states, strict=True) if v}
-        seen = {d for reply in rest for d, hit in zip(digests, reply, strict=True) if hit}
+        seen = {
+            d
+            for members, reply in zip(by_generation.values(), rest, strict=True)
+            for d, hit in zip(members, reply, strict=True)
+            if hit
+        }
         return Loaded(offset=offset, states=states, seen=seen)
 
     async def apply(self, plan: Plan, expected: int, new_offset: int, t: float) -> bool:
@@ -151,10 +163,13 @@ class PartitionStore:
         self._render_counters(script, plan.effects, t)
         self._render_entities(script, plan.effects)
         self._render_live(script, plan.effects, t)
-        if plan.seen:
-            seen_key = keys.seen(self.tag, self.generation(t))
-            script.members("sa", seen_key, plan.seen)
-            script.op("ex", seen_key, 2 * self.config.dedup_horizon + 3600)
+        by_generation: defaultdict[int, list[str]] = defaultdict(list)
+        for digest, ts in plan.seen.items():
+            by_generation[self.generation(ts)].append(digest)
+        for gen, members in by_generation.items():
+            seen_key = keys.seen(self.tag, gen)
+            script.members("sa", seen_key, members)
+            script.op("ex", seen_key, 2 * self.config.dedup_horizon)
         return script
 
     def _render_counters(self, script: _Script, effects: Effects, t: float) -> None:

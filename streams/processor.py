@@ -70,6 +70,7 @@ class Processor:
         self.watermark = 0.0
         self._stores: dict[tuple[str, int], PartitionStore] = {}
         self._registered: set[tuple[str, int]] = set()
+        self._watermark_loaded = False
 
     def store(self, topic: str, partition: int) -> PartitionStore:
         found = self._stores.get((topic, partition))
@@ -90,6 +91,8 @@ class Processor:
         if family is None or not messages:
             return messages[-1].offset if messages else -1
         await self._register(topic, partition, family)
+        if self.clock == "watermark" and not self._watermark_loaded:
+            await self._load_watermark()
         delay = 0.1
         while True:
             try:
@@ -107,6 +110,18 @@ class Processor:
             await self.redis.hset(keys.REGISTRY, keys.partition_tag(topic, partition), family)
             self._registered.add((topic, partition))
 
+    async def _load_watermark(self) -> None:
+        """Start from the largest event time any worker applied (kept in Redis)."""
+        tags = await self.redis.hkeys(keys.REGISTRY)
+        if tags:
+            pipe = self.redis.pipeline(transaction=False)
+            for tag in tags:
+                pipe.hget(keys.meta(tag.decode()), "max_ts")
+            values = await pipe.execute()
+            known = [float(v) for v in values if v is not None]
+            self.watermark = max([self.watermark, *known])
+        self._watermark_loaded = True
+
     async def _process_once(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
     ) -> int:
@@ -116,8 +131,8 @@ class Processor:
         offered, rejected = self._parse(topic, messages, now)
         while True:
             t = self.watermark if self.clock == "watermark" else time.time()
-            entity_keys, digests = keys_to_load(family, (o.event for o in offered))
-            loaded = await store.load(entity_keys, digests, t)
+            entity_keys, digests = keys_to_load(family, [o.event for o in offered])
+            loaded = await store.load(entity_keys, digests)
             last = messages[-1].offset
             if last <= loaded.offset:
                 return loaded.offset

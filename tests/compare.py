@@ -1,0 +1,55 @@
+"""Compare scraped metrics with the reference computation, with the contract's tolerances."""
+
+from __future__ import annotations
+
+import math
+
+from tests.harness import MetricKey
+
+APPROXIMATE = {
+    "cs_active_users",
+    "cs_active_accounts",
+    "cs_time_in_app_seconds_per_user",
+    "cs_stickiness_ratio",
+    "cs_product_usage_ratio",
+}
+"""Built on HyperLogLog: the contract allows 2 % relative error."""
+
+ZERO_MEANS_ABSENT = {"cs_survey_responses", "cs_feedback_comments"}
+"""Counts the reference only lists when positive."""
+
+NOT_IN_REFERENCE_PREFIXES = (
+    "cs_events_", "cs_latest_event", "cs_consumer_lag", "cs_batch_seconds", "cs_redis",
+    "cs_collect", "cs_accounts_by_health", "cs_health_score", "python_", "process_",
+)
+
+
+def business(scraped: dict[MetricKey, float]) -> dict[MetricKey, float]:
+    return {k: v for k, v in scraped.items() if not k[0].startswith(NOT_IN_REFERENCE_PREFIXES)}
+
+
+def mismatches(scraped: dict[MetricKey, float], expected: dict[MetricKey, float]) -> list[str]:
+    """Human-readable differences; empty when they agree."""
+    got = business(scraped)
+    problems: list[str] = []
+    for key, want in sorted(expected.items()):
+        have = got.get(key)
+        if have is None:
+            problems.append(f"missing {fmt(key)} (expected {want})")
+        elif not close(key[0], have, want):
+            problems.append(f"{fmt(key)}: got {have}, expected {want}")
+    for key, have in sorted(got.items()):
+        if key not in expected and not (key[0] in ZERO_MEANS_ABSENT and have == 0):
+            problems.append(f"unexpected {fmt(key)} = {have}")
+    return problems
+
+
+def close(name: str, have: float, want: float) -> bool:
+    if name in APPROXIMATE:
+        return math.isclose(have, want, rel_tol=0.02, abs_tol=1e-9)
+    return math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def fmt(key: MetricKey) -> str:
+    labels = ",".join(f'{k}="{v}"' for k, v in key[1])
+    return f"{key[0]}{{{labels}}}"

@@ -1,0 +1,221 @@
+"""Real services for integration tests: the Tansu broker, redis-server, cspulse workers.
+
+Nothing here is a fake: the broker speaks the Kafka protocol, Redis is a
+real server, the worker is the ``cspulse worker`` command in a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.embedded import free_port
+
+MetricKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+@dataclass(frozen=True)
+class Published:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+async def _publish(bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]]) -> list[Published]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+        records = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [
+        Published(r.topic, r.partition, r.offset, m[2]) for r, m in zip(records, messages, strict=True)
+    ]
+
+
+def publish(bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]]) -> list[Published]:
+    """Publish (topic, key, value) in order; returns where each landed."""
+    return asyncio.run(_publish(bootstrap, messages))
+
+
+async def _consume_all(bootstrap: str, topic: str, expected: int, timeout: float) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(records) < expected:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                records.extend(msgs)
+        # a little longer, to see anything beyond what was expected
+        batch = await consumer.getmany(timeout_ms=1000)
+        for msgs in batch.values():
+            records.extend(msgs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[Any]:
+    return asyncio.run(_consume_all(bootstrap, topic, expected, timeout))
+
+
+def last_offsets(published: Iterable[Published]) -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for p in published:
+        out[(p.topic, p.partition)] = max(out.get((p.topic, p.partition), -1), p.offset)
+    return out
+
+
+def applied_offsets(client: redis.Redis, topics: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    out = {}
+    for topic, partition in topics:
+        raw = client.hget(f"cs:{{{topic}:{partition}}}:meta", "offset")
+        out[(topic, partition)] = int(raw) if raw is not None else -1
+    return out
+
+
+def wait_applied(
+    client: redis.Redis, expected: dict[tuple[str, int], int], timeout: float = 120
+) -> None:
+    """Block until Redis records every partition as applied up to its last offset."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = applied_offsets(client, expected)
+        if all(current[k] >= v for k, v in expected.items()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not applied in {timeout}s: have {current}, want {expected}")
+        time.sleep(0.2)
+
+
+def scrape(port: int) -> dict[MetricKey, float]:
+    """GET /metrics and parse it with prometheus_client's own parser."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    out: dict[MetricKey, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+@dataclass
+class WorkerProcess:
+    """A ``cspulse worker`` subprocess with its own metrics port."""
+
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.wait_http()
+        return self
+
+    def wait_http(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.tail()}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"worker did not serve /healthz in {timeout}s:\n{self.tail()}")
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.proc is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    """Broker + Redis shared by a test session, and per-test names."""
+
+    bootstrap: str
+    redis_url: str
+    workdir: Path
+    counter: int = 0
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+    def worker_env(self, prefix: str, group: str, port: int, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            CSPULSE_KAFKA_BOOTSTRAP=self.bootstrap,
+            CSPULSE_REDIS_URL=self.redis_url,
+            CSPULSE_METRICS_PORT=str(port),
+            CSPULSE_TOPIC_PREFIX=prefix,
+            CSPULSE_APP_ID=group,
+            CSPULSE_CLOCK="watermark",
+            CSPULSE_PARTITIONS="2",
+            CSPULSE_LOG_LEVEL="info",
+        )
+        env.update(extra)
+        return env
+
+    def new_worker(self, prefix: str, group: str, **extra: str) -> WorkerProcess:
+        port = free_port()
+        self.counter += 1
+        worker = WorkerProcess(
+            self.worker_env(prefix, group, port, **extra), port,
+            self.workdir / f"worker-{self.counter}.log",
+        )
+        self.workers.append(worker)
+        return worker
+
+
+def dumps(event: dict[str, Any]) -> bytes:
+    return orjson.dumps(event)
