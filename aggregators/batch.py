@@ -128,6 +128,8 @@ def _apply_event(
     config: MetricConfig,
 ) -> None:
     event = item.event
+    if event.id in config.fault_injection_ids:
+        raise RuntimeError(f"fault injected for event {event.id}")
     family.count(event, effects, config)
     key = family.entity_key(event)
     if key is None:

@@ -21,6 +21,8 @@ class MetricConfig:
     dedup_horizon: int = 86400
     sentiment_threshold: float = 0.05
     """VADER compound score at or beyond which a comment is positive/negative."""
+    fault_injection_ids: frozenset[str] = frozenset()
+    """Event ids whose processing raises: lets tests exercise the poison-message path."""
     session_state_ttl: int = 86400
     """How long a quiet session's event times are kept for late events to land in."""
 

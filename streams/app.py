@@ -46,6 +46,9 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "producer_acks": -1,
         "producer_linger": 0.005,
         "stream_wait_empty": False,
+        "broker_session_timeout": settings.session_timeout,
+        "broker_heartbeat_interval": max(0.5, settings.session_timeout / 10),
+        "broker_rebalance_timeout": max(10.0, settings.session_timeout * 2),
     }
 
 

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     currency: str = "USD"
     dedup_horizon: int = 86400
     gross_margin: float = 1.0
+    session_timeout: float = Field(
+        30.0, description="seconds before the group gives a silent worker's partitions away"
+    )
+    fault_injection_ids: str = Field(
+        "", description="comma-separated event ids whose processing raises (tests only)"
+    )
     batch_max: int = 2000
     batch_within: float = 0.05
     log_format: Literal["text", "json"] = "text"
@@ -64,4 +70,5 @@ class Settings(BaseSettings):
             currency=self.currency,
             dedup_horizon=self.dedup_horizon,
             gross_margin=self.gross_margin,
+            fault_injection_ids=frozenset(i for i in self.fault_injection_ids.split(",") if i),
         )

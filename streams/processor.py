@@ -21,7 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregators import keys
-from aggregators.batch import Offered, Plan, keys_to_load, make_clock, plan_batch
+from aggregators.batch import Offered, Outcome, Plan, keys_to_load, make_clock, plan_batch
+from aggregators.effects import Effects
 from aggregators.config import MetricConfig
 from aggregators.store import PartitionStore
 from schemas import Rejected, parse_event
@@ -81,18 +82,44 @@ class Processor:
         return found
 
     async def applied_offset(self, topic: str, partition: int) -> int:
-        """Last offset applied for the partition (-1 when none), from Redis."""
-        raw = await self.redis.hget(keys.meta(keys.partition_tag(topic, partition)), "offset")
-        return int(raw) if raw is not None else -1
+        """Last offset applied for the partition (-1 when none), from Redis; waits out outages."""
+        key = keys.meta(keys.partition_tag(topic, partition))
+        delay = 0.1
+        while True:
+            try:
+                raw = await self.redis.hget(key, "offset")
+                return int(raw) if raw is not None else -1
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                telemetry.REDIS_RETRIES.inc()
+                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def process(self, topic: str, partition: int, messages: Sequence[RawMessage]) -> int:
         """Apply a batch; retries Redis faults until done. Returns the offset applied."""
         family = self.family_of(topic)
         if family is None or not messages:
             return messages[-1].offset if messages else -1
-        await self._register(topic, partition, family)
-        if self.clock == "watermark" and not self._watermark_loaded:
-            await self._load_watermark()
+        try:
+            return await self._with_retries(topic, partition, family, messages)
+        except RedisError as exc:
+            log.error(
+                "Redis rejected a batch of %s[%d] (%s); applying it message by message",
+                topic,
+                partition,
+                exc,
+            )
+        for message in messages:
+            try:
+                await self._with_retries(topic, partition, family, [message])
+            except RedisError as exc:
+                await self._skip_poison(topic, partition, message, f"Redis rejected it: {exc}")
+        return messages[-1].offset
+
+    async def _with_retries(
+        self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
+    ) -> int:
+        """Apply, retrying connection faults with backoff (the outage is logged and counted)."""
         delay = 0.1
         while True:
             try:
@@ -102,8 +129,31 @@ class Processor:
                 log.warning(
                     "Redis unavailable (%s); retrying %s[%d] in %.1fs", exc, topic, partition, delay
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            except RedisError:
+                raise
+            except Exception:  # never drop a batch: an agent crash would lose its events
+                log.exception(
+                    "unexpected error applying %s[%d]; retrying in %.1fs", topic, partition, delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _skip_poison(
+        self, topic: str, partition: int, message: RawMessage, detail: str
+    ) -> None:
+        """Dead-letter one message that cannot be applied, and move the offset past it."""
+        store = self.store(topic, partition)
+        letter = DeadLetter(message, "processing_error", detail[:300])
+        while True:
+            loaded = await store.load((), {})
+            if loaded.offset >= message.offset:
+                return
+            await self.dead_letters(topic, partition, [letter])
+            if await store.apply(
+                Plan(Effects(), Outcome(), {}), loaded.offset, message.offset, 0.0
+            ):
+                telemetry.INVALID.labels(topic, "processing_error").inc()
+                return
 
     async def _register(self, topic: str, partition: int, family: str) -> None:
         if (topic, partition) not in self._registered:
@@ -126,6 +176,9 @@ class Processor:
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
     ) -> int:
         started = time.perf_counter()
+        await self._register(topic, partition, family)
+        if self.clock == "watermark" and not self._watermark_loaded:
+            await self._load_watermark()
         store = self.store(topic, partition)
         now = time.time()
         offered, rejected = self._parse(topic, messages, now)
