@@ -17,6 +17,7 @@ from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import Contribution, Effects, Gauges
 from aggregators.families import FAMILIES, Family
 from aggregators.families.base import State
+from aggregators.plans import NONE
 from aggregators.windows import is_too_late, retention_cutoff
 from schemas import Event
 
@@ -77,6 +78,8 @@ def plan_batch(
     clock: BatchClock,
     *,
     advance_clock: bool = False,
+    plans: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Plan:
     """Fold a batch into effects. ``seen``: digests already applied (from Redis).
 
@@ -84,7 +87,7 @@ def plan_batch(
     the largest event time applied so far, the batch's own events included.
     """
     family = FAMILIES[family_name]
-    effects, outcome = Effects(), Outcome()
+    effects, outcome = Effects(plans=plans or {}, labels=labels or {}), Outcome()
     touched: dict[str, tuple[State, Contribution, Gauges]] = {}
     applied_digests: dict[str, float] = {}
     batch_seen: set[str] = set()
@@ -135,7 +138,11 @@ def _apply_event(
     if key is None:
         return
     if key not in touched:
-        state = states.get(key) or family.new_state(event)
+        state = states.get(key)
+        if state is None:
+            state = family.new_state(event)
+            if "p" in state:  # the segment an entity counts in: its account's plan when first seen
+                state["p"] = effects.plans.get(event.account_id, NONE)
         touched[key] = (state, *family.contribute(state, config))
     family.update(touched[key][0], event, item.offset, effects)
 

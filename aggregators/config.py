@@ -19,6 +19,8 @@ class MetricConfig:
     gross_margin: float = 1.0
     currency: str = "USD"
     dedup_horizon: int = 86400
+    max_plans: int = 20
+    """Distinct plan labels reported; later plans are reported as ``other``."""
     sentiment_threshold: float = 0.05
     """VADER compound score at or beyond which a comment is positive/negative."""
     fault_injection_ids: frozenset[str] = frozenset()

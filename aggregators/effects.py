@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregators.plans import NONE, segmented
 from aggregators.windows import bucket_of
 
 Contribution = dict[tuple[str, float], float]
@@ -47,18 +48,40 @@ class Effects:
     live: dict[str, float | None] = field(default_factory=dict)
     """Live-session member -> latest event time, or None when it ended."""
     stale: int = 0
+    plans: dict[str, str] = field(default_factory=dict)
+    """Account -> plan label at the time of this batch (input, read from Redis)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Raw plan name -> bounded plan label (input, resolved in Redis)."""
+    plan_updates: dict[str, str] = field(default_factory=dict)
+    """Account -> plan label after this batch (billing output)."""
 
     def count(
-        self, field_name: str, ts: float, amount: float, granularities: tuple[int, ...]
+        self,
+        field_name: str,
+        ts: float,
+        amount: float,
+        granularities: tuple[int, ...],
+        account: str | None = None,
     ) -> None:
-        """Add ``amount`` to ``field_name`` in the bucket of ``ts`` at every granularity."""
+        """Add ``amount`` to ``field_name`` in the bucket of ``ts`` at every granularity,
+        and to the segment of the account's plan when ``account`` is given."""
+        names = [field_name]
+        if account is not None:
+            names.append(segmented(field_name, self.plans.get(account, NONE)))
         for g in granularities:
-            self.counters[(g, bucket_of(ts, g))][field_name] += amount
+            bucket = self.counters[(g, bucket_of(ts, g))]
+            for name in names:
+                bucket[name] += amount
 
-    def distinct(self, name: str, member: str, ts: float, granularities: tuple[int, ...]) -> None:
-        """Add ``member`` to the HyperLogLog ``name`` of the bucket of ``ts``."""
+    def distinct(
+        self, name: str, member: str, ts: float, granularities: tuple[int, ...], account: str
+    ) -> None:
+        """Add ``member`` to the HyperLogLog ``name`` (and its plan's) of the bucket of ``ts``."""
+        names = (name, segmented(name, self.plans.get(account, NONE)))
         for g in granularities:
-            self.hll[(name, g, bucket_of(ts, g))].add(member)
+            k = bucket_of(ts, g)
+            for n in names:
+                self.hll[(n, g, k)].add(member)
 
     def apply_diff(
         self,

@@ -9,6 +9,8 @@ at read time. The only untagged key is the partition registry.
 key                                holds
 =================================  ==========================================
 ``cs:partitions``                  hash: partition tag -> event family
+``cs:account_plans``               hash: account -> plan label
+``cs:plan_names``                  set: admitted plan labels
 ``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``
 ``cs:{tp}:b:<g>:<bucket>``         hash: counter field -> amount (TTL)
 ``cs:{tp}:h:<name>:<g>:<bucket>``  HyperLogLog of users/accounts (TTL)
@@ -23,6 +25,10 @@ from __future__ import annotations
 
 PREFIX = "cs"
 REGISTRY = f"{PREFIX}:partitions"
+ACCOUNT_PLANS = f"{PREFIX}:account_plans"
+"""hash: account -> plan label (written after billing batches; read by every family)."""
+PLAN_NAMES = f"{PREFIX}:plan_names"
+"""set: the plan labels admitted so far (at most ``max_plans``; the rest are ``other``)."""
 
 
 def partition_tag(topic: str, partition: int) -> str:

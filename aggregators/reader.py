@@ -18,7 +18,7 @@ from typing import Any
 
 from redis import Redis
 
-from aggregators import keys
+from aggregators import keys, plans
 from aggregators.config import MetricConfig
 from aggregators.families import sessions
 from aggregators.readout import Snapshot
@@ -107,7 +107,7 @@ class Reader:
                 pipe.zcount(keys.live_sessions(tag), f"({t - self.config.idle_timeout}", "+inf")
                 plan.append(("live", tag))
         usage_tags = [tag for tag, family in parts.items() if family == "logins"]
-        distinct_plan = self._queue_distinct(pipe, usage_tags, t)
+        distinct_plan = self._queue_distinct(pipe, usage_tags, t, self._plan_labels())
         replies = pipe.execute()
         return self._snapshot(plan, distinct_plan, replies)
 
@@ -120,14 +120,22 @@ class Reader:
             bucket_keys += [keys.bucket(tag, window.granularity, k) for k in range(low, high + 1)]
         return bucket_keys, args
 
-    def _queue_distinct(self, pipe: Any, tags: list[str], t: float) -> list[tuple[str, str]]:
+    def _plan_labels(self) -> list[str]:
+        admitted = sorted(m.decode() for m in self.redis.smembers(keys.PLAN_NAMES))
+        return [*admitted, plans.OTHER, plans.NONE]
+
+    def _queue_distinct(
+        self, pipe: Any, tags: list[str], t: float, plan_labels: list[str]
+    ) -> list[tuple[str, str]]:
+        """PFCOUNT per window, for the whole base and every plan segment."""
         queued: list[tuple[str, str]] = []
         if not tags:
             return queued
         for window in self.config.windows:
-            for name in (sessions.USERS, sessions.ACCOUNTS):
-                pipe.pfcount(*self._hll_keys(tags, name, window, t))
-                queued.append((name, window.name))
+            for base in (sessions.USERS, sessions.ACCOUNTS):
+                for name in [base] + [plans.segmented(base, p) for p in plan_labels]:
+                    pipe.pfcount(*self._hll_keys(tags, name, window, t))
+                    queued.append((name, window.name))
         return queued
 
     @staticmethod
@@ -143,7 +151,7 @@ class Reader:
     ) -> Snapshot:
         sums: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
         gauges: defaultdict[str, float] = defaultdict(float)
-        live = 0
+        live: int | None = None
         names = [w.name for w in self.config.windows]
         for (kind, _tag), reply in zip(plan, replies, strict=False):
             if kind == "sums":
@@ -154,8 +162,12 @@ class Reader:
                 for f, v in reply.items():
                     gauges[f.decode()] += float(v)
             else:
-                live += int(reply)
-        distinct = {key: int(v) for key, v in zip(distinct_plan, replies[len(plan) :], strict=True)}
+                live = (live or 0) + int(reply)
+        distinct = {
+            key: int(v)
+            for key, v in zip(distinct_plan, replies[len(plan) :], strict=True)
+            if v or plans.SEP not in key[0]
+        }
         return Snapshot(
             sums={k: dict(v) for k, v in sums.items()},
             gauges=_clean(gauges),

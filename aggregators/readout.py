@@ -15,6 +15,7 @@ from aggregators.families import billing as b
 from aggregators.families import sessions as s
 from aggregators.families import surveys as sv
 from aggregators.families import tickets as tk
+from aggregators.plans import ALL, split
 from aggregators.sentiment import SENTIMENTS
 
 SURVEY_KINDS = ("nps", "csat", "ces")
@@ -36,7 +37,8 @@ class Snapshot:
     gauges: dict[str, float] = field(default_factory=dict)
     distinct: dict[tuple[str, str], int] = field(default_factory=dict)
     """(HyperLogLog name, window name) -> estimated distinct count."""
-    live_sessions: int = 0
+    live_sessions: int | None = None
+    """Live sessions now (whole base only: not segmented by plan)."""
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -55,7 +57,18 @@ class _Out:
 
 
 def compute(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
-    """All business samples for one scrape."""
+    """All business samples for one scrape: the whole base (plan="all") and each plan."""
+    samples: list[Sample] = []
+    for plan, segment in sorted(split_by_plan(snapshot).items(), key=lambda kv: kv[0] != ALL):
+        samples += [
+            Sample(s.name, tuple(sorted((*s.labels, ("plan", plan)))), s.value)
+            for s in compute_segment(segment, config)
+        ]
+    return samples
+
+
+def compute_segment(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
+    """The samples of one segment (labels without ``plan``)."""
     out = _Out()
     for window in config.windows:
         w = snapshot.sums.get(window.name, {})
@@ -65,6 +78,26 @@ def compute(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
         _revenue(out, window.name, w, snapshot.gauges, config)
     _gauges(out, snapshot, config)
     return out.samples
+
+
+def split_by_plan(snapshot: Snapshot) -> dict[str, Snapshot]:
+    """One snapshot per plan segment; fields named ``x@plan`` become ``x`` in ``plan``."""
+    segments: dict[str, Snapshot] = {ALL: Snapshot(live_sessions=snapshot.live_sessions)}
+
+    def segment(plan: str) -> Snapshot:
+        return segments.setdefault(plan, Snapshot())
+
+    for window, fields in snapshot.sums.items():
+        for name, value in fields.items():
+            base, plan = split(name)
+            segment(plan).sums.setdefault(window, {})[base] = value
+    for name, value in snapshot.gauges.items():
+        base, plan = split(name)
+        segment(plan).gauges[base] = value
+    for (name, window), value in snapshot.distinct.items():
+        base, plan = split(name)
+        segment(plan).distinct[(base, window)] = value
+    return segments
 
 
 def _support(out: _Out, window: str, w: Mapping[str, float]) -> None:
@@ -173,7 +206,8 @@ def _gauges(out: _Out, snapshot: Snapshot, config: MetricConfig) -> None:
     paying = gauges.get(b.PAYING, 0.0)
     mrr = gauges.get(b.MRR_CENTS, 0.0) / 100.0
     out.add("cs_tickets_open", gauges.get(tk.BACKLOG, 0.0))
-    out.add("cs_sessions_active", snapshot.live_sessions)
+    if snapshot.live_sessions is not None:
+        out.add("cs_sessions_active", snapshot.live_sessions)
     out.add("cs_mrr", mrr, currency=currency)
     out.add("cs_paying_accounts", paying)
     arpa = _ratio(mrr, paying)
@@ -195,7 +229,3 @@ def _stickiness(snapshot: Snapshot, config: MetricConfig) -> float | None:
 def _churn_ratio(snapshot: Snapshot, window: str, paying: float) -> float | None:
     start, _joined, churned = churn_base(snapshot.sums.get(window, {}), paying)
     return _ratio(churned, start)
-
-
-def iter_names(samples: list[Sample]) -> Iterator[str]:
-    return (sample.name for sample in samples)

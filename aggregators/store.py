@@ -55,6 +55,20 @@ end
 return {1, ARGV[2]}
 """
 
+PLAN_LABEL_LUA = """
+local out = {}
+for i, plan in ipairs(ARGV) do
+  if i > 1 then
+    if redis.call('SISMEMBER', KEYS[1], plan) == 1 then out[#out + 1] = plan
+    elseif redis.call('SCARD', KEYS[1]) < tonumber(ARGV[1]) then
+      redis.call('SADD', KEYS[1], plan)
+      out[#out + 1] = plan
+    else out[#out + 1] = 'other' end
+  end
+end
+return out
+"""
+
 _CHUNK = 500
 """Members per PFADD/SADD op: Lua's unpack() has a small stack."""
 
@@ -97,6 +111,45 @@ class _Script:
     def members(self, code: str, key: str, members: Sequence[str]) -> None:
         for start in range(0, len(members), _CHUNK):
             self.op(code, key, *members[start : start + _CHUNK])
+
+
+class PlanDirectory:
+    """Account -> plan label, and the bounded set of labels, shared by all partitions.
+
+    Not part of the atomic apply (it spans accounts, not a partition): labels
+    only ever get admitted, and an account's plan is overwritten with the
+    value the billing state implies, so repeating a write is harmless.
+    """
+
+    def __init__(self, redis: Redis, max_plans: int) -> None:
+        self.redis = redis
+        self.max_plans = max_plans
+        self._labels: dict[str, str] = {}
+        self._label_script = redis.register_script(PLAN_LABEL_LUA)
+
+    async def labels(self, raw_plans: Iterable[str]) -> dict[str, str]:
+        """Bounded label of each raw plan name (admitted once, remembered)."""
+        missing = sorted({p for p in raw_plans if p not in self._labels})
+        if missing:
+            got = await self._label_script(keys=[keys.PLAN_NAMES], args=[self.max_plans, *missing])
+            self._labels.update(
+                {
+                    raw: (v.decode() if isinstance(v, bytes) else str(v))
+                    for raw, v in zip(missing, got, strict=True)
+                }
+            )
+        return dict(self._labels)
+
+    async def of_accounts(self, accounts: Iterable[str]) -> dict[str, str]:
+        wanted = sorted(set(accounts))
+        if not wanted:
+            return {}
+        values = await self.redis.hmget(keys.ACCOUNT_PLANS, wanted)
+        return {a: v.decode() for a, v in zip(wanted, values, strict=True) if v is not None}
+
+    async def save(self, updates: Mapping[str, str]) -> None:
+        if updates:
+            await self.redis.hset(keys.ACCOUNT_PLANS, mapping=dict(updates))
 
 
 class PartitionStore:

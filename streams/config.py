@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     idle_timeout: float = 1800.0
     currency: str = "USD"
     dedup_horizon: int = 86400
+    max_plans: int = 20
     gross_margin: float = 1.0
     session_timeout: float = Field(
         30.0, description="seconds before the group gives a silent worker's partitions away"
@@ -70,5 +71,6 @@ class Settings(BaseSettings):
             currency=self.currency,
             dedup_horizon=self.dedup_horizon,
             gross_margin=self.gross_margin,
+            max_plans=self.max_plans,
             fault_injection_ids=frozenset(i for i in self.fault_injection_ids.split(",") if i),
         )

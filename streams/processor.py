@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,7 +25,7 @@ from aggregators import keys
 from aggregators.batch import Offered, Outcome, Plan, keys_to_load, make_clock, plan_batch
 from aggregators.effects import Effects
 from aggregators.config import MetricConfig
-from aggregators.store import PartitionStore
+from aggregators.store import PartitionStore, PlanDirectory
 from schemas import Rejected, parse_event
 from streams import telemetry
 
@@ -72,6 +73,7 @@ class Processor:
         self._stores: dict[tuple[str, int], PartitionStore] = {}
         self._registered: set[tuple[str, int]] = set()
         self._watermark_loaded = False
+        self.plans = PlanDirectory(redis, config.max_plans)
 
     def store(self, topic: str, partition: int) -> PartitionStore:
         found = self._stores.get((topic, partition))
@@ -190,12 +192,17 @@ class Processor:
             if last <= loaded.offset:
                 return loaded.offset
             fresh = [o for o in offered if o.offset > loaded.offset]
-            plan = self._plan(family, fresh, loaded.states, loaded.seen, t)
+            plans = await self.plans.of_accounts(o.event.account_id for o in fresh)
+            labels = await self.plans.labels(
+                p for o in fresh if (p := getattr(o.event.data, "plan", None)) is not None
+            )
+            plan = self._plan(family, fresh, loaded.states, loaded.seen, t, plans, labels)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
             letters += self._planned_letters(plan, messages)
             if letters:
                 await self.dead_letters(topic, partition, letters)
             if await store.apply(plan, loaded.offset, last, t):
+                await self.plans.save(plan.effects.plan_updates)
                 self._account(topic, plan, letters)
                 telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
                 return last
@@ -223,11 +230,26 @@ class Processor:
         return offered, rejected
 
     def _plan(
-        self, family: str, fresh: list[Offered], states: dict, seen: set[str], t: float
-    ) -> Plan:  # type: ignore[type-arg]
+        self,
+        family: str,
+        fresh: list[Offered],
+        states: dict[str, Any],
+        seen: set[str],
+        t: float,
+        plans: dict[str, str],
+        labels: dict[str, str],
+    ) -> Plan:
         clock = make_clock(self.config, t)
         return plan_batch(
-            family, fresh, states, seen, self.config, clock, advance_clock=self.clock == "watermark"
+            family,
+            fresh,
+            states,
+            seen,
+            self.config,
+            clock,
+            advance_clock=self.clock == "watermark",
+            plans=plans,
+            labels=labels,
         )
 
     @staticmethod

@@ -24,8 +24,14 @@ NOT_IN_REFERENCE_PREFIXES = (
 )
 
 
-def business(scraped: dict[MetricKey, float]) -> dict[MetricKey, float]:
-    return {k: v for k, v in scraped.items() if not k[0].startswith(NOT_IN_REFERENCE_PREFIXES)}
+def business(scraped: dict[MetricKey, float], plan: str = "all") -> dict[MetricKey, float]:
+    """The business samples of one plan segment, with the ``plan`` label dropped."""
+    out: dict[MetricKey, float] = {}
+    for (name, labels), value in scraped.items():
+        if name.startswith(NOT_IN_REFERENCE_PREFIXES) or dict(labels).get("plan") != plan:
+            continue
+        out[(name, tuple(kv for kv in labels if kv[0] != "plan"))] = value
+    return out
 
 
 def mismatches(scraped: dict[MetricKey, float], expected: dict[MetricKey, float]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import Contribution, Effects, Gauges
 from aggregators.families.base import State
+from aggregators.plans import NONE, gauges_with_plan, segmented
 from schemas import Event
 
 MRR_CENTS = "mrr_cents"
@@ -78,41 +79,49 @@ class BillingFamily:
         state["last"][sub] = event.time
         entry = _log_entry(event, data)
         if entry is not None:
-            state["log"].append([event.time, offset, sub, *entry])
+            op, cents, plan = entry
+            label = effects.labels.get(plan, plan) if plan is not None else None
+            state["log"].append([event.time, offset, sub, op, cents, label])
 
     def count(self, event: Event, effects: Effects, config: MetricConfig) -> None:
         data: Any = event.data
         grans = config.granularities
         counter = _STATELESS.get(event.type)
         if counter:
-            effects.count(counter, event.time, 1, grans)
+            effects.count(counter, event.time, 1, grans, event.account_id)
         elif event.type == "subscription.canceled" and data.at_term_end:
-            effects.count(CANCELED_AT_TERM, event.time, 1, grans)
+            effects.count(CANCELED_AT_TERM, event.time, 1, grans, event.account_id)
         elif event.type == "cost.recorded":
-            effects.count(COST_CENTS, event.time, data.amount_cents, grans)
+            effects.count(COST_CENTS, event.time, data.amount_cents, grans, event.account_id)
 
     def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
         contribution: Contribution = {}
         subs = {sub: list(v) for sub, v in state["base"]["subs"].items()}
         paid = state["base"]["paid"]
-        mrr = _account_mrr(subs)
-        for ts, _offset, sub, op, cents, plan in sorted(state["log"], key=lambda e: (e[0], e[1])):
-            subs[sub] = _next_sub_state(subs.get(sub), op, cents, plan)
-            after = _account_mrr(subs)
+        mrr, plan = _account_mrr(subs), _account_plan(subs)
+        for ts, _offset, sub, op, cents, label in sorted(state["log"], key=lambda e: (e[0], e[1])):
+            subs[sub] = _next_sub_state(subs.get(sub), op, cents, label)
+            after, plan_after = _account_mrr(subs), _account_plan(subs) or plan
             if after != mrr:
                 kind = classify_movement(mrr, after, paid)
-                _add(contribution, movement(kind), ts, abs(after - mrr))
+                segment = plan if kind == "churned" else plan_after
+                _add(contribution, movement(kind), ts, abs(after - mrr), segment)
                 if kind in _ACCOUNT_COUNTERS:
-                    _add(contribution, _ACCOUNT_COUNTERS[kind], ts, 1)
+                    _add(contribution, _ACCOUNT_COUNTERS[kind], ts, 1, segment)
                 paid = paid or after > 0
                 mrr = after
-        return contribution, {MRR_CENTS: float(mrr), PAYING: 1.0 if mrr > 0 else 0.0}
+            plan = plan_after
+        gauges = {MRR_CENTS: float(mrr), PAYING: 1.0 if mrr > 0 else 0.0}
+        return contribution, gauges_with_plan(gauges, plan or NONE)
 
     def finish(
         self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
     ) -> State | None:
         effects.persistent.add(key)
         _compact(state, clock.cutoff)
+        plan = _latest_plan(state)
+        if plan is not None:
+            effects.plan_updates[key.removeprefix("b:")] = plan
         return state
 
 
@@ -146,8 +155,24 @@ def _account_mrr(subs: dict[str, list[Any]]) -> int:
     return sum(int(s[2]) for s in subs.values() if s[0] and not s[1])
 
 
-def _add(contribution: Contribution, name: str, ts: float, amount: float) -> None:
-    contribution[(name, ts)] = contribution.get((name, ts), 0) + amount
+def _add(contribution: Contribution, name: str, ts: float, amount: float, plan: str | None) -> None:
+    for field in (name, segmented(name, plan or NONE)):
+        contribution[(field, ts)] = contribution.get((field, ts), 0) + amount
+
+
+def _account_plan(subs: dict[str, list[Any]]) -> str | None:
+    """The plan of the account's largest paying subscription (None when nothing pays)."""
+    paying = [s for s in subs.values() if s[0] and not s[1] and s[3]]
+    return max(paying, key=lambda s: int(s[2]))[3] if paying else None
+
+
+def _latest_plan(state: State) -> str | None:
+    """Plan label of the account's most recent subscription event that named one."""
+    named = [e for e in state["log"] if e[5]]
+    if named:
+        return str(max(named, key=lambda e: (e[0], e[1]))[5])
+    plans = [s[3] for s in state["base"]["subs"].values() if s[3]]
+    return str(plans[-1]) if plans else None
 
 
 def _compact(state: State, cutoff: float) -> None:

@@ -13,6 +13,7 @@ import itertools
 from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import Contribution, Effects, Gauges
 from aggregators.families.base import State
+from aggregators.plans import with_plan
 from schemas import Event
 
 SESSIONS = "sessions"
@@ -29,7 +30,7 @@ class SessionFamily:
         return f"s:{event.account_id}:{event.data.session_id}"  # type: ignore[union-attr]
 
     def new_state(self, event: Event) -> State:
-        return {"t": [], "e": False}
+        return {"t": [], "e": False, "p": None}
 
     def update(self, state: State, event: Event, offset: int, effects: Effects) -> None:
         bisect.insort(state["t"], event.time)
@@ -39,9 +40,9 @@ class SessionFamily:
     def count(self, event: Event, effects: Effects, config: MetricConfig) -> None:
         grans = config.granularities
         if event.type == "session.started":
-            effects.count(SESSIONS, event.time, 1, grans)
-        effects.distinct(USERS, event.data.user_id, event.time, grans)  # type: ignore[union-attr]
-        effects.distinct(ACCOUNTS, event.account_id, event.time, grans)
+            effects.count(SESSIONS, event.time, 1, grans, event.account_id)
+        effects.distinct(USERS, event.data.user_id, event.time, grans, event.account_id)  # type: ignore[union-attr]
+        effects.distinct(ACCOUNTS, event.account_id, event.time, grans, event.account_id)
 
     def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
         contribution: Contribution = {}
@@ -50,7 +51,7 @@ class SessionFamily:
             gap = later - earlier
             if 0 < gap <= config.idle_timeout:
                 contribution[(TIME_IN_APP, later)] = contribution.get((TIME_IN_APP, later), 0) + gap
-        return contribution, {}
+        return with_plan(contribution, state.get("p")), {}
 
     def finish(
         self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock

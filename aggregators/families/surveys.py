@@ -46,22 +46,22 @@ class SurveyFamily:
         data = event.data
         kind, score = data.kind, data.score  # type: ignore[union-attr]
         grans = config.granularities
-        effects.count(responses(kind), event.time, 1, grans)
+        effects.count(responses(kind), event.time, 1, grans, event.account_id)
         if kind == "nps":
             if score >= 9:
-                effects.count(NPS_PROMOTERS, event.time, 1, grans)
+                effects.count(NPS_PROMOTERS, event.time, 1, grans, event.account_id)
             elif score <= 6:
-                effects.count(NPS_DETRACTORS, event.time, 1, grans)
+                effects.count(NPS_DETRACTORS, event.time, 1, grans, event.account_id)
         elif kind == "csat":
             scale = data.scale_max or CSAT_DEFAULT_SCALE  # type: ignore[union-attr]
             if score >= config.csat_thresholds[scale]:
-                effects.count(CSAT_SATISFIED, event.time, 1, grans)
+                effects.count(CSAT_SATISFIED, event.time, 1, grans, event.account_id)
         elif kind == "ces":
-            effects.count(CES_SUM, event.time, score, grans)
+            effects.count(CES_SUM, event.time, score, grans, event.account_id)
         comment = data.comment  # type: ignore[union-attr]
         if comment and comment.strip():
             sentiment = classify(comment, config.sentiment_threshold)
-            effects.count(comments(sentiment), event.time, 1, grans)
+            effects.count(comments(sentiment), event.time, 1, grans, event.account_id)
 
     def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
         return {}, {}

@@ -12,6 +12,7 @@ import bisect
 from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import Contribution, Effects, Gauges
 from aggregators.families.base import State
+from aggregators.plans import gauges_with_plan, with_plan
 from schemas import Event
 
 OPENED = "tickets_opened"
@@ -39,7 +40,7 @@ class TicketFamily:
         return f"t:{event.account_id}:{event.data.ticket_id}"  # type: ignore[union-attr]
 
     def new_state(self, event: Event) -> State:
-        return {"o": None, "om": None, "r": None, "rm": None, "ro": None, "ar": []}
+        return {"o": None, "om": None, "r": None, "rm": None, "ro": None, "ar": [], "p": None}
 
     def update(self, state: State, event: Event, offset: int, effects: Effects) -> None:
         ts = event.time
@@ -74,7 +75,9 @@ class TicketFamily:
             first = replies[0]
             contribution[(FIRST_RESPONSE_SUM, first)] = max(0.0, first - opened)
             contribution[(FIRST_RESPONSE_N, first)] = 1.0
-        return contribution, {BACKLOG: 1.0 if is_open(state) else 0.0}
+        gauges = {BACKLOG: 1.0 if is_open(state) else 0.0}
+        plan = state.get("p")
+        return with_plan(contribution, plan), gauges_with_plan(gauges, plan)
 
     def finish(
         self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock

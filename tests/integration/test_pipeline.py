@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 
-import orjson
 import pytest
 
 from tests import reference
-from tests.compare import mismatches
-from tests.integration.conftest import fresh_names
+from tests.compare import business, mismatches
 from tests.harness import Stack, consume_all, last_offsets, publish, scrape, wait_applied
+from tests.integration.conftest import fresh_names
 from tests.scenarios import standard
 
 
@@ -69,3 +69,25 @@ def test_dead_letters_keep_bytes_and_say_where_from(scenario_run) -> None:  # ty
         assert where[source] == record.value, "dead letter must carry the original bytes"
         reasons.append(headers["cs-reason"])
     assert sorted(reasons) == sorted([r for _t, _v, r in scenario.invalid] + ["too_late"] * scenario.late)
+
+
+ADDITIVE = (
+    "cs_tickets_opened", "cs_tickets_resolved", "cs_tickets_open", "cs_sessions",
+    "cs_time_in_app_seconds", "cs_survey_responses", "cs_mrr", "cs_mrr_movement",
+    "cs_paying_accounts", "cs_churned_accounts", "cs_payment_failures",
+)
+
+
+def test_plan_segments_add_up_to_the_whole_base(scenario_run) -> None:  # type: ignore[no-untyped-def]
+    _stack, _prefix, worker, scenario, _published = scenario_run
+    metrics = scrape(worker.port)
+    plans = {dict(labels).get("plan") for (name, labels) in metrics if name == "cs_mrr"}
+    generated = {e["data"]["plan"] for e in scenario.valid if "plan" in e["data"]}
+    assert generated <= plans and "all" in plans
+    whole = business(metrics, "all")
+    for name in ADDITIVE:
+        for key, value in whole.items():
+            if key[0] != name:
+                continue
+            parts = sum(business(metrics, p).get(key, 0.0) for p in plans - {"all"})
+            assert math.isclose(parts, value, rel_tol=1e-9, abs_tol=1e-6), (key, parts, value)
