@@ -15,7 +15,7 @@ bucket where the ticket was resolved, a late heartbeat splits a gap in two).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,13 +34,13 @@ Gauges = dict[str, float]
 class Effects:
     """The pre-aggregated writes of one batch for one topic-partition."""
 
-    counters: defaultdict[tuple[int, int], Counter[str]] = field(
-        default_factory=lambda: defaultdict(Counter)
+    counters: defaultdict[tuple[int, int], defaultdict[str, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
     hll: defaultdict[tuple[str, int, int], set[str]] = field(
         default_factory=lambda: defaultdict(set)
     )
-    gauges: Counter[str] = field(default_factory=Counter)
+    gauges: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     entities: dict[str, Any] = field(default_factory=dict)
     """Entity key -> new state (JSON-able), or None to delete it."""
     persistent: set[str] = field(default_factory=set)

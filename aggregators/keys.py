@@ -62,3 +62,8 @@ def live_sessions(tag: str) -> str:
 
 def seen(tag: str, generation: int) -> str:
     return f"{PREFIX}:{tag}:seen:{generation}"
+
+
+def text(value: bytes | str) -> str:
+    """Redis replies are bytes (no decode_responses): decode them in one place."""
+    return value.decode() if isinstance(value, bytes) else value

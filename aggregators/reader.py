@@ -65,7 +65,7 @@ class Reader:
     def partitions(self) -> dict[str, str]:
         """Partition tag -> family, from the registry the workers maintain."""
         raw = self.redis.hgetall(keys.REGISTRY)
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {keys.text(k): keys.text(v) for k, v in raw.items()}
 
     def read(self, now: float | None = None) -> ReadResult:
         parts = self.partitions()
@@ -121,7 +121,7 @@ class Reader:
         return bucket_keys, args
 
     def _plan_labels(self) -> list[str]:
-        admitted = sorted(m.decode() for m in self.redis.smembers(keys.PLAN_NAMES))
+        admitted = sorted(keys.text(m) for m in self.redis.smembers(keys.PLAN_NAMES))
         return [*admitted, plans.OTHER, plans.NONE]
 
     def _queue_distinct(
@@ -157,10 +157,10 @@ class Reader:
             if kind == "sums":
                 for window_name, flat in zip(names, reply, strict=True):
                     for i in range(0, len(flat), 2):
-                        sums[window_name][flat[i].decode()] += float(flat[i + 1])
+                        sums[window_name][keys.text(flat[i])] += float(flat[i + 1])
             elif kind == "gauges":
                 for f, v in reply.items():
-                    gauges[f.decode()] += float(v)
+                    gauges[keys.text(f)] += float(v)
             else:
                 live = (live or 0) + int(reply)
         distinct = {

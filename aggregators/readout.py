@@ -7,7 +7,7 @@ are left out, never NaN or a made-up 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aggregators.config import MetricConfig

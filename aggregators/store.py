@@ -132,12 +132,7 @@ class PlanDirectory:
         missing = sorted({p for p in raw_plans if p not in self._labels})
         if missing:
             got = await self._label_script(keys=[keys.PLAN_NAMES], args=[self.max_plans, *missing])
-            self._labels.update(
-                {
-                    raw: (v.decode() if isinstance(v, bytes) else str(v))
-                    for raw, v in zip(missing, got, strict=True)
-                }
-            )
+            self._labels.update({raw: keys.text(v) for raw, v in zip(missing, got, strict=True)})
         return dict(self._labels)
 
     async def of_accounts(self, accounts: Iterable[str]) -> dict[str, str]:
@@ -145,11 +140,11 @@ class PlanDirectory:
         if not wanted:
             return {}
         values = await self.redis.hmget(keys.ACCOUNT_PLANS, wanted)
-        return {a: v.decode() for a, v in zip(wanted, values, strict=True) if v is not None}
+        return {a: keys.text(v) for a, v in zip(wanted, values, strict=True) if v is not None}
 
     async def save(self, updates: Mapping[str, str]) -> None:
         if updates:
-            await self.redis.hset(keys.ACCOUNT_PLANS, mapping=dict(updates))
+            await self.redis.hset(keys.ACCOUNT_PLANS, mapping=dict(updates))  # type: ignore[arg-type]
 
 
 class PartitionStore:

@@ -70,7 +70,7 @@ class Worker:
         )
         for family in FAMILY_TOPICS:
             self._add_agent(family)
-        self.app.on_partitions_assigned.connect(self._resume_from_redis)
+        self.app.on_partitions_assigned.connect(self._resume_from_redis)  # type: ignore[arg-type]
 
     def _add_agent(self, family: str) -> None:
         topic = self.app.topic(
@@ -78,7 +78,7 @@ class Worker:
         )
 
         async def consume(stream: StreamT[bytes]) -> None:
-            async for events in stream.take_events(
+            async for events in stream.take_events(  # type: ignore[attr-defined]
                 self.settings.batch_max, within=self.settings.batch_within
             ):
                 await self.apply_events(events)
@@ -90,7 +90,7 @@ class Worker:
         by_tp: defaultdict[TP, list[RawMessage]] = defaultdict(list)
         for event in events:
             msg = event.message
-            by_tp[msg.tp].append(RawMessage(msg.offset, msg.key, msg.value))
+            by_tp[msg.tp].append(RawMessage(msg.offset, msg.key, msg.value or b""))
         for tp, messages in by_tp.items():
             messages.sort(key=lambda m: m.offset)
             applied = await self.processor.process(tp.topic, tp.partition, messages)

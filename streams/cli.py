@@ -139,13 +139,12 @@ def run_worker(
     try:
         server, _thread = serve(metrics, settings.metrics_host, settings.metrics_port)
     except OSError as exc:
-        fail(
-            f"cannot serve /metrics on port {settings.metrics_port} ({exc}). Set CSPULSE_METRICS_PORT."
-        )
+        port = settings.metrics_port
+        fail(f"cannot serve /metrics on port {port} ({exc}). Set CSPULSE_METRICS_PORT.")
     if generate is not None:
         opts = generate
 
-        @worker.app.task
+        @worker.app.task  # type: ignore[untyped-decorator]
         async def _generator() -> None:
             await generate_forever(settings, bootstrap, opts)
 

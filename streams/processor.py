@@ -19,12 +19,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregators import keys
 from aggregators.batch import Offered, Outcome, Plan, keys_to_load, make_clock, plan_batch
-from aggregators.effects import Effects
 from aggregators.config import MetricConfig
+from aggregators.effects import Effects
 from aggregators.store import PartitionStore, PlanDirectory
 from schemas import Rejected, parse_event
 from streams import telemetry
@@ -168,7 +169,7 @@ class Processor:
         if tags:
             pipe = self.redis.pipeline(transaction=False)
             for tag in tags:
-                pipe.hget(keys.meta(tag.decode()), "max_ts")
+                pipe.hget(keys.meta(keys.text(tag)), "max_ts")
             values = await pipe.execute()
             known = [float(v) for v in values if v is not None]
             self.watermark = max([self.watermark, *known])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -19,10 +21,8 @@ async def create_topics(
         existing = set(await admin.list_topics())
         wanted = [t for t in settings.all_topics if t not in existing]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics([NewTopic(t, count, 1) for t in wanted])
-            except TopicAlreadyExistsError:
-                pass
         return wanted
     finally:
         await admin.close()

@@ -19,8 +19,16 @@ ZERO_MEANS_ABSENT = {"cs_survey_responses", "cs_feedback_comments"}
 """Counts the reference only lists when positive."""
 
 NOT_IN_REFERENCE_PREFIXES = (
-    "cs_events_", "cs_latest_event", "cs_consumer_lag", "cs_batch_seconds", "cs_redis",
-    "cs_collect", "cs_accounts_by_health", "cs_health_score", "python_", "process_",
+    "cs_events_",
+    "cs_latest_event",
+    "cs_consumer_lag",
+    "cs_batch_seconds",
+    "cs_redis",
+    "cs_collect",
+    "cs_accounts_by_health",
+    "cs_health_score",
+    "python_",
+    "process_",
 )
 
 

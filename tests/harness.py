@@ -36,7 +36,9 @@ class Published:
     value: bytes
 
 
-async def _publish(bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]]) -> list[Published]:
+async def _publish(
+    bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]]
+) -> list[Published]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     await producer.start()
     try:
@@ -45,7 +47,8 @@ async def _publish(bootstrap: str, messages: Sequence[tuple[str, bytes | None, b
     finally:
         await producer.stop()
     return [
-        Published(r.topic, r.partition, r.offset, m[2]) for r, m in zip(records, messages, strict=True)
+        Published(r.topic, r.partition, r.offset, m[2])
+        for r, m in zip(records, messages, strict=True)
     ]
 
 
@@ -86,7 +89,9 @@ def last_offsets(published: Iterable[Published]) -> dict[tuple[str, int], int]:
     return out
 
 
-def applied_offsets(client: redis.Redis, topics: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+def applied_offsets(
+    client: redis.Redis, topics: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
     out = {}
     for topic, partition in topics:
         raw = client.hget(f"cs:{{{topic}:{partition}}}:meta", "offset")
@@ -132,7 +137,10 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         log.close()
@@ -210,7 +218,8 @@ class Stack:
         port = free_port()
         self.counter += 1
         worker = WorkerProcess(
-            self.worker_env(prefix, group, port, **extra), port,
+            self.worker_env(prefix, group, port, **extra),
+            port,
             self.workdir / f"worker-{self.counter}.log",
         )
         self.workers.append(worker)

@@ -22,7 +22,9 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event(event_type: str, ts: float, account: str, source: str = "test", **data: Any) -> dict[str, Any]:
+def event(
+    event_type: str, ts: float, account: str, source: str = "test", **data: Any
+) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": str(uuid.UUID(int=random.getrandbits(128))),
@@ -34,8 +36,13 @@ def event(event_type: str, ts: float, account: str, source: str = "test", **data
 
 
 TOPIC_OF = {
-    "ticket": "tickets", "survey": "surveys", "session": "logins", "subscription": "billing",
-    "trial": "billing", "invoice": "billing", "cost": "billing",
+    "ticket": "tickets",
+    "survey": "surveys",
+    "session": "logins",
+    "subscription": "billing",
+    "trial": "billing",
+    "invoice": "billing",
+    "cost": "billing",
 }
 
 
@@ -45,7 +52,7 @@ def topic_of(kind: str) -> str:
 
 @dataclass
 class Scenario:
-    """Messages in publish order; which are valid (for the reference) and which should be dead-lettered."""
+    """Messages in publish order: which are valid (for the reference), which are dead letters."""
 
     messages: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     valid: list[dict[str, Any]] = field(default_factory=list)
@@ -55,7 +62,9 @@ class Scenario:
     duplicates: int = 0
 
     def add(self, ev: dict[str, Any]) -> None:
-        self.messages.append((topic_of(ev["type"]), ev["data"]["account_id"].encode(), orjson.dumps(ev)))
+        self.messages.append(
+            (topic_of(ev["type"]), ev["data"]["account_id"].encode(), orjson.dumps(ev))
+        )
         self.valid.append(ev)
 
     def add_raw(self, topic: str, value: bytes, reason: str, key: bytes | None = b"acme") -> None:
@@ -67,7 +76,9 @@ class Scenario:
         self.duplicates += 1
 
     def add_late(self, ev: dict[str, Any]) -> None:
-        self.messages.append((topic_of(ev["type"]), ev["data"]["account_id"].encode(), orjson.dumps(ev)))
+        self.messages.append(
+            (topic_of(ev["type"]), ev["data"]["account_id"].encode(), orjson.dumps(ev))
+        )
         self.late += 1
 
 
@@ -77,7 +88,9 @@ def generated_bulk(start: float, end: float, accounts: int, seed: int) -> list[d
     return [orjson.loads(m.value) for m in messages]
 
 
-def shuffled_locally(events: list[dict[str, Any]], rng: random.Random, span: int = 40) -> list[dict[str, Any]]:
+def shuffled_locally(
+    events: list[dict[str, Any]], rng: random.Random, span: int = 40
+) -> list[dict[str, Any]]:
     """Shuffle within consecutive chunks: arrival order differs from time order, locally."""
     out: list[dict[str, Any]] = []
     for i in range(0, len(events), span):
@@ -92,33 +105,89 @@ def edge_cases(scenario: Scenario, now: float) -> None:
     t0 = now - 7200
     # FCR retraction by a late reopen: counted first, then taken out.
     scenario.add(event("ticket.opened", t0, "edge-a", ticket_id="E1", channel="email"))
-    scenario.add(event("ticket.replied", t0 + 60, "edge-a", ticket_id="E1", author="agent", agent_id="ana"))
+    scenario.add(
+        event("ticket.replied", t0 + 60, "edge-a", ticket_id="E1", author="agent", agent_id="ana")
+    )
     scenario.add(event("ticket.resolved", t0 + 120, "edge-a", ticket_id="E1"))
     # resolved arrives before opened; a second agent reply dated before the resolution arrives last.
     scenario.add(event("ticket.resolved", t0 + 900, "edge-a", ticket_id="E2"))
     scenario.add(event("ticket.opened", t0 + 300, "edge-a", ticket_id="E2", channel="chat"))
-    scenario.add(event("ticket.replied", t0 + 400, "edge-a", ticket_id="E2", author="agent", agent_id="bo"))
+    scenario.add(
+        event("ticket.replied", t0 + 400, "edge-a", ticket_id="E2", author="agent", agent_id="bo")
+    )
     scenario.add(event("ticket.replied", t0 + 500, "edge-a", ticket_id="E2", author="customer"))
-    # session with an out-of-order heartbeat and an idle gap, ended before its last heartbeat arrives
+    # session with an out-of-order heartbeat and an idle gap; ended before its last heartbeat
     for offset in (0, 60, 180, 4000):
         kind = "session.started" if offset == 0 else "session.heartbeat"
-        scenario.add(event(kind, t0 + offset, "edge-a", session_id="S1", user_id="u-edge", platform="web"))
+        scenario.add(
+            event(kind, t0 + offset, "edge-a", session_id="S1", user_id="u-edge", platform="web")
+        )
     scenario.add(event("session.ended", t0 + 4100, "edge-a", session_id="S1", user_id="u-edge"))
     scenario.add(event("session.heartbeat", t0 + 120, "edge-a", session_id="S1", user_id="u-edge"))
     # billing: new, expansion, stale change (older than applied), churn, reactivation
     plan = {"plan": "team", "currency": "USD"}
-    scenario.add(event("subscription.started", t0, "edge-b", subscription_id="B1", mrr_cents=10000, **plan))
-    scenario.add(event("subscription.changed", t0 + 600, "edge-b", subscription_id="B1", mrr_cents=15000, **plan))
-    scenario.add(event("subscription.changed", t0 + 300, "edge-b", subscription_id="B1", mrr_cents=99900, **plan))
+    scenario.add(
+        event("subscription.started", t0, "edge-b", subscription_id="B1", mrr_cents=10000, **plan)
+    )
+    scenario.add(
+        event(
+            "subscription.changed",
+            t0 + 600,
+            "edge-b",
+            subscription_id="B1",
+            mrr_cents=15000,
+            **plan,
+        )
+    )
+    scenario.add(
+        event(
+            "subscription.changed",
+            t0 + 300,
+            "edge-b",
+            subscription_id="B1",
+            mrr_cents=99900,
+            **plan,
+        )
+    )
     scenario.add(event("subscription.canceled", t0 + 1200, "edge-b", subscription_id="B1"))
-    scenario.add(event("subscription.started", t0 + 1800, "edge-b", subscription_id="B2", mrr_cents=5000, **plan))
-    scenario.add(event("invoice.failed", t0 + 1900, "edge-b", invoice_id="I1", amount_cents=5000, currency="USD"))
-    scenario.add(event("trial.converted", t0 + 2000, "edge-c", subscription_id="C1", mrr_cents=4900, **plan))
+    scenario.add(
+        event(
+            "subscription.started",
+            t0 + 1800,
+            "edge-b",
+            subscription_id="B2",
+            mrr_cents=5000,
+            **plan,
+        )
+    )
+    scenario.add(
+        event(
+            "invoice.failed",
+            t0 + 1900,
+            "edge-b",
+            invoice_id="I1",
+            amount_cents=5000,
+            currency="USD",
+        )
+    )
+    scenario.add(
+        event("trial.converted", t0 + 2000, "edge-c", subscription_id="C1", mrr_cents=4900, **plan)
+    )
     scenario.add(event("subscription.renewed", t0 + 2100, "edge-b", subscription_id="B2"))
-    scenario.add(event("subscription.canceled", t0 + 2200, "edge-c", subscription_id="C1", at_term_end=True))
-    scenario.add(event("survey.answered", t0 + 50, "edge-a", kind="nps", score=9, comment="Great help, thanks!"))
+    scenario.add(
+        event("subscription.canceled", t0 + 2200, "edge-c", subscription_id="C1", at_term_end=True)
+    )
+    scenario.add(
+        event(
+            "survey.answered", t0 + 50, "edge-a", kind="nps", score=9, comment="Great help, thanks!"
+        )
+    )
     scenario.add(event("survey.answered", t0 + 60, "edge-a", kind="csat", score=6, scale_max=7))
-    scenario.add(event("survey.answered", t0 + 70, "edge-a", kind="ces", score=2, comment="Slow and confusing."))
+    scenario.add(
+        event(
+            "survey.answered", t0 + 70, "edge-a", kind="ces", score=2, comment="Slow and confusing."
+        )
+    )
     scenario.add(event("ticket.reopened", t0 + 3000, "edge-a", ticket_id="E1"))
 
 
@@ -129,15 +198,19 @@ def invalid_cases(scenario: Scenario, now: float) -> None:
     scenario.add_raw("tickets", orjson.dumps({**ok, "type": "ticket.exploded"}), "unknown_type")
     scenario.add_raw("tickets", orjson.dumps({**ok, "time": "yesterday"}), "bad_time")
     scenario.add_raw("tickets", orjson.dumps({**ok, "time": iso(now + 3600)}), "future_time")
-    scenario.add_raw("tickets", orjson.dumps({**ok, "data": {"ticket_id": "X1"}}), "missing_field", key=None)
+    scenario.add_raw(
+        "tickets", orjson.dumps({**ok, "data": {"ticket_id": "X1"}}), "missing_field", key=None
+    )
     survey = event("survey.answered", now - 100, "acme", kind="nps", score=11)
     scenario.add_raw("surveys", orjson.dumps(survey), "score_range")
-    money = event("invoice.paid", now - 100, "acme", invoice_id="I9", amount_cents=100, currency="EUR")
+    money = event(
+        "invoice.paid", now - 100, "acme", invoice_id="I9", amount_cents=100, currency="EUR"
+    )
     scenario.add_raw("billing", orjson.dumps(money), "currency")
 
 
 def standard(now: float, seed: int = 7, accounts: int = 20) -> Scenario:
-    """Bulk from the generator, shuffled locally, plus edges, duplicates, invalid and late events."""
+    """Generator bulk, shuffled locally, plus edges, duplicates, invalid and late events."""
     rng = random.Random(seed)
     random.seed(seed)
     scenario = Scenario()

@@ -41,7 +41,8 @@ class SessionFamily:
         grans = config.granularities
         if event.type == "session.started":
             effects.count(SESSIONS, event.time, 1, grans, event.account_id)
-        effects.distinct(USERS, event.data.user_id, event.time, grans, event.account_id)  # type: ignore[union-attr]
+        user_id: str = event.data.user_id  # type: ignore[union-attr,assignment]
+        effects.distinct(USERS, user_id, event.time, grans, event.account_id)
         effects.distinct(ACCOUNTS, event.account_id, event.time, grans, event.account_id)
 
     def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:

@@ -52,19 +52,25 @@ def assert_matches_reference(port: int, scenario: Scenario) -> None:
     assert not problems, "\n".join(problems[:40])
 
 
-def assert_dead_letters_complete(stack: Stack, prefix: str, scenario: Scenario,
-                                 published: list[Published]) -> None:
+def assert_dead_letters_complete(
+    stack: Stack, prefix: str, scenario: Scenario, published: list[Published]
+) -> None:
     """Every rejected message is dead-lettered (at least once: redelivery may repeat one)."""
     want = len(scenario.invalid) + scenario.late
     records = consume_all(stack.bootstrap, prefix + "deadletter", want)
     sources = {
-        tuple(v.decode() for k, v in r.headers if k in ("cs-source-topic", "cs-source-partition",
-                                                        "cs-source-offset"))
+        tuple(
+            v.decode()
+            for k, v in r.headers
+            if k in ("cs-source-topic", "cs-source-partition", "cs-source-offset")
+        )
         for r in records
     }
     assert len(sources) == want
-    print(f"published={len(published)} valid={len(scenario.valid)} dead-lettered={want} "
-          f"dead-letter records={len(records)} duplicates={scenario.duplicates}")
+    print(
+        f"published={len(published)} valid={len(scenario.valid)} dead-lettered={want} "
+        f"dead-letter records={len(records)} duplicates={scenario.duplicates}"
+    )
 
 
 def start_worker(stack: Stack, prefix: str, group: str, **extra: str) -> WorkerProcess:
@@ -133,9 +139,13 @@ def test_poison_message_is_dead_lettered_not_a_crash_loop(stack: Stack) -> None:
     prefix, group = fresh_names(stack)
     scenario = standard(time.time(), seed=14, accounts=10)
     poison = event("ticket.opened", time.time() - 60, "poison-co", ticket_id="P1")
-    poisoned = Scenario(messages=list(scenario.messages), valid=list(scenario.valid),
-                        invalid=list(scenario.invalid), late=scenario.late,
-                        duplicates=scenario.duplicates)
+    poisoned = Scenario(
+        messages=list(scenario.messages),
+        valid=list(scenario.valid),
+        invalid=list(scenario.invalid),
+        late=scenario.late,
+        duplicates=scenario.duplicates,
+    )
     poisoned.add(poison)
     poisoned.valid.remove(poison)
     worker = start_worker(stack, prefix, group, CSPULSE_FAULT_INJECTION_IDS=poison["id"])
@@ -172,11 +182,13 @@ def test_broker_unreachable_at_start_says_so_and_retries(stack: Stack) -> None:
     env["CSPULSE_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{free_port()}"
     proc = subprocess.run(
         [sys.executable, "-m", "streams", "worker", "--connect-timeout", "4"],
-        env=env, capture_output=True, timeout=60, text=True,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        text=True,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "not reachable yet" in proc.stderr, proc.stderr
     assert "cannot reach Kafka at 127.0.0.1:" in proc.stderr
     assert "CSPULSE_KAFKA_BOOTSTRAP" in proc.stderr
-

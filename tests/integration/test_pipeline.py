@@ -31,14 +31,14 @@ def scenario_run(stack: Stack):  # type: ignore[no-untyped-def]
 
 
 def test_every_metric_matches_the_reference(scenario_run) -> None:  # type: ignore[no-untyped-def]
-    stack, _prefix, worker, scenario, _published = scenario_run
+    _stack, _prefix, worker, scenario, _published = scenario_run
     expected = reference.compute(scenario.valid, max_event_time(scenario.valid))
     problems = mismatches(scrape(worker.port), expected)
     assert not problems, "\n".join(problems[:40])
 
 
 def test_pipeline_counters_balance(scenario_run) -> None:  # type: ignore[no-untyped-def]
-    stack, prefix, worker, scenario, published = scenario_run
+    _stack, _prefix, worker, scenario, published = scenario_run
     metrics = scrape(worker.port)
     applied = sum(v for (n, _), v in metrics.items() if n == "cs_events_total")
     invalid = sum(v for (n, _), v in metrics.items() if n == "cs_events_invalid_total")
@@ -49,7 +49,11 @@ def test_pipeline_counters_balance(scenario_run) -> None:  # type: ignore[no-unt
     assert late == scenario.late
     assert dups == scenario.duplicates
     assert applied + invalid + late + dups == len(published)
-    by_reason = {dict(labels)["reason"]: v for (n, labels), v in metrics.items() if n == "cs_events_invalid_total"}
+    by_reason = {
+        dict(labels)["reason"]: v
+        for (n, labels), v in metrics.items()
+        if n == "cs_events_invalid_total"
+    }
     want: dict[str, float] = {}
     for _t, _v, reason in scenario.invalid:
         want[reason] = want.get(reason, 0) + 1
@@ -65,16 +69,30 @@ def test_dead_letters_keep_bytes_and_say_where_from(scenario_run) -> None:  # ty
     reasons = []
     for record in records:
         headers = {k: v.decode() for k, v in record.headers}
-        source = (headers["cs-source-topic"], int(headers["cs-source-partition"]), int(headers["cs-source-offset"]))
+        source = (
+            headers["cs-source-topic"],
+            int(headers["cs-source-partition"]),
+            int(headers["cs-source-offset"]),
+        )
         assert where[source] == record.value, "dead letter must carry the original bytes"
         reasons.append(headers["cs-reason"])
-    assert sorted(reasons) == sorted([r for _t, _v, r in scenario.invalid] + ["too_late"] * scenario.late)
+    assert sorted(reasons) == sorted(
+        [r for _t, _v, r in scenario.invalid] + ["too_late"] * scenario.late
+    )
 
 
 ADDITIVE = (
-    "cs_tickets_opened", "cs_tickets_resolved", "cs_tickets_open", "cs_sessions",
-    "cs_time_in_app_seconds", "cs_survey_responses", "cs_mrr", "cs_mrr_movement",
-    "cs_paying_accounts", "cs_churned_accounts", "cs_payment_failures",
+    "cs_tickets_opened",
+    "cs_tickets_resolved",
+    "cs_tickets_open",
+    "cs_sessions",
+    "cs_time_in_app_seconds",
+    "cs_survey_responses",
+    "cs_mrr",
+    "cs_mrr_movement",
+    "cs_paying_accounts",
+    "cs_churned_accounts",
+    "cs_payment_failures",
 )
 
 

@@ -29,32 +29,52 @@ TOPIC_TYPES = {
     "tickets": {"ticket.opened", "ticket.replied", "ticket.resolved", "ticket.reopened"},
     "surveys": {"survey.answered"},
     "logins": {"session.started", "session.heartbeat", "session.ended"},
-    "billing": {"subscription.started", "subscription.changed", "subscription.renewed",
-                "subscription.canceled", "trial.converted", "trial.expired", "invoice.paid",
-                "invoice.failed", "cost.recorded"},
+    "billing": {
+        "subscription.started",
+        "subscription.changed",
+        "subscription.renewed",
+        "subscription.canceled",
+        "trial.converted",
+        "trial.expired",
+        "invoice.paid",
+        "invoice.failed",
+        "cost.recorded",
+    },
 }
 SESSION = ("session_id", "user_id")
 PLAN = ("subscription_id", "plan", "mrr_cents", "currency")
 MONEY = ("amount_cents", "currency")
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "ticket.opened": ("ticket_id",), "ticket.replied": ("ticket_id", "author"),
-    "ticket.resolved": ("ticket_id",), "ticket.reopened": ("ticket_id",),
+    "ticket.opened": ("ticket_id",),
+    "ticket.replied": ("ticket_id", "author"),
+    "ticket.resolved": ("ticket_id",),
+    "ticket.reopened": ("ticket_id",),
     "survey.answered": ("kind", "score"),
-    "session.started": SESSION, "session.heartbeat": SESSION, "session.ended": SESSION,
-    "subscription.started": PLAN, "subscription.changed": PLAN, "trial.converted": PLAN,
-    "subscription.renewed": ("subscription_id",), "subscription.canceled": ("subscription_id",),
-    "trial.expired": ("subscription_id",), "invoice.paid": ("invoice_id", *MONEY),
-    "invoice.failed": ("invoice_id", *MONEY), "cost.recorded": (*MONEY, "category"),
+    "session.started": SESSION,
+    "session.heartbeat": SESSION,
+    "session.ended": SESSION,
+    "subscription.started": PLAN,
+    "subscription.changed": PLAN,
+    "trial.converted": PLAN,
+    "subscription.renewed": ("subscription_id",),
+    "subscription.canceled": ("subscription_id",),
+    "trial.expired": ("subscription_id",),
+    "invoice.paid": ("invoice_id", *MONEY),
+    "invoice.failed": ("invoice_id", *MONEY),
+    "cost.recorded": (*MONEY, "category"),
 }
 INTS = {"mrr_cents", "amount_cents"}
-ENUMS = {"channel": {"email", "chat", "phone", "web", "social", "other"},
-         "author": {"agent", "customer"},
-         "platform": {"web", "ios", "android", "desktop", "api", "other"},
-         "kind": {"nps", "csat", "ces"}}
+ENUMS = {
+    "channel": {"email", "chat", "phone", "web", "social", "other"},
+    "author": {"agent", "customer"},
+    "platform": {"web", "ios", "android", "desktop", "api", "other"},
+    "kind": {"nps", "csat", "ces"},
+}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
 # ------------------------------------------------------------------ helpers
+
 
 def problem(msg: Message, currency: str = "USD") -> str | None:
     """Why ``msg`` breaks events.md, or None when it is a valid event."""
@@ -159,6 +179,7 @@ def paying_accounts(events: Iterable[dict[str, Any]]) -> set[str]:
 
 # ----------------------------------------------------------------- fixtures
 
+
 @dataclass(frozen=True)
 class Day:
     """Bootstrap plus one simulated day with the default config, raw and decoded."""
@@ -183,6 +204,7 @@ def day() -> Day:
 
 
 # -------------------------------------------------------------------- tests
+
 
 def test_same_seed_and_start_give_the_same_bytes() -> None:
     """Replays and benchmarks must be repeatable."""
@@ -250,8 +272,12 @@ def test_every_message_is_valid_and_keyed_by_account(day: Day) -> None:
     assert len(set(ids)) == len(ids)
     assert all(uuid.UUID(i).version == 4 for i in ids[:1000])
     sources = {m.topic: e["source"] for m, e in pairs}
-    assert sources == {"tickets": "helpdesk", "surveys": "survey-tool", "logins": "product",
-                       "billing": "billing"}
+    assert sources == {
+        "tickets": "helpdesk",
+        "surveys": "survey-tool",
+        "logins": "product",
+        "billing": "billing",
+    }
     assert all(e["time"].endswith("Z") and len(e["time"]) == 24 for e in events)
 
 
@@ -336,8 +362,10 @@ def test_billing_has_trials_renewals_and_reactivations(day: Day) -> None:
     assert sum(c["at_term_end"] for c in cancels) > len(cancels) / 2
     starts = Counter(e["data"]["account_id"] for e in by_type(events, "subscription.started"))
     assert any(n > 1 for n in starts.values())  # reactivation: a second subscription
-    assert all(e["data"]["category"] in {"payroll", "tooling", "training"}
-               for e in by_type(events, "cost.recorded"))
+    assert all(
+        e["data"]["category"] in {"payroll", "tooling", "training"}
+        for e in by_type(events, "cost.recorded")
+    )
 
 
 def burst_share(scenario: str) -> float:
@@ -376,8 +404,15 @@ def test_malformed_share_gives_that_share_of_invalid_messages() -> None:
     reasons = Counter(problem(m) for m in messages)
     share = 1 - reasons.pop(None) / len(messages)
     assert 0.15 <= share <= 0.25
-    assert set(reasons) == {"not_json", "not_object", "missing_field", "unknown_type",
-                            "bad_time", "off_scale", "currency"}
+    assert set(reasons) == {
+        "not_json",
+        "not_object",
+        "missing_field",
+        "unknown_type",
+        "bad_time",
+        "off_scale",
+        "currency",
+    }
     assert len(messages) == len(clean)
     for bad, good in zip(messages, clean, strict=True):
         assert bad.topic == good.topic and bad.key == good.key
@@ -401,6 +436,7 @@ def test_stream_yields_exactly_count_and_keeps_the_rest() -> None:
 
 def test_intensity_scales_usage() -> None:
     """intensity=2 roughly doubles product usage."""
+
     def sessions(intensity: float) -> int:
         gen = EventGenerator(GeneratorConfig(accounts=100), START, intensity=intensity)
         return len(by_type(decode(gen.advance(START + 3600)), "session.started"))
@@ -414,15 +450,26 @@ def test_currency_and_plans_come_from_the_config() -> None:
     gen = EventGenerator(cfg, START)
     messages = gen.bootstrap() + gen.advance(START + 6 * 3600)
     assert all(problem(m, currency="EUR") is None for m in messages)
-    prices = {e["data"]["plan"]: e["data"]["mrr_cents"] for e in decode(messages)
-              if "mrr_cents" in e["data"]}
+    prices = {
+        e["data"]["plan"]: e["data"]["mrr_cents"]
+        for e in decode(messages)
+        if "mrr_cents" in e["data"]
+    }
     assert prices == {"solo": 1000, "duo": 3000}
 
 
-@pytest.mark.parametrize("bad", [
-    {"accounts": 0}, {"users_per_account": 0}, {"malformed_share": 1.5},
-    {"scenario": "meltdown"}, {"plans": ()}, {"plans": (("x", -1),)}, {"currency": ""},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"accounts": 0},
+        {"users_per_account": 0},
+        {"malformed_share": 1.5},
+        {"scenario": "meltdown"},
+        {"plans": ()},
+        {"plans": (("x", -1),)},
+        {"currency": ""},
+    ],
+)
 def test_invalid_config_is_rejected(bad: dict[str, Any]) -> None:
     """Fail at construction rather than producing an empty or invalid world."""
     with pytest.raises(ValueError):
