@@ -37,9 +37,8 @@ class Effects:
     counters: defaultdict[tuple[int, int], defaultdict[str, float]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
-    hll: defaultdict[tuple[str, int, int], set[str]] = field(
-        default_factory=lambda: defaultdict(set)
-    )
+    last_seen: defaultdict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    """Distinct-count name -> member -> latest event time seen in this batch."""
     gauges: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     entities: dict[str, Any] = field(default_factory=dict)
     """Entity key -> new state (JSON-able), or None to delete it."""
@@ -73,15 +72,12 @@ class Effects:
             for name in names:
                 bucket[name] += amount
 
-    def distinct(
-        self, name: str, member: str, ts: float, granularities: tuple[int, ...], account: str
-    ) -> None:
-        """Add ``member`` to the HyperLogLog ``name`` (and its plan's) of the bucket of ``ts``."""
-        names = (name, segmented(name, self.plans.get(account, NONE)))
-        for g in granularities:
-            k = bucket_of(ts, g)
-            for n in names:
-                self.hll[(n, g, k)].add(member)
+    def distinct(self, name: str, member: str, ts: float, account: str) -> None:
+        """Note that ``member`` was active at ``ts`` (exact distinct counts by latest time)."""
+        for n in (name, segmented(name, self.plans.get(account, NONE))):
+            seen = self.last_seen[n]
+            if ts > seen.get(member, float("-inf")):
+                seen[member] = ts
 
     def apply_diff(
         self,
@@ -107,4 +103,4 @@ class Effects:
                 self.gauges[name] += delta
 
     def is_empty(self) -> bool:
-        return not (self.counters or self.hll or self.gauges or self.entities or self.live)
+        return not (self.counters or self.last_seen or self.gauges or self.entities or self.live)

@@ -13,7 +13,7 @@ key                                holds
 ``cs:plan_names``                  set: admitted plan labels
 ``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``
 ``cs:{tp}:b:<g>:<bucket>``         hash: counter field -> amount (TTL)
-``cs:{tp}:h:<name>:<g>:<bucket>``  HyperLogLog of users/accounts (TTL)
+``cs:{tp}:z:<name>``               sorted set: user/account -> latest event time
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
 ``cs:{tp}:e:<entity>``             JSON state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
@@ -44,8 +44,8 @@ def bucket(tag: str, granularity: int, index: int) -> str:
     return f"{PREFIX}:{tag}:b:{granularity}:{index}"
 
 
-def hll(tag: str, name: str, granularity: int, index: int) -> str:
-    return f"{PREFIX}:{tag}:h:{name}:{granularity}:{index}"
+def last_seen(tag: str, name: str) -> str:
+    return f"{PREFIX}:{tag}:z:{name}"
 
 
 def gauges(tag: str) -> str:

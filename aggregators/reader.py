@@ -3,9 +3,9 @@
 Per partition, :data:`SUM_LUA` adds up the bucket hashes of every window
 server-side (one slot per call, so it also runs on Redis Cluster), and the
 gauges, live sessions and last event times come back in the same pipeline.
-Distinct users and accounts are one ``PFCOUNT`` per window over the
-HyperLogLogs of every usage partition (a union across slots: on Redis
-Cluster that part would read the sketches and merge them client-side).
+Distinct users and accounts are exact: a sorted set per partition keeps
+each member's latest event time, and a window's count is a ``ZCOUNT`` from
+its first bucket on, summed over partitions.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from aggregators import keys, plans
 from aggregators.config import MetricConfig
 from aggregators.families import sessions
 from aggregators.readout import Snapshot
-from aggregators.windows import Window, bucket_of
 
 SUM_LUA = """
 local out = {}
@@ -127,24 +126,26 @@ class Reader:
     def _queue_distinct(
         self, pipe: Any, tags: list[str], t: float, plan_labels: list[str]
     ) -> list[tuple[str, str]]:
-        """PFCOUNT per window, for the whole base and every plan segment."""
+        """ZCOUNT per partition and window: members whose latest event is in the window.
+
+        A member's latest event time is at or after the window's first bucket
+        exactly when it had an event in the window (up to events dated after
+        ``t``), so the count is exact, not an estimate; partitions are summed
+        because one account's events, users included, share a partition.
+        """
         queued: list[tuple[str, str]] = []
-        if not tags:
-            return queued
+        names = [
+            n
+            for base in (sessions.USERS, sessions.ACCOUNTS)
+            for n in [base] + [plans.segmented(base, p) for p in plan_labels]
+        ]
         for window in self.config.windows:
-            for base in (sessions.USERS, sessions.ACCOUNTS):
-                for name in [base] + [plans.segmented(base, p) for p in plan_labels]:
-                    pipe.pfcount(*self._hll_keys(tags, name, window, t))
+            start = window.bucket_range(t)[0] * window.granularity
+            for name in names:
+                for tag in tags:
+                    pipe.zcount(keys.last_seen(tag, name), start, "+inf")
                     queued.append((name, window.name))
         return queued
-
-    @staticmethod
-    def _hll_keys(tags: list[str], name: str, window: Window, t: float) -> list[str]:
-        high = bucket_of(t, window.granularity)
-        low = high - window.buckets + 1
-        return [
-            keys.hll(tag, name, window.granularity, k) for tag in tags for k in range(low, high + 1)
-        ]
 
     def _snapshot(
         self, plan: list[tuple[str, str]], distinct_plan: list[tuple[str, str]], replies: list[Any]
@@ -163,15 +164,13 @@ class Reader:
                     gauges[keys.text(f)] += float(v)
             else:
                 live = (live or 0) + int(reply)
-        distinct = {
-            key: int(v)
-            for key, v in zip(distinct_plan, replies[len(plan) :], strict=True)
-            if v or plans.SEP not in key[0]
-        }
+        distinct: defaultdict[tuple[str, str], int] = defaultdict(int)
+        for key, count in zip(distinct_plan, replies[len(plan) :], strict=True):
+            distinct[key] += int(count)
         return Snapshot(
             sums={k: dict(v) for k, v in sums.items()},
             gauges=_clean(gauges),
-            distinct=distinct,
+            distinct={k: v for k, v in distinct.items() if v or plans.SEP not in k[0]},
             live_sessions=live,
         )
 

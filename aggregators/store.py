@@ -37,7 +37,7 @@ for i = 1, #ops do
   local c, k = op[1], KEYS[op[2]]
   if c == 'hf' then redis.call('HINCRBYFLOAT', k, op[3], op[4])
   elseif c == 'ex' then redis.call('EXPIRE', k, op[3])
-  elseif c == 'pf' then redis.call('PFADD', k, unpack(op, 3))
+  elseif c == 'zg' then redis.call('ZADD', k, 'GT', unpack(op, 3))
   elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
   elseif c == 'set' then
     if op[4] > 0 then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
@@ -228,10 +228,11 @@ class PartitionStore:
                 if amount:
                     script.op("hf", key, name, number(amount))
             script.op("ex", key, bucket_ttl(index, g, windows, t))
-        for (name, g, index), members in effects.hll.items():
-            key = keys.hll(self.tag, name, g, index)
-            script.members("pf", key, sorted(members))
-            script.op("ex", key, bucket_ttl(index, g, windows, t))
+        for name, latest in effects.last_seen.items():
+            key = keys.last_seen(self.tag, name)
+            pairs = [x for member, ts in sorted(latest.items()) for x in (number(ts), member)]
+            script.members("zg", key, pairs)
+            script.op("zt", key, number(t - windows.longest.seconds - windows.longest.granularity))
         for name, amount in effects.gauges.items():
             if amount:
                 script.op("hf", keys.gauges(self.tag), name, number(amount))

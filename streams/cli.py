@@ -269,7 +269,10 @@ def generate(
 def topics_create(
     kafka_bootstrap: Bootstrap = None,
     topic_prefix: TopicPrefix = "cs.",
-    partitions: Annotated[int, typer.Option(help="Partitions per topic.")] = 4,
+    partitions: Annotated[
+        int | None,
+        typer.Option(envvar="CSPULSE_PARTITIONS", help="Partitions per topic (default 4)."),
+    ] = None,
 ) -> None:
     """Create the event and dead-letter topics (existing ones are left alone)."""
     settings = _settings(

@@ -149,7 +149,27 @@ def start_redis(workdir: Path, port: int | None = None, *, persist: bool = False
         "--protected-mode",
         "no",
     ]
-    return _spawn("redis", argv, port, workdir)
+    process = _spawn("redis", argv, port, workdir)
+    _wait_loaded(process)
+    return process
+
+
+def _wait_loaded(process: Process, timeout: float = 30) -> None:
+    """A restarted Redis accepts connections before its AOF is loaded: wait for PING."""
+    import redis
+
+    client = redis.Redis(port=process.port, socket_timeout=1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.exceptions.ConnectionError as exc:  # BusyLoadingError included
+            if time.monotonic() > deadline:
+                raise ServiceError(f"redis on port {process.port} not ready: {exc}") from exc
+            time.sleep(0.05)
+        finally:
+            client.close()
 
 
 @dataclass

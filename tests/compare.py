@@ -6,15 +6,6 @@ import math
 
 from tests.harness import MetricKey
 
-APPROXIMATE = {
-    "cs_active_users",
-    "cs_active_accounts",
-    "cs_time_in_app_seconds_per_user",
-    "cs_stickiness_ratio",
-    "cs_product_usage_ratio",
-}
-"""Built on HyperLogLog: the contract allows 2 % relative error."""
-
 ZERO_MEANS_ABSENT = {"cs_survey_responses", "cs_feedback_comments"}
 """Counts the reference only lists when positive."""
 
@@ -59,8 +50,7 @@ def mismatches(scraped: dict[MetricKey, float], expected: dict[MetricKey, float]
 
 
 def close(name: str, have: float, want: float) -> bool:
-    if name in APPROXIMATE:
-        return math.isclose(have, want, rel_tol=0.02, abs_tol=1e-9)
+    """Exact up to float summation noise (distinct counts are exact too, not sketches)."""
     return math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-6)
 
 

@@ -20,7 +20,7 @@ SESSIONS = "sessions"
 TIME_IN_APP = "time_in_app"
 USERS = "u"
 ACCOUNTS = "a"
-"""HyperLogLog names: distinct users and accounts per bucket."""
+"""Distinct-count names: users and accounts, each kept with its latest event time."""
 
 
 class SessionFamily:
@@ -42,8 +42,8 @@ class SessionFamily:
         if event.type == "session.started":
             effects.count(SESSIONS, event.time, 1, grans, event.account_id)
         user_id: str = event.data.user_id  # type: ignore[union-attr,assignment]
-        effects.distinct(USERS, user_id, event.time, grans, event.account_id)
-        effects.distinct(ACCOUNTS, event.account_id, event.time, grans, event.account_id)
+        effects.distinct(USERS, user_id, event.time, event.account_id)
+        effects.distinct(ACCOUNTS, event.account_id, event.time, event.account_id)
 
     def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
         contribution: Contribution = {}

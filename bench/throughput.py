@@ -1,0 +1,717 @@
+"""Events per second of the cspulse worker next to a plain Faust app, on one machine.
+
+Why ratios: absolute events/s on a small, possibly shared machine move from
+run to run; running the variants side by side against the same broker, the
+same Redis and the same pre-published events, alternating them and taking
+medians, makes the ratio to the baseline the figure worth quoting.
+
+Variants (``--variants``):
+
+``cspulse``  the worker as shipped: ``python -m streams worker``.
+``faust``    the baseline, :mod:`bench.plain_faust`: one Faust agent per topic,
+             one Redis ``HINCRBY`` per event, Faust defaults.
+``raw``      :mod:`bench.raw_worker`: cspulse's processor behind a plain aiokafka
+             consumer, to show what Faust's per-message path costs.
+``core``     :class:`~streams.processor.Processor` called in this process on
+             full batches, no Kafka at all: the ceiling of the processing itself.
+
+``cspulse-tuned``, ``faust-tuned`` and ``raw-tuned`` run the same process with
+the experimental options (``--worker-settings``, ``--faust-settings``,
+``--loop``, ``--faust-patch``), so a tuning is judged against the untuned
+process in the same invocation.
+
+The events are published before any consumer starts, so the consumers are
+measured on pure consumption: from the first progress seen in Redis to all
+events applied. Wall time from process start (connecting, joining the group)
+is reported separately. Everything runs on loopback, on a broker and a Redis
+this script starts, and every process it starts is stopped before it exits.
+
+Usage: ``python -m bench.throughput --events 60000 --repeat 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import faust
+import orjson
+import redis
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis as AsyncRedis
+
+from bench.faust_patches import PATCH_ENV, PATCHES
+from bench.plain_faust import COUNTERS, EXTRA_SETTINGS
+from bench.tuned_worker import LOOP_ENV, SETTINGS_ENV
+from streams.config import Settings
+from streams.embedded import Process, free_port, start_broker, start_redis
+from streams.generator import EventGenerator, GeneratorConfig, Message
+from streams.processor import DeadLetter, Processor, RawMessage
+from streams.topics import create_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+START = 1_704_067_200.0
+"""Event time of the generated world (2024-01-01 UTC): fixed, so every run
+replays the same bytes, and in the past, so no event is rejected as future."""
+
+POLL = 0.02
+"""Seconds between progress polls: small next to a run, cheap for Redis."""
+
+TP = tuple[str, int]
+
+VARIANTS = ("cspulse", "faust", "raw", "core", "cspulse-tuned", "faust-tuned", "raw-tuned")
+"""``-tuned``: the same process with the experimental options applied (see :class:`Knobs`)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Events as published: where each landed, so offsets and batches can be rebuilt."""
+
+    prefix: str
+    placed: list[tuple[TP, RawMessage]]
+    first: dict[TP, int]
+    last: dict[TP, int]
+
+    @property
+    def count(self) -> int:
+        return len(self.placed)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One measured run; ``rate`` counts only events applied after the first progress."""
+
+    variant: str
+    rate: float
+    consume_s: float
+    total_s: float
+    startup_s: float
+    batch: float | None = None
+    cpu_us: float | None = None
+    """CPU time of the consumer (all threads) per event while consuming: less sensitive
+    than events/s to other load on the machine, since waiting for a core costs none."""
+
+
+@dataclass
+class Services:
+    broker: Process
+    redis: Process
+    workdir: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker.port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis.port}/0"
+
+
+def say(text: str) -> None:
+    """Progress goes to stderr, unbuffered, so a long run shows it is alive."""
+    print(text, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ workload
+
+
+def generate(events: int, accounts: int, seed: int) -> list[Message]:
+    """The generator's bootstrap hour followed by its stream: ``events`` messages in all."""
+    gen = EventGenerator(GeneratorConfig(accounts=accounts, seed=seed), START)
+    head = gen.bootstrap()[:events]
+    return head + list(gen.stream(events - len(head)))
+
+
+async def _publish(bootstrap: str, prefix: str, messages: Sequence[Message]) -> Workload:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(prefix + m.topic, m.value, key=m.key) for m in messages]
+        records = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    placed = [
+        ((r.topic, r.partition), RawMessage(r.offset, m.key, m.value))
+        for r, m in zip(records, messages, strict=True)
+    ]
+    first: dict[TP, int] = {}
+    last: dict[TP, int] = {}
+    for tp, msg in placed:
+        first[tp] = min(first.get(tp, msg.offset), msg.offset)
+        last[tp] = max(last.get(tp, msg.offset), msg.offset)
+    return Workload(prefix, placed, first, last)
+
+
+def publish(services: Services, args: argparse.Namespace) -> Workload:
+    """Create fresh topics and publish the events once; every run reads these same topics."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    messages = generate(args.events, args.accounts, args.seed)
+    settings = Settings.model_validate({"topic_prefix": prefix, "partitions": args.partitions})
+    asyncio.run(create_topics(settings, services.bootstrap, args.partitions))
+    started = time.perf_counter()
+    workload = asyncio.run(_publish(services.bootstrap, prefix, messages))
+    elapsed = time.perf_counter() - started
+    say(
+        f"published {workload.count:,} events to {len(workload.last)} partitions "
+        f"in {elapsed:.1f}s ({workload.count / elapsed:,.0f}/s)"
+    )
+    return workload
+
+
+# ------------------------------------------------------------------ progress
+
+
+def applied_events(client: redis.Redis, workload: Workload) -> int:
+    """Events cspulse has applied: per partition, its applied offset in Redis minus the first."""
+    tps = list(workload.last)
+    pipe = client.pipeline(transaction=False)
+    for topic, partition in tps:
+        pipe.hget(f"cs:{{{topic}:{partition}}}:meta", "offset")
+    done = 0
+    for tp, raw in zip(tps, pipe.execute(), strict=True):
+        if raw is not None:
+            done += int(raw) - workload.first[tp] + 1
+    return done
+
+
+Progress = Callable[[redis.Redis, "Workload"], int]
+"""Events a variant has finished, read from Redis."""
+
+
+def counted_events(client: redis.Redis, _workload: Workload) -> int:
+    """Events the baseline has counted: the sum of its per-type counters."""
+    return sum(int(v) for v in client.hvals(COUNTERS))
+
+
+# ------------------------------------------------------------------ children
+
+
+@dataclass
+class Child:
+    """A benchmarked process in its own session, so stopping it stops all it started."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def check(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n{self.tail()}")
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM the process group; SIGKILL it if it has not gone within ``timeout``."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout)
+                return
+            except ProcessLookupError:
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@contextmanager
+def running(child: Child) -> Iterator[Child]:
+    child.start()
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Experimental options. Only ``-tuned`` variants get them, so that one run
+    compares tuned and untuned side by side on the same (possibly loaded) machine."""
+
+    worker_settings: str = "{}"
+    faust_settings: str = "{}"
+    loop: str = "asyncio"
+    patch: str = ""
+
+    @classmethod
+    def of(cls, args: argparse.Namespace, variant: str) -> Knobs:
+        if not variant.endswith("-tuned"):
+            return cls()
+        return cls(args.worker_settings, args.faust_settings, args.loop, args.faust_patch)
+
+    @property
+    def default(self) -> bool:
+        return self == Knobs()
+
+
+def cspulse_child(
+    services: Services, workload: Workload, name: str, knobs: Knobs
+) -> tuple[Child, int]:
+    """The shipped worker; through :mod:`bench.tuned_worker` when knobs are turned."""
+    port = free_port()
+    env = base_env() | {
+        "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
+        "CSPULSE_REDIS_URL": services.redis_url,
+        "CSPULSE_METRICS_PORT": str(port),
+        "CSPULSE_METRICS_HOST": "127.0.0.1",
+        "CSPULSE_TOPIC_PREFIX": workload.prefix,
+        "CSPULSE_APP_ID": f"bench-{name}",
+        "CSPULSE_CLOCK": "watermark",
+        "CSPULSE_LOG_LEVEL": "warning",
+        SETTINGS_ENV: knobs.worker_settings,
+        LOOP_ENV: knobs.loop,
+        PATCH_ENV: knobs.patch,
+    }
+    command = ["-m", "streams", "worker"] if knobs.default else ["-m", "bench.tuned_worker"]
+    return Child(name, [sys.executable, *command], env, services.workdir / f"{name}.log"), port
+
+
+def raw_child(services: Services, workload: Workload, name: str, knobs: Knobs) -> Child:
+    env = base_env() | {
+        "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
+        "CSPULSE_REDIS_URL": services.redis_url,
+        "CSPULSE_TOPIC_PREFIX": workload.prefix,
+        "CSPULSE_APP_ID": f"bench-{name}",
+        "CSPULSE_CLOCK": "watermark",
+        LOOP_ENV: knobs.loop,
+    }
+    argv = [sys.executable, "-m", "bench.raw_worker"]
+    return Child(name, argv, env, services.workdir / f"{name}.log")
+
+
+def faust_child(services: Services, workload: Workload, name: str, knobs: Knobs) -> Child:
+    env = base_env() | {
+        "BENCH_KAFKA_BOOTSTRAP": services.bootstrap,
+        "BENCH_REDIS_URL": services.redis_url,
+        "BENCH_TOPIC_PREFIX": workload.prefix,
+        "BENCH_APP_ID": f"bench-{name}",
+        "BENCH_DATADIR": str(services.workdir / f"{name}-data"),
+        EXTRA_SETTINGS: knobs.faust_settings,
+        PATCH_ENV: knobs.patch,
+    }
+    loop = ["-L", "uvloop"] if knobs.loop == "uvloop" else []
+    argv = [sys.executable, "-m", "faust", *loop, "-A", "bench.plain_faust", "worker", "-l", "warn"]
+    return Child(name, argv, env, services.workdir / f"{name}.log")
+
+
+# ------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Watch:
+    """Polls progress until every event is in, noting when progress first appeared."""
+
+    label: str
+    total: int
+    timeout: float
+    started: float = field(default_factory=time.monotonic)
+    first: tuple[float, int] | None = None
+
+    def until_done(
+        self,
+        progress: Callable[[], int],
+        check: Callable[[], None],
+        on_first: Callable[[], None] = lambda: None,
+    ) -> float:
+        """Return the time all events were in; raise if the child dies or time runs out."""
+        shown = self.started
+        while True:
+            now, done = time.monotonic(), progress()
+            if self.first is None and done > 0:
+                self.first = (now, done)
+                on_first()
+            if done >= self.total:
+                return now
+            check()
+            if now - self.started > self.timeout:
+                raise TimeoutError(f"{self.label}: {done:,}/{self.total:,} after {self.timeout}s")
+            if now - shown >= 2:
+                shown = now
+                say(f"  {self.label}: {done:,}/{self.total:,} events{self._rate(now, done)}")
+            time.sleep(POLL)
+
+    def _rate(self, now: float, done: int) -> str:
+        if self.first is None or now <= self.first[0]:
+            return " (starting)"
+        return f" ({(done - self.first[1]) / (now - self.first[0]):,.0f}/s)"
+
+    def timing(self, variant: str, ended: float, batch: float | None, cpu: float | None) -> Timing:
+        """``cpu``: CPU seconds the consumer used from the first progress to ``ended``."""
+        first_t, first_n = self.first or (self.started, 0)
+        if ended <= first_t:  # everything arrived before the first poll saw anything
+            first_t, first_n = self.started, 0
+        consume, events = ended - first_t, self.total - first_n
+        return Timing(
+            variant,
+            events / consume,
+            consume,
+            ended - self.started,
+            first_t - self.started,
+            batch,
+            cpu / events * 1e6 if cpu is not None else None,
+        )
+
+
+def mean_batch(port: int, events: int) -> float | None:
+    """Events per applied batch, from the worker's cs_batch_seconds histogram count."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    counts = [
+        float(v)
+        for v in re.findall(r"^cs_batch_seconds_count(?:\{.*\})? (\S+)$", text, re.MULTILINE)
+    ]
+    return events / sum(counts) if counts and sum(counts) else None
+
+
+def child_for(
+    variant: str, args: argparse.Namespace, services: Services, workload: Workload, run_id: str
+) -> tuple[Child, Progress, int | None]:
+    """The process of a variant, how to read its progress and its metrics port if any."""
+    name, knobs = f"{variant}-{run_id}", Knobs.of(args, variant)
+    kind = variant.removesuffix("-tuned")
+    if kind == "cspulse":
+        child, port = cspulse_child(services, workload, name, knobs)
+        return child, applied_events, port
+    if kind == "raw":
+        return raw_child(services, workload, name, knobs), applied_events, None
+    return faust_child(services, workload, name, knobs), counted_events, None
+
+
+def run_child(
+    variant: str, args: argparse.Namespace, services: Services, workload: Workload, run_id: str
+) -> Timing:
+    """Start one consumer process on the published topics and time it to the last event."""
+    client = redis.Redis.from_url(services.redis_url)
+    client.flushall()
+    child, progress, port = child_for(variant, args, services, workload, run_id)
+    watch = Watch(f"{variant} {run_id}", workload.count, args.timeout)
+    spy = Spy(args.py_spy / f"{variant}-{run_id}.txt" if args.py_spy else None)
+    cpu_at_first: list[float | None] = []
+
+    def on_first() -> None:
+        cpu_at_first.append(cpu_seconds(child.pid))
+        spy.start(child.pid)
+
+    with running(child):
+        try:
+            ended = watch.until_done(lambda: progress(client, workload), child.check, on_first)
+            cpu_at_end = cpu_seconds(child.pid)
+        finally:
+            spy.stop()
+        batch = mean_batch(port, workload.count) if port else None
+    start_cpu = cpu_at_first[0] if cpu_at_first else None
+    used = cpu_at_end - start_cpu if cpu_at_end is not None and start_cpu is not None else None
+    return watch.timing(variant, ended, batch, used)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process and all its threads (Linux /proc), if known."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Spy:
+    """py-spy sampling a child while it consumes (``--py-spy DIR``), not while it starts.
+
+    Raw (collapsed) stacks of every thread, idle frames included, because the
+    question is where the time goes, waiting included. Non-blocking sampling
+    so the child is not paused; profiled runs are still not for the table.
+    """
+
+    out: Path | None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, pid: int) -> None:
+        if self.out is None:
+            return
+        exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        argv = [exe, "record", "--pid", str(pid), "--format", "raw", "--idle", "--threads"]
+        argv += ["--nonblocking", "--rate", "250", "--output", str(self.out)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+# ------------------------------------------------------------------ core
+
+
+def core_batches(workload: Workload, size: int) -> dict[str, Batches]:
+    """Per topic, full batches of each partition, partitions taken in turn (as agents see them)."""
+    by_tp: defaultdict[TP, list[RawMessage]] = defaultdict(list)
+    for tp, msg in workload.placed:
+        by_tp[tp].append(msg)
+    chunks: defaultdict[str, list[Batches]] = defaultdict(list)
+    for (topic, partition), msgs in sorted(by_tp.items()):
+        msgs.sort(key=lambda m: m.offset)
+        chunks[topic].append([(partition, msgs[i : i + size]) for i in range(0, len(msgs), size)])
+    return {topic: _interleave(lists) for topic, lists in chunks.items()}
+
+
+Batches = list[tuple[int, list[RawMessage]]]
+"""(partition, messages) in the order one agent applies them."""
+
+
+def _interleave(lists: list[Batches]) -> Batches:
+    out: Batches = []
+    for i in range(max(map(len, lists))):
+        out.extend(lst[i] for lst in lists if i < len(lst))
+    return out
+
+
+async def _core(redis_url: str, workload: Workload, size: int) -> tuple[float, int]:
+    settings = Settings.model_validate({"topic_prefix": workload.prefix, "clock": "watermark"})
+    letters: list[DeadLetter] = []
+
+    async def keep(_topic: str, _partition: int, found: Sequence[DeadLetter]) -> None:
+        letters.extend(found)
+
+    processor = Processor(
+        AsyncRedis.from_url(redis_url),
+        settings.metric_config(),
+        keep,
+        family_of=settings.family_of,
+        clock="watermark",
+    )
+
+    async def agent(topic: str, batches: Batches) -> None:
+        for partition, msgs in batches:
+            await processor.process(topic, partition, msgs)
+
+    plan = core_batches(workload, size)
+    started = time.perf_counter()
+    await asyncio.gather(*(agent(topic, batches) for topic, batches in plan.items()))
+    return time.perf_counter() - started, len(letters)
+
+
+def run_core(args: argparse.Namespace, services: Services, workload: Workload) -> Timing:
+    """The processor on full batches, in this process, against the benchmark's Redis."""
+    redis.Redis.from_url(services.redis_url).flushall()
+    size = Settings.model_validate({}).batch_max
+    cpu = time.process_time()
+    elapsed, letters = asyncio.run(_core(services.redis_url, workload, size))
+    cpu_us = (time.process_time() - cpu) / workload.count * 1e6
+    if letters:
+        say(f"  core: {letters} events were dead-lettered")
+    say(f"  core: {workload.count:,} events in {elapsed:.1f}s")
+    rate = workload.count / elapsed
+    return Timing("core", rate, elapsed, elapsed, 0.0, float(size), cpu_us)
+
+
+# ------------------------------------------------------------------ report
+
+
+def median_of(runs: list[Timing], attr: str) -> float:
+    return float(statistics.median(getattr(t, attr) for t in runs))
+
+
+def paired_ratio(runs: dict[str, list[Timing]], variant: str, baseline: str) -> float | None:
+    """Median over repeats of variant/baseline within the same repeat: robust to load drift."""
+    if baseline not in runs:
+        return None
+    pairs = zip(runs[variant], runs[baseline], strict=False)
+    return statistics.median(v.rate / b.rate for v, b in pairs)
+
+
+def table(runs: dict[str, list[Timing]], baseline: str = "faust") -> str:
+    head = (
+        "| variant | events/s (median) | min - max | ratio to plain Faust | CPU µs/event | "
+        "consume s | total s (with startup) | startup s | events/batch |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    rows = [head]
+    for variant, timings in runs.items():
+        ratio = paired_ratio(runs, variant, baseline)
+        batches = [t.batch for t in timings if t.batch]
+        cpus = [t.cpu_us for t in timings if t.cpu_us is not None]
+        rates = [t.rate for t in timings]
+        rows.append(
+            f"| {variant} | {median_of(timings, 'rate'):,.0f} | "
+            f"{min(rates):,.0f} - {max(rates):,.0f} | "
+            f"{f'{ratio:.2f}' if ratio is not None else '-'} | "
+            f"{f'{statistics.median(cpus):,.0f}' if cpus else '-'} | "
+            f"{median_of(timings, 'consume_s'):.1f} | {median_of(timings, 'total_s'):.1f} | "
+            f"{median_of(timings, 'startup_s'):.1f} | "
+            f"{f'{statistics.median(batches):,.0f}' if batches else '-'} |"
+        )
+    return "\n".join(rows)
+
+
+def facts(args: argparse.Namespace) -> str:
+    return (
+        f"{args.events:,} events, {args.partitions} partitions per topic, "
+        f"{args.repeat} repeats; nproc {os.cpu_count()}, Python {sys.version.split()[0]}, "
+        f"faust-streaming {faust.__version__}"
+    )
+
+
+# ------------------------------------------------------------------ main
+
+
+@contextmanager
+def services_on_loopback() -> Iterator[Services]:
+    workdir = Path(tempfile.mkdtemp(prefix="cspulse-bench-"))
+    broker = start_broker(workdir)
+    try:
+        redis_proc = start_redis(workdir)
+        try:
+            yield Services(broker, redis_proc, workdir)
+        finally:
+            redis_proc.stop()
+    finally:
+        broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(
+    args: argparse.Namespace, services: Services, workload: Workload
+) -> dict[str, list[Timing]]:
+    """Run every variant once per repeat, interleaved, so drift in load hits them alike."""
+    runs: dict[str, list[Timing]] = {v: [] for v in args.variants}
+    for repeat in range(1, args.repeat + 1):
+        for variant in args.variants:
+            say(f"repeat {repeat}/{args.repeat}: {variant}")
+            if variant.startswith("core"):
+                timing = run_core(args, services, workload)
+            else:
+                timing = run_child(variant, args, services, workload, f"r{repeat}")
+            say(
+                f"  {variant}: {timing.rate:,.0f} events/s consuming, "
+                f"{timing.total_s:.1f}s with startup"
+            )
+            runs[variant].append(timing)
+    return runs
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.throughput", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--events", type=int, default=60_000, help="events to publish and consume")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each variant (median taken)")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
+    parser.add_argument(
+        "--accounts", type=int, default=200, help="accounts the generator simulates"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="generator seed")
+    parser.add_argument(
+        "--variants",
+        type=lambda s: s.split(","),
+        default=["cspulse", "faust", "raw", "core"],
+        help=f"comma-separated, in run order, from {','.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=0, help="seconds per run (0: from --events)"
+    )
+    parser.add_argument(
+        "--faust-settings",
+        default="{}",
+        help="faust-tuned: JSON object of extra Faust settings for the baseline, e.g. "
+        "'{\"broker_max_poll_records\": 2000}'",
+    )
+    parser.add_argument(
+        "--worker-settings",
+        default="{}",
+        help="cspulse-tuned: JSON object of Faust settings merged over the worker's",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="-tuned variants: event loop",
+    )
+    parser.add_argument(
+        "--faust-patch",
+        default="",
+        choices=["", *PATCHES],
+        help="cspulse-tuned, faust-tuned: experimental patch from bench.faust_patches",
+    )
+    parser.add_argument("--py-spy", type=Path, help="record py-spy profiles of children here")
+    parser.add_argument("--json", type=Path, help="also write every run's timings here")
+    args = parser.parse_args(argv)
+    unknown = set(args.variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    args.timeout = args.timeout or 60 + args.events / 500
+    if args.py_spy:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    say(f"throughput benchmark: {facts(args)}")
+    with services_on_loopback() as services:
+        workload = publish(services, args)
+        runs = measure(args, services, workload)
+    print(f"\n{facts(args)}\n")
+    print(table(runs))
+    if args.json:
+        data = {v: [asdict(t) for t in ts] for v, ts in runs.items()}
+        args.json.write_bytes(
+            orjson.dumps({"facts": facts(args), "runs": data}, option=orjson.OPT_INDENT_2)
+        )
+
+
+if __name__ == "__main__":
+    main()
