@@ -119,6 +119,29 @@ class Processor:
                 await self._skip_poison(topic, partition, message, f"Redis rejected it: {exc}")
         return messages[-1].offset
 
+    async def _skip_poison(
+        self, topic: str, partition: int, message: RawMessage, detail: str
+    ) -> None:
+        """Dead-letter one message Redis refuses; if Redis refuses even that, keep trying.
+
+        Never raise: an agent that crashes loses the batch it held.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return await self._skip_poison_once(topic, partition, message, detail)
+            except Exception as exc:
+                log.error(
+                    "cannot skip %s[%d]@%d yet (%s); retrying in %.1fs",
+                    topic,
+                    partition,
+                    message.offset,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     async def _with_retries(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
     ) -> int:
@@ -141,7 +164,7 @@ class Processor:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _skip_poison(
+    async def _skip_poison_once(
         self, topic: str, partition: int, message: RawMessage, detail: str
     ) -> None:
         """Dead-letter one message that cannot be applied, and move the offset past it."""
