@@ -17,6 +17,7 @@ from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import Contribution, Effects, Gauges
 from aggregators.families import FAMILIES, Family
 from aggregators.families.base import State
+from aggregators.families.tickets import ACCOUNT_FACT
 from aggregators.plans import NONE
 from aggregators.windows import is_too_late, retention_cutoff
 from schemas import Event
@@ -61,8 +62,14 @@ def keys_to_load(family_name: str, events: Sequence[Event]) -> tuple[set[str], d
     """Entity keys, and id digests with their event times, the planner needs from Redis."""
     family = FAMILIES[family_name]
     entity_keys = {key for e in events if (key := family.entity_key(e)) is not None}
+    entity_keys |= {facts_key(e.account_id) for e in events}
     digests = {event_digest(e.id): e.time for e in events}
     return entity_keys, digests
+
+
+def facts_key(account: str) -> str:
+    """Entity key of an account's health facts within a partition."""
+    return f"f:{account}"
 
 
 def make_clock(config: MetricConfig, t: float) -> BatchClock:
@@ -119,6 +126,8 @@ def plan_batch(
         _finish_entity(
             family, key, state, old_contribution, old_gauges, effects, config, final_clock
         )
+    for account, facts in effects.facts.items():
+        effects.entities[facts_key(account)] = facts
     return Plan(effects=effects, outcome=outcome, seen=applied_digests)
 
 
@@ -134,6 +143,11 @@ def _apply_event(
     if event.id in config.fault_injection_ids:
         raise RuntimeError(f"fault injected for event {event.id}")
     family.count(event, effects, config)
+    facts = effects.facts.get(event.account_id)
+    if facts is None:
+        facts = effects.facts[event.account_id] = states.get(facts_key(event.account_id)) or {}
+    family.note(facts, event, config)
+    facts["last"] = max(facts.get("last", event.time), event.time)
     key = family.entity_key(event)
     if key is None:
         return
@@ -160,5 +174,22 @@ def _finish_entity(
     final: Any = family.finish(key, state, effects, config, clock)
     new_contribution, new_gauges = family.contribute(final, config) if final else ({}, {})
     effects.apply_diff(old_contribution, new_contribution, config.granularities, clock.cutoff)
-    effects.shift_gauges(old_gauges, new_gauges)
+    _shift_account_facts(state, old_gauges, new_gauges, effects)
+    effects.shift_gauges(
+        {k: v for k, v in old_gauges.items() if not k.startswith(ACCOUNT_FACT)},
+        {k: v for k, v in new_gauges.items() if not k.startswith(ACCOUNT_FACT)},
+    )
     effects.entities[key] = final
+
+
+def _shift_account_facts(state: State, old: Gauges, new: Gauges, effects: Effects) -> None:
+    """Gauges named ``~x`` are per-account facts: add their change to the account's facts."""
+    names = {k for k in (*old, *new) if k.startswith(ACCOUNT_FACT)}
+    if not names or "a" not in state:
+        return
+    facts = effects.facts.setdefault(state["a"], {})
+    for name in names:
+        delta = new.get(name, 0.0) - old.get(name, 0.0)
+        if delta:
+            field_name = name[len(ACCOUNT_FACT) :]
+            facts[field_name] = facts.get(field_name, 0.0) + delta

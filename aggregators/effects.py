@@ -51,6 +51,8 @@ class Effects:
     """Account -> plan label at the time of this batch (input, read from Redis)."""
     labels: dict[str, str] = field(default_factory=dict)
     """Raw plan name -> bounded plan label (input, resolved in Redis)."""
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Account -> this family's health facts for the account (full values)."""
     plan_updates: dict[str, str] = field(default_factory=dict)
     """Account -> plan label after this batch (billing output)."""
 

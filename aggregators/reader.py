@@ -87,6 +87,10 @@ class Reader:
             tag: float(v) if v is not None else None for tag, v in zip(parts, values, strict=True)
         }
 
+    def reading_time(self) -> float:
+        """The t windows are read at: wall clock, or the watermark."""
+        return self._reading_time(self._metas(self.partitions()), None)
+
     def _reading_time(self, metas: dict[str, float | None], now: float | None) -> float:
         if self.clock == "watermark":
             known = [m for m in metas.values() if m is not None]

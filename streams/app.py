@@ -20,6 +20,7 @@ import faust
 from faust.types import TP, EventT, StreamT
 from redis.asyncio import Redis
 
+from aggregators.health import HealthConfig
 from streams import telemetry
 from streams.config import FAMILY_TOPICS, Settings
 from streams.processor import DeadLetter, Processor, RawMessage
@@ -67,6 +68,7 @@ class Worker:
             self.send_dead_letters,
             family_of=settings.family_of,
             clock=settings.clock,
+            health=HealthConfig.load(settings.health_config),
         )
         for family in FAMILY_TOPICS:
             self._add_agent(family)

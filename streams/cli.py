@@ -14,6 +14,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from aggregators.health import HealthConfig
 from streams.config import Settings
 from streams.embedded import ServiceError, embedded_services
 from streams.exporter import MetricsApp, serve
@@ -135,6 +136,7 @@ def run_worker(
         settings.metric_config(),
         settings.clock,
         ready=lambda: _ready(worker),
+        health=HealthConfig.load(settings.health_config),
     )
     try:
         server, _thread = serve(metrics, settings.metrics_host, settings.metrics_port)

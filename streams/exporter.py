@@ -25,6 +25,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from aggregators.config import MetricConfig
+from aggregators.health import HealthConfig
+from aggregators.health_index import at_risk, band_counts
 from aggregators.reader import Reader
 from aggregators.readout import compute
 from streams import telemetry
@@ -71,10 +73,30 @@ HELP: dict[str, str] = {
 class RedisCollector(Collector):
     """Reads the business gauges from Redis on every scrape."""
 
-    def __init__(self, reader: Reader, config: MetricConfig) -> None:
+    def __init__(self, reader: Reader, config: MetricConfig, health: HealthConfig) -> None:
         self.reader = reader
         self.config = config
+        self.health = health
         self.last_ok = False
+
+    def _health(self) -> Iterator[Metric]:
+        """Health bands and mean from the score index (whole base only)."""
+        try:
+            counts, mean = band_counts(self.reader.redis, self.health)
+        except (RedisError, OSError):
+            return
+        bands = GaugeMetricFamily(
+            "cs_accounts_by_health", HELP["cs_accounts_by_health"], labels=["band", "plan"]
+        )
+        for band, n in counts.items():
+            bands.add_metric([band, "all"], n)
+        yield bands
+        if mean is not None:
+            avg = GaugeMetricFamily(
+                "cs_health_score_avg", HELP["cs_health_score_avg"], labels=["plan"]
+            )
+            avg.add_metric(["all"], mean)
+            yield avg
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
@@ -96,6 +118,7 @@ class RedisCollector(Collector):
             self.last_ok = False
             log.warning("scrape could not read Redis: %s", exc)
         yield from families.values()
+        yield from self._health()
         yield _latest_family(latest)
         yield GaugeMetricFamily(
             "cs_redis_up", "1 when the scrape's Redis read succeeded", value=int(self.last_ok)
@@ -139,13 +162,15 @@ class MetricsApp:
         config: MetricConfig,
         clock: str,
         ready: Callable[[], bool] = lambda: True,
-        at_risk: Callable[[int], list[dict[str, Any]]] | None = None,
+        health: HealthConfig | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.collector = RedisCollector(Reader(redis, config, clock), config)
+        health_config = health or HealthConfig.load()
+        reader = Reader(redis, config, clock)
+        self.collector = RedisCollector(reader, config, health_config)
+        self.reader, self.health_config = reader, health_config
         self.registry.register(self.collector)
         self.ready = ready
-        self.at_risk = at_risk
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -162,7 +187,7 @@ class MetricsApp:
                 b"ready\n" if ok else b"not ready\n",
                 "text/plain",
             )
-        if path == "/accounts/at-risk" and self.at_risk is not None:
+        if path == "/accounts/at-risk":
             return self._at_risk(environ, start_response)
         return _reply(start_response, "404 Not Found", b"not found: try /metrics\n", "text/plain")
 
@@ -179,8 +204,8 @@ class MetricsApp:
                 b'{"error": "limit must be an integer"}',
                 "application/json",
             )
-        assert self.at_risk is not None
-        body = orjson.dumps(self.at_risk(limit))
+        rows = at_risk(self.reader.redis, self.health_config, limit, self.reader.reading_time())
+        body = orjson.dumps(rows)
         return _reply(start_response, "200 OK", body, "application/json")
 
 

@@ -26,6 +26,8 @@ from aggregators import keys
 from aggregators.batch import Offered, Outcome, Plan, keys_to_load, make_clock, plan_batch
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
+from aggregators.health import HealthConfig
+from aggregators.health_index import HealthIndex
 from aggregators.store import PartitionStore, PlanDirectory
 from schemas import Rejected, parse_event
 from streams import telemetry
@@ -63,6 +65,7 @@ class Processor:
         family_of: Callable[[str], str | None],
         clock: str = "wall",
         max_future_seconds: float = 300.0,
+        health: HealthConfig | None = None,
     ) -> None:
         self.redis = redis
         self.config = config
@@ -75,6 +78,7 @@ class Processor:
         self._registered: set[tuple[str, int]] = set()
         self._watermark_loaded = False
         self.plans = PlanDirectory(redis, config.max_plans)
+        self.health = HealthIndex(redis, health or HealthConfig.load())
 
     def store(self, topic: str, partition: int) -> PartitionStore:
         found = self._stores.get((topic, partition))
@@ -228,6 +232,8 @@ class Processor:
             if await store.apply(plan, loaded.offset, last, t):
                 await self.plans.save(plan.effects.plan_updates)
                 self._account(topic, plan, letters)
+                health_t = self.watermark if self.clock == "watermark" else time.time()
+                await self.health.update(family, plan.effects.facts, health_t)
                 telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
                 return last
             log.info(

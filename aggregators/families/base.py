@@ -34,6 +34,9 @@ class Family(Protocol):
     def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
         """What an entity adds to the buckets and to the partition gauges."""
 
+    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
+        """Fold one event into its account's health facts (see aggregators/health.py)."""
+
     def finish(
         self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
     ) -> State | None:

@@ -114,14 +114,24 @@ class BillingFamily:
         gauges = {MRR_CENTS: float(mrr), PAYING: 1.0 if mrr > 0 else 0.0}
         return contribution, gauges_with_plan(gauges, plan or NONE)
 
+    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
+        """Payment failure times of the account (the 50 most recent)."""
+        if event.type == "invoice.failed":
+            facts["failures"] = sorted([*facts.get("failures", []), event.time])[-50:]
+
     def finish(
         self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
     ) -> State | None:
         effects.persistent.add(key)
         _compact(state, clock.cutoff)
+        account = key.removeprefix("b:")
         plan = _latest_plan(state)
         if plan is not None:
-            effects.plan_updates[key.removeprefix("b:")] = plan
+            effects.plan_updates[account] = plan
+        contribution, _gauges = self.contribute(state, config)
+        contraction = movement("contraction")
+        times = sorted(ts for (name, ts) in contribution if name == contraction)
+        effects.facts.setdefault(account, {})["contractions"] = times[-50:]
         return state
 
 

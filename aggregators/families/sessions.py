@@ -54,6 +54,12 @@ class SessionFamily:
                 contribution[(TIME_IN_APP, later)] = contribution.get((TIME_IN_APP, later), 0) + gap
         return with_plan(contribution, state.get("p")), {}
 
+    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
+        """Active days (day index, UTC) of the account; the 31 most recent are kept."""
+        days = set(facts.get("days", []))
+        days.add(int(event.time // 86400))
+        facts["days"] = sorted(days)[-31:]
+
     def finish(
         self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
     ) -> State | None:

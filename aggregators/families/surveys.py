@@ -63,6 +63,18 @@ class SurveyFamily:
             sentiment = classify(comment, config.sentiment_threshold)
             effects.count(comments(sentiment), event.time, 1, grans, event.account_id)
 
+    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
+        """The account's NPS [score sum, answers] and CSAT [satisfied, answers]."""
+        data = event.data
+        kind, score = data.kind, data.score  # type: ignore[union-attr]
+        if kind == "nps":
+            total, n = facts.get("nps", [0, 0])
+            facts["nps"] = [total + score, n + 1]
+        elif kind == "csat":
+            scale = data.scale_max or CSAT_DEFAULT_SCALE  # type: ignore[union-attr]
+            satisfied, n = facts.get("csat", [0, 0])
+            facts["csat"] = [satisfied + (score >= config.csat_thresholds[scale]), n + 1]
+
     def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
         return {}, {}
 

@@ -23,6 +23,8 @@ FIRST_RESPONSE_N = "first_response_n"
 RESOLUTION_SUM = "resolution_sum"
 RESOLUTION_N = "resolution_n"
 BACKLOG = "tickets_open"
+ACCOUNT_FACT = "~"
+"""Gauge names starting with this are the account's health facts, not partition gauges."""
 
 
 def _earliest(current: float | None, ts: float) -> float:
@@ -40,7 +42,16 @@ class TicketFamily:
         return f"t:{event.account_id}:{event.data.ticket_id}"  # type: ignore[union-attr]
 
     def new_state(self, event: Event) -> State:
-        return {"o": None, "om": None, "r": None, "rm": None, "ro": None, "ar": [], "p": None}
+        return {
+            "a": event.account_id,
+            "o": None,
+            "om": None,
+            "r": None,
+            "rm": None,
+            "ro": None,
+            "ar": [],
+            "p": None,
+        }
 
     def update(self, state: State, event: Event, offset: int, effects: Effects) -> None:
         ts = event.time
@@ -64,9 +75,11 @@ class TicketFamily:
         opened, resolved, replies = state["o"], state["r"], state["ar"]
         if opened is not None:
             contribution[(OPENED, opened)] = 1.0
+        first_contact = False
         if resolved is not None:
             contribution[(RESOLVED, resolved)] = 1.0
-            if state["ro"] is None and bisect.bisect_left(replies, resolved) == 1:
+            first_contact = state["ro"] is None and bisect.bisect_left(replies, resolved) == 1
+            if first_contact:
                 contribution[(FCR, resolved)] = 1.0
             if opened is not None:
                 contribution[(RESOLUTION_SUM, resolved)] = max(0.0, resolved - opened)
@@ -76,8 +89,18 @@ class TicketFamily:
             contribution[(FIRST_RESPONSE_SUM, first)] = max(0.0, first - opened)
             contribution[(FIRST_RESPONSE_N, first)] = 1.0
         gauges = {BACKLOG: 1.0 if is_open(state) else 0.0}
+        account_facts = {
+            "open": gauges[BACKLOG],
+            "resolved": 1.0 if resolved is not None else 0.0,
+            "fcr": 1.0 if first_contact else 0.0,
+        }
         plan = state.get("p")
-        return with_plan(contribution, plan), gauges_with_plan(gauges, plan)
+        gauges = gauges_with_plan(gauges, plan)
+        gauges.update({f"{ACCOUNT_FACT}{k}": v for k, v in account_facts.items()})
+        return with_plan(contribution, plan), gauges
+
+    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
+        """Ticket facts move with the ticket's contribution (see ACCOUNT_FACT)."""
 
     def finish(
         self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+import urllib.request
 
+import orjson
 import pytest
 
 from tests import reference
@@ -109,3 +111,52 @@ def test_plan_segments_add_up_to_the_whole_base(scenario_run) -> None:  # type: 
                 continue
             parts = sum(business(metrics, p).get(key, 0.0) for p in plans - {"all"})
             assert math.isclose(parts, value, rel_tol=1e-9, abs_tol=1e-6), (key, parts, value)
+
+
+def at_risk(port: int, limit: int) -> list[dict]:  # type: ignore[type-arg]
+    url = f"http://127.0.0.1:{port}/accounts/at-risk?limit={limit}"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return orjson.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def test_health_bands_cover_every_recent_account(scenario_run) -> None:  # type: ignore[no-untyped-def]
+    _stack, _prefix, worker, scenario, _published = scenario_run
+    t = max_event_time(scenario.valid)
+    recent = {
+        e["data"]["account_id"]
+        for e in scenario.valid
+        if float(reference.parse_time(e["time"])) > t - 30 * 86400
+    }
+    metrics = scrape(worker.port)
+    bands = {
+        dict(labels)["band"]: v
+        for (name, labels), v in metrics.items()
+        if name == "cs_accounts_by_health"
+    }
+    assert set(bands) == {"healthy", "neutral", "at_risk"}
+    assert sum(bands.values()) == len(recent)
+    assert 0 <= metrics[("cs_health_score_avg", (("plan", "all"),))] <= 100
+
+
+def test_at_risk_lists_the_worst_accounts_with_their_usage(scenario_run) -> None:  # type: ignore[no-untyped-def]
+    _stack, _prefix, worker, scenario, _published = scenario_run
+    t = max_event_time(scenario.valid)
+    today = int(t // 86400)
+    days: dict[str, set[int]] = {}
+    for e in scenario.valid:
+        if e["type"].startswith("session."):
+            day = int(float(reference.parse_time(e["time"])) // 86400)
+            if today - 30 < day <= today:
+                days.setdefault(e["data"]["account_id"], set()).add(day)
+    rows = at_risk(worker.port, 5)
+    assert len(rows) == 5
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores)
+    for row in rows:
+        assert set(row["components"]) == {"usage", "support", "sentiment", "billing"}
+        want_usage = 100.0 * min(1.0, len(days.get(row["account"], set())) / 20)
+        assert math.isclose(row["components"]["usage"], round(want_usage, 2), abs_tol=0.01)
+        band = "healthy" if row["score"] >= 70 else "at_risk" if row["score"] < 40 else "neutral"
+        assert row["band"] == band
+    everyone = at_risk(worker.port, 1000)
+    assert min(r["score"] for r in everyone) == scores[0]

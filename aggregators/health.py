@@ -1,0 +1,127 @@
+"""Customer health: a 0-100 score per account from usage, support, sentiment, billing.
+
+Pure. The facts each family keeps per account (see the family modules'
+``account_facts``) go in; components, score, band and the reasons it is
+low come out. Weights and limits live in ``health.toml`` beside this module.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path(__file__).with_name("health.toml")
+DAY = 86400
+BANDS = ("healthy", "neutral", "at_risk")
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> HealthConfig:
+        with open(path or DEFAULT_CONFIG, "rb") as handle:
+            return cls(tomllib.load(handle))
+
+    def get(self, section: str, key: str) -> float:
+        return float(self.raw[section][key])
+
+
+@dataclass(frozen=True)
+class Health:
+    score: float
+    band: str
+    components: dict[str, float]
+    reasons: list[str]
+
+
+def active_days(days: list[int], t: float) -> int:
+    """Distinct active days among the 30 days ending at ``t``."""
+    today = int(t // DAY)
+    return sum(1 for d in set(days) if today - 30 < d <= today)
+
+
+def recent(times: list[float], t: float) -> int:
+    return sum(1 for ts in times if t - 30 * DAY < ts <= t)
+
+
+def components(
+    facts: Mapping[str, Mapping[str, Any]], t: float, cfg: HealthConfig
+) -> dict[str, float]:
+    """Each component 0-100 from the account's facts (missing facts count as no signal)."""
+    logins, tickets = facts.get("logins", {}), facts.get("tickets", {})
+    surveys, billing = facts.get("surveys", {}), facts.get("billing", {})
+    days = active_days(logins.get("days", []), t)
+    usage = 100.0 * min(1.0, days / cfg.get("usage", "full_active_days"))
+    open_tickets = max(0.0, float(tickets.get("open", 0)))
+    resolved, fcr = float(tickets.get("resolved", 0)), float(tickets.get("fcr", 0))
+    backlog = max(0.0, 100.0 - cfg.get("support", "open_ticket_penalty") * open_tickets)
+    support = 0.5 * backlog + 0.5 * (100.0 * fcr / resolved if resolved > 0 else 100.0)
+    sentiment = _sentiment(surveys, cfg)
+    failures = recent(billing.get("failures", []), t)
+    contractions = recent(billing.get("contractions", []), t)
+    pay = 100.0 - cfg.get("billing", "failure_penalty") * failures
+    pay -= cfg.get("billing", "contraction_penalty") * contractions
+    return {
+        "usage": usage,
+        "support": support,
+        "sentiment": sentiment,
+        "billing": max(0.0, pay),
+    }
+
+
+def _sentiment(surveys: Mapping[str, Any], cfg: HealthConfig) -> float:
+    parts = []
+    nps_sum, nps_n = surveys.get("nps", [0, 0])
+    if nps_n:
+        parts.append(100.0 * nps_sum / (10.0 * nps_n))
+    csat_sat, csat_n = surveys.get("csat", [0, 0])
+    if csat_n:
+        parts.append(100.0 * csat_sat / csat_n)
+    return sum(parts) / len(parts) if parts else cfg.get("sentiment", "no_answers")
+
+
+def band_of(score: float, cfg: HealthConfig) -> str:
+    if score >= cfg.get("bands", "healthy"):
+        return "healthy"
+    if score < cfg.get("bands", "at_risk"):
+        return "at_risk"
+    return "neutral"
+
+
+def assess(facts: Mapping[str, Mapping[str, Any]], t: float, cfg: HealthConfig) -> Health:
+    """Score, band and reasons for one account."""
+    parts = components(facts, t, cfg)
+    weights = {name: cfg.get("weights", name) for name in parts}
+    total = sum(weights.values())
+    score = sum(parts[n] * weights[n] for n in parts) / total if total else 0.0
+    score = min(100.0, max(0.0, score))
+    return Health(score, band_of(score, cfg), parts, _reasons(facts, parts, t, cfg))
+
+
+def _reasons(
+    facts: Mapping[str, Mapping[str, Any]], parts: Mapping[str, float], t: float, cfg: HealthConfig
+) -> list[str]:
+    """What pulls the score down, worst component first, in words."""
+    below = cfg.get("reasons", "below")
+    explain: dict[str, Callable[[], str]] = {
+        "usage": lambda: (
+            f"{active_days(facts.get('logins', {}).get('days', []), t)} active days of the last 30"
+        ),
+        "support": lambda: (
+            f"{int(facts.get('tickets', {}).get('open', 0))} open tickets, "
+            f"{int(facts.get('tickets', {}).get('fcr', 0))} of "
+            f"{int(facts.get('tickets', {}).get('resolved', 0))} resolved at first contact"
+        ),
+        "sentiment": lambda: "low NPS/CSAT answers",
+        "billing": lambda: (
+            f"{recent(facts.get('billing', {}).get('failures', []), t)} payment failures, "
+            f"{recent(facts.get('billing', {}).get('contractions', []), t)} contractions in 30 days"
+        ),
+    }
+    low = sorted((v, n) for n, v in parts.items() if v < below)
+    return [f"{name}: {explain[name]()}" for _v, name in low]

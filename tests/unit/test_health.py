@@ -1,0 +1,54 @@
+"""Health score rules against hand-computed values (aggregators/health.toml defaults)."""
+
+from __future__ import annotations
+
+import math
+
+from aggregators.health import DAY, HealthConfig, assess, band_of
+
+CFG = HealthConfig.load()
+T = 1_800_000_000.0
+TODAY = int(T // DAY)
+
+
+def test_a_quiet_account_with_no_facts() -> None:
+    # usage 0 (no active day), support 100 (no tickets), sentiment 60 (no answers), billing 100
+    health = assess({}, T, CFG)
+    expected = (0 * 0.35 + 100 * 0.20 + 60 * 0.25 + 100 * 0.20) / 1.0
+    assert math.isclose(health.score, expected)
+    assert health.band == "neutral"  # 55 is between 40 and 70
+    assert health.reasons[0].startswith("usage: 0 active days")
+
+
+def test_every_component_from_facts() -> None:
+    facts = {
+        "logins": {"days": [TODAY - d for d in range(10)] + [TODAY - 45]},  # 10 days count
+        "tickets": {"open": 2.0, "resolved": 4.0, "fcr": 3.0},
+        "surveys": {"nps": [16.0, 2], "csat": [1, 2]},
+        "billing": {"failures": [T - 3600, T - 40 * DAY], "contractions": [T - 7200]},
+    }
+    health = assess(facts, T, CFG)
+    usage = 100 * 10 / 20
+    support = 0.5 * (100 - 15 * 2) + 0.5 * (100 * 3 / 4)
+    sentiment = (100 * 16 / 20 + 100 * 1 / 2) / 2
+    billing = 100 - 25 * 1 - 20 * 1
+    assert health.components == {
+        "usage": usage,
+        "support": support,
+        "sentiment": sentiment,
+        "billing": billing,
+    }
+    expected = 0.35 * usage + 0.20 * support + 0.25 * sentiment + 0.20 * billing
+    assert math.isclose(health.score, expected)
+
+
+def test_band_limits() -> None:
+    assert band_of(70.0, CFG) == "healthy"
+    assert band_of(69.999, CFG) == "neutral"
+    assert band_of(40.0, CFG) == "neutral"
+    assert band_of(39.999, CFG) == "at_risk"
+
+
+def test_score_is_clamped_and_billing_never_negative() -> None:
+    facts = {"billing": {"failures": [T - i for i in range(10)]}}
+    assert assess(facts, T, CFG).components["billing"] == 0.0
