@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
+import logging.config
+import os
 import time
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from aggregators.health import HealthConfig
 from streams.config import Settings
 from streams.embedded import ServiceError, embedded_services
 from streams.exporter import MetricsApp, serve
+from streams.logs import logging_config
 from streams.producer import GenerateOptions, generate_forever
 from streams.topics import create_topics
 
@@ -153,7 +155,11 @@ def run_worker(
     if banner:
         typer.secho(banner, fg=typer.colors.GREEN, err=True)
     faust_worker = FaustWorker(
-        worker.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
+        worker.app,
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_format, settings.log_level),
+        quiet=True,
+        redirect_stdouts=False,
     )
     try:
         faust_worker.execute_from_commandline()
@@ -288,9 +294,7 @@ def topics_create(
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    fmt = os.environ.get("CSPULSE_LOG_FORMAT", "text")
+    level = os.environ.get("CSPULSE_LOG_LEVEL", "info")
+    logging.config.dictConfig(logging_config(fmt, level))
     app()
