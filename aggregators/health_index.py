@@ -42,7 +42,9 @@ for i = 2, #ARGV, 3 do
   redis.call('ZADD', KEYS[1], score, account)
   redis.call('INCRBYFLOAT', KEYS[3], score - (tonumber(old) or 0))
   local seen = redis.call('ZSCORE', KEYS[2], account)
-  if (not seen) or tonumber(seen) < tonumber(last) then redis.call('ZADD', KEYS[2], last, account) end
+  if (not seen) or tonumber(seen) < tonumber(last) then
+    redis.call('ZADD', KEYS[2], last, account)
+  end
 end
 local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
 for _, account in ipairs(stale) do

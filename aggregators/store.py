@@ -42,7 +42,9 @@ for i = 1, #ops do
     -- Redis 6.2 miscounts it and can corrupt its heap
     for j = 3, #op, 2 do
       local cur = redis.call('ZSCORE', k, op[j + 1])
-      if (not cur) or tonumber(cur) < tonumber(op[j]) then redis.call('ZADD', k, op[j], op[j + 1]) end
+      if (not cur) or tonumber(cur) < tonumber(op[j]) then
+        redis.call('ZADD', k, op[j], op[j + 1])
+      end
     end
   elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
   elseif c == 'set' then
