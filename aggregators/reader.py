@@ -175,7 +175,7 @@ class Reader:
             sums={k: dict(v) for k, v in sums.items()},
             gauges=_clean(gauges),
             distinct={k: v for k, v in distinct.items() if v or plans.SEP not in k[0]},
-            live_sessions=live,
+            live_sessions=live or 0,
         )
 
 
