@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP, EventT, StreamT
 from redis.asyncio import Redis
 
@@ -26,6 +27,9 @@ from streams.config import FAMILY_TOPICS, Settings
 from streams.processor import DeadLetter, Processor, RawMessage
 
 log = logging.getLogger("cspulse.app")
+
+DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
+"""A dead letter larger than this (or than the broker accepts) goes out truncated."""
 
 
 def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
@@ -46,6 +50,7 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "broker_commit_interval": 2.0,
         "producer_acks": -1,
         "producer_linger": 0.005,
+        "producer_max_request_size": DEAD_LETTER_MAX_BYTES + 65536,
         "stream_wait_empty": False,
         "broker_session_timeout": settings.session_timeout,
         "broker_heartbeat_interval": max(0.5, settings.session_timeout / 10),
@@ -110,22 +115,28 @@ class Worker:
         self, topic: str, partition: int, letters: Sequence[DeadLetter]
     ) -> None:
         """Publish the original bytes with headers naming where they came from and why."""
-        futures = []
         for letter in letters:
-            headers = {
-                "cs-source-topic": topic.encode(),
-                "cs-source-partition": str(partition).encode(),
-                "cs-source-offset": str(letter.message.offset).encode(),
-                "cs-reason": letter.reason.encode(),
-                "cs-detail": letter.detail.encode()[:500],
-            }
-            futures.append(
-                await self.deadletter.send(
-                    key=letter.message.key, value=letter.message.value, headers=headers
-                )
-            )
-        for future in futures:
-            await future
+            try:
+                await self._send_letter(topic, partition, letter, letter.message.value)
+            except MessageSizeTooLargeError:
+                # the broker refuses the original bytes: keep the head and say so
+                head = letter.message.value[:65536]
+                await self._send_letter(topic, partition, letter, head, truncated=True)
+
+    async def _send_letter(
+        self, topic: str, partition: int, letter: DeadLetter, value: bytes, truncated: bool = False
+    ) -> None:
+        headers = {
+            "cs-source-topic": topic.encode(),
+            "cs-source-partition": str(partition).encode(),
+            "cs-source-offset": str(letter.message.offset).encode(),
+            "cs-reason": letter.reason.encode(),
+            "cs-detail": letter.detail.encode()[:500],
+        }
+        if truncated:
+            headers["cs-truncated-from-bytes"] = str(len(letter.message.value)).encode()
+        future = await self.deadletter.send(key=letter.message.key, value=value, headers=headers)
+        await future
 
     async def _resume_from_redis(self, app: faust.App, assigned: set[TP], **_: Any) -> None:
         """Seek each assigned partition to Redis's applied offset + 1 (Redis leads Kafka)."""
