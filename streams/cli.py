@@ -137,7 +137,7 @@ def run_worker(
         SyncRedis.from_url(redis_url, socket_timeout=5),
         settings.metric_config(),
         settings.clock,
-        ready=lambda: _ready(worker),
+        ready=lambda: _ready(worker, redis_url),
         health=HealthConfig.load(settings.health_config),
     )
     try:
@@ -167,9 +167,11 @@ def run_worker(
         server.shutdown()
 
 
-def _ready(worker: Any) -> bool:
+def _ready(worker: Any, redis_url: str) -> bool:
+    """Ready: Redis answers and the worker has joined its consumer group with partitions."""
     try:
-        return bool(worker.app.consumer.assignment()) or not worker.app.unassigned
+        SyncRedis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        return bool(worker.app.consumer.assignment())
     except Exception:
         return False
 

@@ -23,6 +23,7 @@ from tests.harness import (
     Stack,
     WorkerProcess,
     consume_all,
+    http_status,
     last_offsets,
     publish,
     scrape,
@@ -125,10 +126,13 @@ def test_redis_outage_is_retried_and_caught_up(stack: Stack) -> None:
     time.sleep(4.0)
     down = scrape(worker.port)
     assert down[("cs_redis_up", ())] == 0
+    assert http_status(worker.port, "/readyz") == 503
+    assert http_status(worker.port, "/healthz") == 200
     stack.processes["redis"] = start_redis(redis_proc.workdir, redis_proc.port, persist=True)  # type: ignore[attr-defined]
     wait_applied(stack.redis(), last_offsets(published), timeout=180)
     up = scrape(worker.port)
     assert up[("cs_redis_up", ())] == 1
+    assert http_status(worker.port, "/readyz") == 200
     assert up.get(("cs_redis_retries_total", ()), 0) > 0
     assert "Redis unavailable" in worker.tail(400)
     assert_matches_reference(worker.port, scenario)
