@@ -77,6 +77,7 @@ class Worker:
         )
         for family in FAMILY_TOPICS:
             self._add_agent(family)
+        telemetry.initialize({f: settings.topic(f) for f in FAMILY_TOPICS})
         self.app.on_partitions_assigned.connect(self._resume_from_redis)  # type: ignore[arg-type]
 
     def _add_agent(self, family: str) -> None:

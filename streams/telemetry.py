@@ -35,3 +35,18 @@ BATCH_SECONDS = Histogram(
 REDIS_RETRIES = Counter(
     "cs_redis_retries", "Batch applies retried after a Redis error", registry=REGISTRY
 )
+
+
+def initialize(topics_by_family: dict[str, str]) -> None:
+    """Create every labelled series at 0, so dashboards show 0 rather than "no data"."""
+    from schemas import REASONS
+    from schemas.models import TOPIC_TYPES
+
+    for family, topic in topics_by_family.items():
+        for event_type in TOPIC_TYPES[family]:
+            EVENTS.labels(topic, event_type)
+        for reason in [*REASONS, "processing_error"]:
+            INVALID.labels(topic, reason)
+        LATE.labels(topic)
+        DUPLICATES.labels(topic)
+        STALE.labels(topic)
