@@ -9,7 +9,7 @@ import urllib.request
 import orjson
 import pytest
 
-from tests import reference
+from tests import reference, reference_health
 from tests.compare import business, mismatches
 from tests.harness import Stack, consume_all, last_offsets, publish, scrape, wait_applied
 from tests.integration.conftest import fresh_names
@@ -160,3 +160,31 @@ def test_at_risk_lists_the_worst_accounts_with_their_usage(scenario_run) -> None
         assert row["band"] == band
     everyone = at_risk(worker.port, 1000)
     assert min(r["score"] for r in everyone) == scores[0]
+
+
+def test_health_scores_match_the_reference(scenario_run) -> None:  # type: ignore[no-untyped-def]
+    _stack, _prefix, worker, scenario, _published = scenario_run
+    t = max_event_time(scenario.valid)
+    expected = reference_health.scores(scenario.valid, t)
+    rows = {r["account"]: r for r in at_risk(worker.port, 1000)}
+    assert set(rows) == set(expected)
+    for account, want in expected.items():
+        got = rows[account]
+        for part in ("usage", "support", "sentiment", "billing"):
+            assert math.isclose(got["components"][part], round(want[part], 2), abs_tol=0.011), (
+                account,
+                part,
+                got["components"],
+                want,
+            )
+        assert math.isclose(got["score"], round(want["score"], 2), abs_tol=0.011)
+    rules = reference_health.load_rules()
+    metrics = scrape(worker.port)
+    for name in ("healthy", "neutral", "at_risk"):
+        count = sum(
+            1 for w in expected.values() if reference_health.band(w["score"], rules) == name
+        )
+        key = ("cs_accounts_by_health", (("band", name), ("plan", "all")))
+        assert metrics[key] == count, name
+    mean = sum(w["score"] for w in expected.values()) / len(expected)
+    assert math.isclose(metrics[("cs_health_score_avg", (("plan", "all"),))], mean, rel_tol=1e-9)
