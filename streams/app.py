@@ -5,7 +5,7 @@ partition and hands each partition's messages to the shared
 :class:`~streams.processor.Processor`, which applies them to Redis in one
 atomic step. Faust acks (and later commits) a batch only after that step,
 so Kafka's committed offsets trail Redis, the source of truth for progress:
-on assignment the worker seeks every partition to Redis's applied offset + 1.
+after each rebalance every partition resumes at Redis's applied offset + 1.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT, StreamT
 from redis.asyncio import Redis
 
@@ -78,7 +79,7 @@ class Worker:
         for family in FAMILY_TOPICS:
             self._add_agent(family)
         telemetry.initialize({f: settings.topic(f) for f in FAMILY_TOPICS})
-        self.app.on_partitions_assigned.connect(self._resume_from_redis)  # type: ignore[arg-type]
+        self.app.on_rebalance_complete.connect(self._resume_from_redis)  # type: ignore[arg-type]
 
     def _add_agent(self, family: str) -> None:
         topic = self.app.topic(
@@ -119,8 +120,10 @@ class Worker:
         for letter in letters:
             try:
                 await self._send_letter(topic, partition, letter, letter.message.value)
-            except MessageSizeTooLargeError:
-                # the broker refuses the original bytes: keep the head and say so
+            except (MessageSizeTooLargeError, ProducerSendError) as exc:
+                if not _too_large(exc):
+                    raise
+                # the producer or broker refuses the original bytes: keep the head, say so
                 head = letter.message.value[:65536]
                 await self._send_letter(topic, partition, letter, head, truncated=True)
 
@@ -139,14 +142,33 @@ class Worker:
         future = await self.deadletter.send(key=letter.message.key, value=value, headers=headers)
         await future
 
-    async def _resume_from_redis(self, app: faust.App, assigned: set[TP], **_: Any) -> None:
-        """Seek each assigned partition to Redis's applied offset + 1 (Redis leads Kafka)."""
-        for tp in assigned:
+    async def _resume_from_redis(self, app: faust.App, **_: Any) -> None:
+        """Make every assigned partition resume at Redis's applied offset + 1.
+
+        Redis leads: after a Redis crash under AOF everysec it can be behind
+        Kafka's committed offset. Faust sends ``on_rebalance_complete`` just
+        before it seeks each partition to its committed offset, so committing
+        Redis's position here makes that seek land where Redis says.
+        """
+        positions: dict[TP, int] = {}
+        for tp in app.consumer.assignment():
             if self.settings.family_of(tp.topic) is None:
                 continue
             applied = await self.processor.applied_offset(tp.topic, tp.partition)
             if applied >= 0:
-                await app.consumer.seek(tp, applied + 1)
+                positions[tp] = applied + 1
+        if positions:
+            await app.consumer._commit(positions)  # type: ignore[attr-defined]
+            for tp, position in sorted(positions.items()):
                 log.info(
-                    "resuming %s[%d] at offset %d (from Redis)", tp.topic, tp.partition, applied + 1
+                    "resuming %s[%d] at offset %d (from Redis)", tp.topic, tp.partition, position
                 )
+
+
+def _too_large(exc: BaseException | None) -> bool:
+    """Whether a send failed because the message is too large (Faust wraps the cause)."""
+    while exc is not None:
+        if isinstance(exc, MessageSizeTooLargeError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -362,8 +363,8 @@ NESTED = {
 }
 """Also a valid event with 10,000 levels in an unknown field (case ``deep_extra``):
 REASONS documents that nesting deeper than the parser allows is ``not_json``."""
-HUGE = ("comment 10000", "comment 10001", "comment 500k", "unknown field 900k", "garbage 900k")
-"""Below 1,000,000 bytes, the dead-letter producer's limit (see the one-megabyte test)."""
+HUGE = ("comment 10000", "comment 10001", "comment 1M", "unknown field 900k", "garbage 900k")
+"""Each below 1 MiB, the publishing producer's default request limit."""
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8)
 json_values = st.recursive(
@@ -575,8 +576,8 @@ def build_huge(case: str, spec: Spec, now_ms: int, event_id: str) -> Msg:
     assert msg.event is not None
     event = msg.event
     if case.startswith("comment"):
-        length = {"comment 10000": 10_000, "comment 10001": 10_001, "comment 500k": 500_000}[case]
-        # the limit counts characters, not bytes; 500k stays ASCII to keep the message < 1 MB
+        length = {"comment 10000": 10_000, "comment 10001": 10_001, "comment 1M": 1_000_000}[case]
+        # the limit counts characters, not bytes; 1M stays ASCII to keep the message < 1 MiB
         event["data"]["comment"] = ("\u00fc" if length <= 10_001 else "x") * length
         if length <= 10_000:
             return Msg(msg.topic, msg.key, orjson.dumps(event), event=event)
@@ -642,7 +643,7 @@ class Run:
 
 
 class Side:
-    """A second worker with a Redis of its own, for the two known-bug tests below.
+    """A second worker with a Redis of its own, for the single-case tests below.
 
     It is given its messages when it starts, so its group join and its work
     overlap the property test.
@@ -820,7 +821,7 @@ def check_business_metrics(port: int, valid: list[dict[str, Any]]) -> None:
 )
 @given(
     drafted=st.lists(drafts(), min_size=150, max_size=300),
-    huge=st.lists(huge_drafts, max_size=3),
+    huge=st.lists(huge_drafts, min_size=1, max_size=3),
     dups=duplicates,
 )
 def test_bad_input_is_dead_lettered_and_the_books_balance(
@@ -845,7 +846,8 @@ def test_bad_input_is_dead_lettered_and_the_books_balance(
         "duplicate" if m.duplicate else "applied" if m.applied else "dead-lettered" for m in msgs
     )
     print(
-        f"example {run.examples}: {len(msgs)} messages, {dict(counts)}; applied in "
+        f"example {run.examples}: {len(msgs)} messages, {dict(counts)}, "
+        f"{sum(len(m.value) > 100_000 for m in msgs)} over 100 kB; applied in "
         f"{applied - started:.1f}s, books {books - applied:.1f}s, "
         f"metrics {time.monotonic() - books:.1f}s"
     )
@@ -855,19 +857,72 @@ def test_a_one_megabyte_invalid_message_is_dead_lettered(workers: tuple[Run, Sid
     _, side = workers
     client = side.redis()
     wait_applied(client, last_offsets(side.before), timeout=120)  # the partition is consumed
-    rest = publish(side.stack.bootstrap, [(side.prefix + "surveys", b"acme", side.big),
-                                          (side.prefix + "surveys", b"acme", b"after")])
+    rest = publish(
+        side.stack.bootstrap,
+        [
+            (side.prefix + "surveys", b"acme", side.big),
+            (side.prefix + "surveys", b"acme", b"after"),
+        ],
+    )
     try:
         wait_applied(client, last_offsets(rest), timeout=15)
     finally:
         assert side.worker.proc is not None and side.worker.proc.poll() is None
-    records = consume_all(side.stack.bootstrap, side.prefix + "deadletter", 3)
+    records = letters_from(side, rest[0].partition, 3)
     assert [dict(r.headers)["cs-reason"] for r in records] == [
         b"not_json",
         b"bad_type",
         b"not_json",
     ]
     assert records[1].value == side.big
+
+
+def test_a_five_megabyte_invalid_message_is_dead_lettered_truncated(
+    workers: tuple[Run, Side],
+) -> None:
+    _, side = workers
+    client = side.redis()
+    topic = side.prefix + "surveys"
+    first = publish(side.stack.bootstrap, [(topic, b"globex", b"before")])
+    wait_applied(client, last_offsets(first), timeout=120)
+    big = b"x" * (5 * 1024 * 1024)  # accepted by a topic whose max.message.bytes allows it
+    rest = asyncio.run(publish_large(side.stack.bootstrap, topic, b"globex", [big, b"after"]))
+    assert {p.partition for p in rest} == {first[0].partition}
+    try:
+        wait_applied(client, last_offsets(rest), timeout=15)
+    finally:
+        assert side.worker.proc is not None and side.worker.proc.poll() is None
+    records = letters_from(side, first[0].partition, 3)
+    headers = dict(records[1].headers)
+    assert headers["cs-truncated-from-bytes"] == str(len(big)).encode()
+    assert records[1].value == big[: len(records[1].value)]
+
+
+async def publish_large(
+    bootstrap: str, topic: str, key: bytes, values: list[bytes]
+) -> list[Published]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        out = []
+        for value in values:
+            meta = await (await producer.send(topic, value, key=key))
+            out.append(Published(meta.topic, meta.partition, meta.offset, value))
+        return out
+    finally:
+        await producer.stop()
+
+
+def letters_from(side: Side, partition: int, expected: int) -> list[Any]:
+    """The side worker's dead letters from one surveys partition, in offset order."""
+    records = consume_all(side.stack.bootstrap, side.prefix + "deadletter", expected)
+    source = (side.prefix + "surveys").encode(), str(partition).encode()
+    mine = [
+        r
+        for r in records
+        if (dict(r.headers)["cs-source-topic"], dict(r.headers)["cs-source-partition"]) == source
+    ]
+    return sorted(mine, key=lambda r: int(dict(r.headers)["cs-source-offset"]))
 
 
 @pytest.mark.xfail(

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.embedded import free_port, start_redis
@@ -196,3 +197,27 @@ def test_broker_unreachable_at_start_says_so_and_retries(stack: Stack) -> None:
     assert "not reachable yet" in proc.stderr, proc.stderr
     assert "cannot reach Kafka at 127.0.0.1:" in proc.stderr
     assert "CSPULSE_KAFKA_BOOTSTRAP" in proc.stderr
+
+
+def test_resumes_from_redis_when_redis_is_behind_kafka(stack: Stack) -> None:
+    """Redis leads progress: if it lost its last writes (AOF everysec), the worker re-reads."""
+    prefix, group = fresh_names(stack)
+    now = time.time()
+    tickets = [event("ticket.opened", now - 600 + i, "acme", ticket_id=f"R{i}") for i in range(100)]
+    messages = [(prefix + "tickets", b"acme", orjson.dumps(e)) for e in tickets]
+    worker = start_worker(stack, prefix, group)
+    published = publish(stack.bootstrap, messages)
+    wait_applied(stack.redis(), last_offsets(published))
+    assert worker.stop() == 0  # Kafka's committed offset now follows Redis's
+    (topic, partition), last = next(iter(last_offsets(published).items()))
+    meta = f"cs:{{{topic}:{partition}}}:meta"
+    rewound = last - 50
+    stack.redis().hset(meta, "offset", rewound)  # as if Redis lost its last 50 applies
+    worker = start_worker(stack, prefix, group)
+    wait_applied(stack.redis(), {(topic, partition): last}, timeout=60)
+    metrics = scrape(worker.port)
+    replayed = sum(v for (n, _), v in metrics.items() if n == "cs_events_total")
+    assert replayed == 0, "the replayed events were applied before: their ids are deduplicated"
+    dups = sum(v for (n, _), v in metrics.items() if n == "cs_events_duplicate_total")
+    assert dups == last - rewound
+    worker.stop()
