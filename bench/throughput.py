@@ -46,7 +46,7 @@ import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,10 +106,14 @@ class Timing:
     cpu_us: float | None = None
     """CPU time of the consumer (all threads) per event while consuming: less sensitive
     than events/s to other load on the machine, since waiting for a core costs none."""
+    redis_cpu_us: float | None = None
+    broker_cpu_us: float | None = None
 
 
 @dataclass
 class Services:
+    """The broker and Redis this benchmark owns, shared by every run so runs compare."""
+
     broker: Process
     redis: Process
     workdir: Path
@@ -224,6 +228,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     @property
@@ -254,6 +259,15 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def _die_with_parent() -> None:
+    """In the child: have Linux SIGTERM it if the benchmark dies, even by SIGKILL."""
+    with suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @contextmanager
 def running(child: Child) -> Iterator[Child]:
     child.start()
@@ -264,6 +278,7 @@ def running(child: Child) -> Iterator[Child]:
 
 
 def base_env() -> dict[str, str]:
+    """Children import ``bench`` and ``streams`` from this tree and print unbuffered."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
@@ -279,12 +294,14 @@ class Knobs:
     faust_settings: str = "{}"
     loop: str = "asyncio"
     patch: str = ""
+    worker_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, args: argparse.Namespace, variant: str) -> Knobs:
         if not variant.endswith("-tuned"):
             return cls()
-        return cls(args.worker_settings, args.faust_settings, args.loop, args.faust_patch)
+        env = tuple((k, v) for k, _, v in (kv.partition("=") for kv in args.worker_env))
+        return cls(args.worker_settings, args.faust_settings, args.loop, args.faust_patch, env)
 
     @property
     def default(self) -> bool:
@@ -296,37 +313,47 @@ def cspulse_child(
 ) -> tuple[Child, int]:
     """The shipped worker; through :mod:`bench.tuned_worker` when knobs are turned."""
     port = free_port()
-    env = base_env() | {
-        "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
-        "CSPULSE_REDIS_URL": services.redis_url,
-        "CSPULSE_METRICS_PORT": str(port),
-        "CSPULSE_METRICS_HOST": "127.0.0.1",
-        "CSPULSE_TOPIC_PREFIX": workload.prefix,
-        "CSPULSE_APP_ID": f"bench-{name}",
-        "CSPULSE_CLOCK": "watermark",
-        "CSPULSE_LOG_LEVEL": "warning",
-        SETTINGS_ENV: knobs.worker_settings,
-        LOOP_ENV: knobs.loop,
-        PATCH_ENV: knobs.patch,
-    }
+    env = (
+        base_env()
+        | {
+            "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
+            "CSPULSE_REDIS_URL": services.redis_url,
+            "CSPULSE_METRICS_PORT": str(port),
+            "CSPULSE_METRICS_HOST": "127.0.0.1",
+            "CSPULSE_TOPIC_PREFIX": workload.prefix,
+            "CSPULSE_APP_ID": f"bench-{name}",
+            "CSPULSE_CLOCK": "watermark",
+            "CSPULSE_LOG_LEVEL": "warning",
+            SETTINGS_ENV: knobs.worker_settings,
+            LOOP_ENV: knobs.loop,
+            PATCH_ENV: knobs.patch,
+        }
+        | dict(knobs.worker_env)
+    )
     command = ["-m", "streams", "worker"] if knobs.default else ["-m", "bench.tuned_worker"]
     return Child(name, [sys.executable, *command], env, services.workdir / f"{name}.log"), port
 
 
 def raw_child(services: Services, workload: Workload, name: str, knobs: Knobs) -> Child:
-    env = base_env() | {
-        "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
-        "CSPULSE_REDIS_URL": services.redis_url,
-        "CSPULSE_TOPIC_PREFIX": workload.prefix,
-        "CSPULSE_APP_ID": f"bench-{name}",
-        "CSPULSE_CLOCK": "watermark",
-        LOOP_ENV: knobs.loop,
-    }
+    """cspulse's processor behind plain aiokafka, configured like the worker."""
+    env = (
+        base_env()
+        | {
+            "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
+            "CSPULSE_REDIS_URL": services.redis_url,
+            "CSPULSE_TOPIC_PREFIX": workload.prefix,
+            "CSPULSE_APP_ID": f"bench-{name}",
+            "CSPULSE_CLOCK": "watermark",
+            LOOP_ENV: knobs.loop,
+        }
+        | dict(knobs.worker_env)
+    )
     argv = [sys.executable, "-m", "bench.raw_worker"]
     return Child(name, argv, env, services.workdir / f"{name}.log")
 
 
 def faust_child(services: Services, workload: Workload, name: str, knobs: Knobs) -> Child:
+    """The baseline through Faust's own CLI, as a Faust user would start it."""
     env = base_env() | {
         "BENCH_KAFKA_BOOTSTRAP": services.bootstrap,
         "BENCH_REDIS_URL": services.redis_url,
@@ -361,9 +388,9 @@ class Watch:
         on_first: Callable[[], None] = lambda: None,
     ) -> float:
         """Return the time all events were in; raise if the child dies or time runs out."""
-        shown = self.started
+        shown, done = self.started, 0
         while True:
-            now, done = time.monotonic(), progress()
+            now, done = time.monotonic(), self._read(progress, done)
             if self.first is None and done > 0:
                 self.first = (now, done)
                 on_first()
@@ -377,13 +404,23 @@ class Watch:
                 say(f"  {self.label}: {done:,}/{self.total:,} events{self._rate(now, done)}")
             time.sleep(POLL)
 
+    def _read(self, progress: Callable[[], int], last: int) -> int:
+        """Progress now; a slow answer from a busy Redis is reported, not fatal."""
+        try:
+            return progress()
+        except redis.RedisError as exc:
+            say(f"  {self.label}: progress not read ({exc}); retrying")
+            return last
+
     def _rate(self, now: float, done: int) -> str:
         if self.first is None or now <= self.first[0]:
             return " (starting)"
         return f" ({(done - self.first[1]) / (now - self.first[0]):,.0f}/s)"
 
-    def timing(self, variant: str, ended: float, batch: float | None, cpu: float | None) -> Timing:
-        """``cpu``: CPU seconds the consumer used from the first progress to ``ended``."""
+    def timing(
+        self, variant: str, ended: float, batch: float | None, cpu: Sequence[float | None]
+    ) -> Timing:
+        """``cpu``: CPU seconds of consumer, Redis, broker from the first progress to ``ended``."""
         first_t, first_n = self.first or (self.started, 0)
         if ended <= first_t:  # everything arrived before the first poll saw anything
             first_t, first_n = self.started, 0
@@ -395,7 +432,7 @@ class Watch:
             ended - self.started,
             first_t - self.started,
             batch,
-            cpu / events * 1e6 if cpu is not None else None,
+            *(c / events * 1e6 if c is not None else None for c in cpu),
         )
 
 
@@ -431,27 +468,51 @@ def run_child(
     variant: str, args: argparse.Namespace, services: Services, workload: Workload, run_id: str
 ) -> Timing:
     """Start one consumer process on the published topics and time it to the last event."""
-    client = redis.Redis.from_url(services.redis_url)
+    client = redis.Redis.from_url(services.redis_url, socket_timeout=30)
     client.flushall()
     child, progress, port = child_for(variant, args, services, workload, run_id)
     watch = Watch(f"{variant} {run_id}", workload.count, args.timeout)
     spy = Spy(args.py_spy / f"{variant}-{run_id}.txt" if args.py_spy else None)
-    cpu_at_first: list[float | None] = []
 
     def on_first() -> None:
-        cpu_at_first.append(cpu_seconds(child.pid))
+        meter.mark()
         spy.start(child.pid)
 
     with running(child):
+        meter = CpuMeter((child.pid, services.redis.proc.pid, services.broker.proc.pid))
         try:
             ended = watch.until_done(lambda: progress(client, workload), child.check, on_first)
-            cpu_at_end = cpu_seconds(child.pid)
+            used = meter.used()
         finally:
             spy.stop()
         batch = mean_batch(port, workload.count) if port else None
-    start_cpu = cpu_at_first[0] if cpu_at_first else None
-    used = cpu_at_end - start_cpu if cpu_at_end is not None and start_cpu is not None else None
     return watch.timing(variant, ended, batch, used)
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by the consumer, Redis and the broker since :meth:`mark`.
+
+    Why Redis and the broker too: on a 2-core machine they compete with the
+    consumer for the same cores, so their cost per event is part of the answer.
+    A pid of ``None`` means this process.
+    """
+
+    pids: tuple[int | None, ...]
+    start: list[float | None] = field(default_factory=list)
+
+    def read(self) -> list[float | None]:
+        return [time.process_time() if p is None else cpu_seconds(p) for p in self.pids]
+
+    def mark(self) -> None:
+        self.start = self.read()
+
+    def used(self) -> list[float | None]:
+        start = self.start or [None] * len(self.pids)
+        return [
+            e - s if e is not None and s is not None else None
+            for s, e in zip(start, self.read(), strict=True)
+        ]
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -462,6 +523,11 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     fields = stat.rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def py_spy() -> str | None:
+    """py-spy next to this interpreter (installed in the venv), else on PATH."""
+    return shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
 
 
 @dataclass
@@ -479,8 +545,16 @@ class Spy:
     def start(self, pid: int) -> None:
         if self.out is None:
             return
-        exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-        argv = [exe, "record", "--pid", str(pid), "--format", "raw", "--idle", "--threads"]
+        argv = [
+            py_spy() or "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--idle",
+            "--threads",
+        ]
         argv += ["--nonblocking", "--rate", "250", "--output", str(self.out)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -496,6 +570,10 @@ class Spy:
 # ------------------------------------------------------------------ core
 
 
+Batches = list[tuple[int, list[RawMessage]]]
+"""(partition, messages) in the order one agent applies them."""
+
+
 def core_batches(workload: Workload, size: int) -> dict[str, Batches]:
     """Per topic, full batches of each partition, partitions taken in turn (as agents see them)."""
     by_tp: defaultdict[TP, list[RawMessage]] = defaultdict(list)
@@ -506,10 +584,6 @@ def core_batches(workload: Workload, size: int) -> dict[str, Batches]:
         msgs.sort(key=lambda m: m.offset)
         chunks[topic].append([(partition, msgs[i : i + size]) for i in range(0, len(msgs), size)])
     return {topic: _interleave(lists) for topic, lists in chunks.items()}
-
-
-Batches = list[tuple[int, list[RawMessage]]]
-"""(partition, messages) in the order one agent applies them."""
 
 
 def _interleave(lists: list[Batches]) -> Batches:
@@ -548,14 +622,16 @@ def run_core(args: argparse.Namespace, services: Services, workload: Workload) -
     """The processor on full batches, in this process, against the benchmark's Redis."""
     redis.Redis.from_url(services.redis_url).flushall()
     size = Settings.model_validate({}).batch_max
-    cpu = time.process_time()
-    elapsed, letters = asyncio.run(_core(services.redis_url, workload, size))
-    cpu_us = (time.process_time() - cpu) / workload.count * 1e6
+    meter = CpuMeter((None, services.redis.proc.pid, services.broker.proc.pid))
+    meter.mark()
+    bounded = asyncio.wait_for(_core(services.redis_url, workload, size), args.timeout)
+    elapsed, letters = asyncio.run(bounded)
+    cpu_us = [c / workload.count * 1e6 if c is not None else None for c in meter.used()]
     if letters:
         say(f"  core: {letters} events were dead-lettered")
     say(f"  core: {workload.count:,} events in {elapsed:.1f}s")
     rate = workload.count / elapsed
-    return Timing("core", rate, elapsed, elapsed, 0.0, float(size), cpu_us)
+    return Timing("core", rate, elapsed, elapsed, 0.0, float(size), *cpu_us)
 
 
 # ------------------------------------------------------------------ report
@@ -575,7 +651,8 @@ def paired_ratio(runs: dict[str, list[Timing]], variant: str, baseline: str) -> 
 
 def table(runs: dict[str, list[Timing]], baseline: str = "faust") -> str:
     head = (
-        "| variant | events/s (median) | min - max | ratio to plain Faust | CPU µs/event | "
+        "| variant | events/s (median) | min - max | ratio to plain Faust | "
+        "CPU µs/event: consumer / Redis / broker | "
         "consume s | total s (with startup) | startup s | events/batch |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
@@ -583,18 +660,43 @@ def table(runs: dict[str, list[Timing]], baseline: str = "faust") -> str:
     for variant, timings in runs.items():
         ratio = paired_ratio(runs, variant, baseline)
         batches = [t.batch for t in timings if t.batch]
-        cpus = [t.cpu_us for t in timings if t.cpu_us is not None]
         rates = [t.rate for t in timings]
         rows.append(
             f"| {variant} | {median_of(timings, 'rate'):,.0f} | "
             f"{min(rates):,.0f} - {max(rates):,.0f} | "
             f"{f'{ratio:.2f}' if ratio is not None else '-'} | "
-            f"{f'{statistics.median(cpus):,.0f}' if cpus else '-'} | "
+            f"{cpu_cell(timings)} | "
             f"{median_of(timings, 'consume_s'):.1f} | {median_of(timings, 'total_s'):.1f} | "
             f"{median_of(timings, 'startup_s'):.1f} | "
             f"{f'{statistics.median(batches):,.0f}' if batches else '-'} |"
         )
-    return "\n".join(rows)
+    return "\n".join(rows + tuned_ratios(runs))
+
+
+def cpu_cell(timings: list[Timing]) -> str:
+    """Median CPU µs per event of consumer / Redis / broker ('-' where unknown)."""
+    cells = []
+    for attr in ("cpu_us", "redis_cpu_us", "broker_cpu_us"):
+        known = [v for t in timings if (v := getattr(t, attr)) is not None]
+        cells.append(f"{statistics.median(known):,.0f}" if known else "-")
+    return " / ".join(cells)
+
+
+def tuned_ratios(runs: dict[str, list[Timing]]) -> list[str]:
+    """One line per ``-tuned`` variant: its effect against the untuned one, paired by repeat."""
+    lines = []
+    for variant in runs:
+        base = variant.removesuffix("-tuned")
+        ratio = paired_ratio(runs, variant, base) if base != variant else None
+        if ratio is not None:
+            cpu = [
+                t.cpu_us / b.cpu_us
+                for t, b in zip(runs[variant], runs[base], strict=False)
+                if t.cpu_us and b.cpu_us
+            ]
+            cpu_text = f", CPU per event x{statistics.median(cpu):.2f}" if cpu else ""
+            lines.append(f"\n{variant} / {base}: events/s x{ratio:.2f}{cpu_text} (paired medians)")
+    return lines
 
 
 def facts(args: argparse.Namespace) -> str:
@@ -610,6 +712,7 @@ def facts(args: argparse.Namespace) -> str:
 
 @contextmanager
 def services_on_loopback() -> Iterator[Services]:
+    """A broker and a Redis in a scratch directory, stopped and removed on exit."""
     workdir = Path(tempfile.mkdtemp(prefix="cspulse-bench-"))
     broker = start_broker(workdir)
     try:
@@ -675,6 +778,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="cspulse-tuned: JSON object of Faust settings merged over the worker's",
     )
     parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="cspulse-tuned, raw-tuned: extra environment, e.g. CSPULSE_BATCH_WITHIN=0.2",
+    )
+    parser.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
         default="asyncio",
@@ -692,14 +802,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    if any("=" not in kv for kv in args.worker_env):
+        parser.error("--worker-env takes KEY=VALUE")
     args.timeout = args.timeout or 60 + args.events / 500
     if args.py_spy:
+        if py_spy() is None:
+            parser.error("--py-spy needs py-spy: pip install py-spy")
         args.py_spy.mkdir(parents=True, exist_ok=True)
     return args
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM (a timeout, a CI cancel) unwinds like Ctrl-C, so every child is stopped."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     say(f"throughput benchmark: {facts(args)}")
     with services_on_loopback() as services:
         workload = publish(services, args)
