@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     currency: str = "USD"
     dedup_horizon: int = 86400
     max_plans: int = 20
+    csat_thresholds: str = Field(
+        "5:4,7:6,10:8", description="scale:lowest satisfied score, per CSAT scale"
+    )
+    sentiment_threshold: float = 0.05
     health_config: str | None = Field(None, description="TOML file with health weights and bands")
     gross_margin: float = 1.0
     session_timeout: float = Field(
@@ -43,6 +47,12 @@ class Settings(BaseSettings):
     batch_within: float = 0.05
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"
+
+    @field_validator("csat_thresholds")
+    @classmethod
+    def _thresholds_parse(cls, value: str) -> str:
+        parse_thresholds(value)
+        return value
 
     @field_validator("windows")
     @classmethod
@@ -73,5 +83,22 @@ class Settings(BaseSettings):
             dedup_horizon=self.dedup_horizon,
             gross_margin=self.gross_margin,
             max_plans=self.max_plans,
+            csat_thresholds=parse_thresholds(self.csat_thresholds),
+            sentiment_threshold=self.sentiment_threshold,
             fault_injection_ids=frozenset(i for i in self.fault_injection_ids.split(",") if i),
         )
+
+
+def parse_thresholds(text: str) -> dict[int, float]:
+    """``5:4,7:6,10:8`` -> {5: 4.0, 7: 6.0, 10: 8.0}; every scale of the contract is needed."""
+    out: dict[int, float] = {}
+    for part in text.split(","):
+        scale, _, threshold = part.partition(":")
+        try:
+            out[int(scale)] = float(threshold)
+        except ValueError:
+            raise ValueError(f"not scale:threshold: {part!r} (e.g. 5:4,7:6,10:8)") from None
+    missing = {5, 7, 10} - set(out)
+    if missing:
+        raise ValueError(f"CSAT thresholds lack the scales {sorted(missing)}")
+    return out
