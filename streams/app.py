@@ -10,6 +10,7 @@ after each rebalance every partition resumes at Redis's applied offset + 1.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections import defaultdict
@@ -80,6 +81,7 @@ class Worker:
             self._add_agent(family)
         telemetry.initialize({f: settings.topic(f) for f in FAMILY_TOPICS})
         self.app.on_rebalance_complete.connect(self._resume_from_redis)  # type: ignore[arg-type]
+        self.app.on_partitions_revoked.connect(self._forget_lag)  # type: ignore[arg-type]
 
     def _add_agent(self, family: str) -> None:
         topic = self.app.topic(
@@ -141,6 +143,12 @@ class Worker:
             headers["cs-truncated-from-bytes"] = str(len(letter.message.value)).encode()
         future = await self.deadletter.send(key=letter.message.key, value=value, headers=headers)
         await future
+
+    async def _forget_lag(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
+        """A partition this worker gave away is another worker's to report."""
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                telemetry.LAG.remove(tp.topic, str(tp.partition))
 
     async def _resume_from_redis(self, app: faust.App, **_: Any) -> None:
         """Make every assigned partition resume at Redis's applied offset + 1.
