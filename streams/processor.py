@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,6 +33,7 @@ from schemas import Rejected, parse_event
 from streams import telemetry
 
 log = logging.getLogger("cspulse.processor")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +92,12 @@ class Processor:
     async def applied_offset(self, topic: str, partition: int) -> int:
         """Last offset applied for the partition (-1 when none), from Redis; waits out outages."""
         key = keys.meta(keys.partition_tag(topic, partition))
-        delay = 0.1
-        while True:
-            try:
-                raw = await self.redis.hget(key, "offset")
-                return int(raw) if raw is not None else -1
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                telemetry.REDIS_RETRIES.inc()
-                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        async def read() -> int:
+            raw = await self.redis.hget(key, "offset")
+            return int(raw) if raw is not None else -1
+
+        return await retry_outages(read, f"{topic}[{partition}]")
 
     async def process(self, topic: str, partition: int, messages: Sequence[RawMessage]) -> int:
         """Apply a batch; retries Redis faults until done. Returns the offset applied."""
@@ -149,24 +146,20 @@ class Processor:
     async def _with_retries(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
     ) -> int:
-        """Apply, retrying connection faults with backoff (the outage is logged and counted)."""
-        delay = 0.1
-        while True:
+        """Apply, waiting out Redis outages; any other error is logged and retried too,
+        because an agent that crashes loses the batch it held. Redis command errors
+        (a refused script) are raised for the message-by-message path."""
+
+        async def attempt() -> int:
             try:
                 return await self._process_once(topic, partition, family, messages)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                telemetry.REDIS_RETRIES.inc()
-                log.warning(
-                    "Redis unavailable (%s); retrying %s[%d] in %.1fs", exc, topic, partition, delay
-                )
-            except RedisError:
+            except (RedisError, OSError):
                 raise
-            except Exception:  # never drop a batch: an agent crash would lose its events
-                log.exception(
-                    "unexpected error applying %s[%d]; retrying in %.1fs", topic, partition, delay
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            except Exception as exc:
+                log.exception("unexpected error applying %s[%d]", topic, partition)
+                raise _Retry from exc
+
+        return await retry_outages(attempt, f"{topic}[{partition}]", also=(_Retry,))
 
     async def _skip_poison_once(
         self, topic: str, partition: int, message: RawMessage, detail: str
@@ -312,3 +305,33 @@ class Processor:
             telemetry.STALE.labels(topic).inc(outcome.stale)
         if outcome.max_event_time is not None:
             self.watermark = max(self.watermark, outcome.max_event_time)
+
+
+class _Retry(Exception):
+    """An unexpected error: log it and try the batch again."""
+
+
+async def retry_outages(
+    operation: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    also: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Run ``operation`` until it succeeds, backing off on Redis outages (logged, counted)."""
+    retried: tuple[type[BaseException], ...] = (
+        RedisConnectionError,
+        RedisTimeoutError,
+        OSError,
+        *also,
+    )
+    delay = 0.1
+    while True:
+        try:
+            return await operation()
+        except retried as exc:
+            telemetry.REDIS_RETRIES.inc()
+            log.warning(
+                "Redis unavailable or batch failed (%s); retrying %s in %.1fs", exc, what, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
