@@ -85,35 +85,33 @@ class RedisCollector(Collector):
             counts, mean = band_counts(self.reader.redis, self.health)
         except (RedisError, OSError):
             return
-        bands = GaugeMetricFamily(
-            "cs_accounts_by_health", HELP["cs_accounts_by_health"], labels=["band", "plan"]
-        )
+        bands = _gauge("cs_accounts_by_health")
         for band, n in counts.items():
-            bands.add_metric([band, "all"], n)
+            for labels in _whole_base({"band": band}):
+                bands.add_sample("cs_accounts_by_health", labels, n)
         yield bands
         if mean is not None:
-            avg = GaugeMetricFamily(
-                "cs_health_score_avg", HELP["cs_health_score_avg"], labels=["plan"]
-            )
-            avg.add_metric(["all"], mean)
+            avg = _gauge("cs_health_score_avg")
+            for labels in _whole_base({}):
+                avg.add_sample("cs_health_score_avg", labels, mean)
             yield avg
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
-        families: dict[str, GaugeMetricFamily] = {}
+        families: dict[str, Metric] = {}
         latest: dict[str, float] = {}
         try:
             result = self.reader.read()
             self.last_ok = True
             latest = result.latest
             for sample in compute(result.snapshot, self.config):
-                family = families.get(sample.name)
-                if family is None:
-                    labels = [k for k, _ in sample.labels]
-                    family = families[sample.name] = GaugeMetricFamily(
-                        sample.name, HELP.get(sample.name, sample.name), labels=labels
-                    )
-                family.add_metric([v for _, v in sample.labels], sample.value)
+                family = families.get(sample.name) or families.setdefault(
+                    sample.name, _gauge(sample.name)
+                )
+                labels = dict(sample.labels)
+                variants = _whole_base(labels) if labels.get("plan") == "all" else [labels]
+                for variant in variants:
+                    family.add_sample(sample.name, variant, sample.value)
         except (RedisError, OSError) as exc:
             self.last_ok = False
             log.warning("scrape could not read Redis: %s", exc)
@@ -128,6 +126,17 @@ class RedisCollector(Collector):
             "Time the scrape spent reading Redis",
             value=time.perf_counter() - started,
         )
+
+
+def _gauge(name: str) -> Metric:
+    return Metric(name, HELP.get(name, name), "gauge")
+
+
+def _whole_base(labels: dict[str, str]) -> list[dict[str, str]]:
+    """The whole base is served twice: with the contract's labels exactly (no ``plan``),
+    and with ``plan="all"`` beside the per-plan segments, for dashboards."""
+    contract = {k: v for k, v in labels.items() if k != "plan"}
+    return [contract, {**contract, "plan": "all"}]
 
 
 def _latest_family(latest: dict[str, float]) -> GaugeMetricFamily:

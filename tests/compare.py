@@ -23,8 +23,11 @@ NOT_IN_REFERENCE_PREFIXES = (
 )
 
 
-def business(scraped: dict[MetricKey, float], plan: str = "all") -> dict[MetricKey, float]:
-    """The business samples of one plan segment, with the ``plan`` label dropped."""
+def business(scraped: dict[MetricKey, float], plan: str | None = "all") -> dict[MetricKey, float]:
+    """The business samples of one plan segment, with the ``plan`` label dropped.
+
+    ``plan=None`` selects the series with no ``plan`` label: the contract's own.
+    """
     out: dict[MetricKey, float] = {}
     for (name, labels), value in scraped.items():
         if name.startswith(NOT_IN_REFERENCE_PREFIXES) or dict(labels).get("plan") != plan:
@@ -33,9 +36,11 @@ def business(scraped: dict[MetricKey, float], plan: str = "all") -> dict[MetricK
     return out
 
 
-def mismatches(scraped: dict[MetricKey, float], expected: dict[MetricKey, float]) -> list[str]:
+def mismatches(
+    scraped: dict[MetricKey, float], expected: dict[MetricKey, float], plan: str | None = "all"
+) -> list[str]:
     """Human-readable differences; empty when they agree."""
-    got = business(scraped)
+    got = business(scraped, plan)
     problems: list[str] = []
     for key, want in sorted(expected.items()):
         have = got.get(key)

@@ -35,8 +35,10 @@ def scenario_run(stack: Stack):  # type: ignore[no-untyped-def]
 def test_every_metric_matches_the_reference(scenario_run) -> None:  # type: ignore[no-untyped-def]
     _stack, _prefix, worker, scenario, _published = scenario_run
     expected = reference.compute(scenario.valid, max_event_time(scenario.valid))
-    problems = mismatches(scrape(worker.port), expected)
-    assert not problems, "\n".join(problems[:40])
+    scraped = scrape(worker.port)
+    for plan in ("all", None):  # plan="all", and the contract's series without the label
+        problems = mismatches(scraped, expected, plan)
+        assert not problems, f"plan={plan}: " + "\n".join(problems[:40])
 
 
 def test_pipeline_counters_balance(scenario_run) -> None:  # type: ignore[no-untyped-def]
@@ -109,7 +111,7 @@ def test_plan_segments_add_up_to_the_whole_base(scenario_run) -> None:  # type: 
         for key, value in whole.items():
             if key[0] != name:
                 continue
-            parts = sum(business(metrics, p).get(key, 0.0) for p in plans - {"all"})
+            parts = sum(business(metrics, p).get(key, 0.0) for p in plans - {"all", None})
             assert math.isclose(parts, value, rel_tol=1e-9, abs_tol=1e-6), (key, parts, value)
 
 
