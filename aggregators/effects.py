@@ -103,6 +103,3 @@ class Effects:
             delta = new.get(name, 0.0) - old.get(name, 0.0)
             if delta:
                 self.gauges[name] += delta
-
-    def is_empty(self) -> bool:
-        return not (self.counters or self.last_seen or self.gauges or self.entities or self.live)

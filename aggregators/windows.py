@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 DEFAULT_WINDOWS = "1h:60,1d:300,7d:3600,30d:3600"
@@ -139,6 +139,3 @@ def bucket_ttl(bucket: int, granularity: int, windows: WindowSet, t: float) -> i
     expires_at = (bucket + 1) * granularity + windows.retention(granularity)
     return max(granularity, math.ceil(expires_at - t))
 
-
-def buckets_touched(ts_values: Iterable[float], granularity: int) -> set[int]:
-    return {bucket_of(ts, granularity) for ts in ts_values}
