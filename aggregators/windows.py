@@ -138,4 +138,3 @@ def bucket_ttl(bucket: int, granularity: int, windows: WindowSet, t: float) -> i
     """
     expires_at = (bucket + 1) * granularity + windows.retention(granularity)
     return max(granularity, math.ceil(expires_at - t))
-

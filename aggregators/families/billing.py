@@ -192,9 +192,7 @@ def _compact(state: State, cutoff: float) -> None:
     if not old:
         return
     base = state["base"]
-    mrr = _account_mrr(base["subs"])
     for _ts, _offset, sub, op, cents, plan in old:
         base["subs"][sub] = _next_sub_state(base["subs"].get(sub), op, cents, plan)
-        mrr = _account_mrr(base["subs"])
-        base["paid"] = base["paid"] or mrr > 0
+        base["paid"] = base["paid"] or _account_mrr(base["subs"]) > 0
     state["log"] = [e for e in log if e[0] >= cutoff]

@@ -136,3 +136,34 @@ def test_duplicates_and_late_events_are_not_applied() -> None:
     assert [o.offset for o in result.outcome.late] == [3]
     assert result.outcome.applied == {"survey.answered": 1}
     assert result.effects.counters[minute(20)]["nps_detractors"] == 1
+
+
+def test_compacting_old_log_entries_keeps_movements_and_state() -> None:
+    money = {"subscription_id": "B1", "plan": "team", "currency": "USD"}
+    first = plan("billing", [ev("subscription.started", 0, 1, mrr_cents=10000, **money)])
+    state = orjson.loads(orjson.dumps(first.effects.entities["b:acme"]))
+    # 31 days later the start is older than the retention: it folds into the base ...
+    later = T0 + 31 * 86400
+    config_clock = make_clock(CONFIG, later + 60)
+    raw = orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": "e9",
+            "source": "test",
+            "type": "subscription.changed",
+            "time": _iso(later),
+            "data": {"account_id": "acme", "mrr_cents": 12000, **money},
+        }
+    )
+    change = parse_event(raw, now=later + 60)
+    assert isinstance(change, Event)
+    result = plan_batch(
+        "billing", [Offered(9, change)], {"b:acme": state}, set(), CONFIG, config_clock
+    )
+    compacted = result.effects.entities["b:acme"]
+    assert [e[3] for e in compacted["log"]] == ["change"]
+    assert compacted["base"]["paid"] is True
+    # ... and the change is an expansion (not "new"), with no retraction of the old "new"
+    hour = (3600, int(later // 3600))
+    assert result.effects.counters[hour]["mrr_expansion_cents"] == 2000
+    assert "mrr_new_cents" not in result.effects.counters[(3600, int(T0 // 3600))]
