@@ -38,7 +38,6 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "EVENT_TYPES",
     "SOURCES",
     "TOPICS",
     "EventGenerator",
@@ -53,23 +52,6 @@ SOURCES = {
     "logins": "product",
     "billing": "billing",
 }
-EVENT_TYPES: dict[str, tuple[str, ...]] = {
-    "tickets": ("ticket.opened", "ticket.replied", "ticket.resolved", "ticket.reopened"),
-    "surveys": ("survey.answered",),
-    "logins": ("session.started", "session.heartbeat", "session.ended"),
-    "billing": (
-        "subscription.started",
-        "subscription.changed",
-        "subscription.renewed",
-        "subscription.canceled",
-        "trial.converted",
-        "trial.expired",
-        "invoice.paid",
-        "invoice.failed",
-        "cost.recorded",
-    ),
-}
-
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
