@@ -10,6 +10,7 @@ after each rebalance every partition resumes at Redis's applied offset + 1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import tempfile
@@ -102,10 +103,13 @@ class Worker:
         for event in events:
             msg = event.message
             by_tp[msg.tp].append(RawMessage(msg.offset, msg.key, msg.value or b""))
-        for tp, messages in by_tp.items():
-            messages.sort(key=lambda m: m.offset)
-            applied = await self.processor.process(tp.topic, tp.partition, messages)
-            self._report_lag(tp, applied)
+        await asyncio.gather(*(self._apply_partition(tp, msgs) for tp, msgs in by_tp.items()))
+
+    async def _apply_partition(self, tp: TP, messages: list[RawMessage]) -> None:
+        """Partitions are independent (own keys, own offset): they apply concurrently."""
+        messages.sort(key=lambda m: m.offset)
+        applied = await self.processor.process(tp.topic, tp.partition, messages)
+        self._report_lag(tp, applied)
 
     def _report_lag(self, tp: TP, applied: int) -> None:
         try:
