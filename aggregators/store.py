@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -96,6 +96,8 @@ class Loaded:
     """Last applied offset of the partition, -1 when none."""
     states: dict[str, Any]
     seen: set[str]
+    plans: dict[str, str] = field(default_factory=dict)
+    """Account -> plan label, for the batch's accounts that have one."""
 
 
 class _Script:
@@ -143,13 +145,6 @@ class PlanDirectory:
             self._labels.update({raw: keys.text(v) for raw, v in zip(missing, got, strict=True)})
         return dict(self._labels)
 
-    async def of_accounts(self, accounts: Iterable[str]) -> dict[str, str]:
-        wanted = sorted(set(accounts))
-        if not wanted:
-            return {}
-        values = await self.redis.hmget(keys.ACCOUNT_PLANS, wanted)
-        return {a: keys.text(v) for a, v in zip(wanted, values, strict=True) if v is not None}
-
     async def save(self, updates: Mapping[str, str]) -> None:
         if updates:
             await self.redis.hset(keys.ACCOUNT_PLANS, mapping=dict(updates))  # type: ignore[arg-type]
@@ -167,14 +162,19 @@ class PartitionStore:
     def generation(self, t: float) -> int:
         return math.floor(t / self.config.dedup_horizon)
 
-    async def load(self, entity_keys: Iterable[str], digests: Mapping[str, float]) -> Loaded:
-        """One pipelined round trip: offset, entity states, already-seen ids.
+    async def load(
+        self,
+        entity_keys: Iterable[str],
+        digests: Mapping[str, float],
+        accounts: Iterable[str] = (),
+    ) -> Loaded:
+        """One pipelined round trip: offset, entity states, already-seen ids, account plans.
 
         ``digests`` maps each event-id digest to its event time: ids are
         remembered per event-time generation, so a duplicate (same event,
         same time) is always looked up in the set its first copy went to.
         """
-        entity_keys = list(entity_keys)
+        entity_keys, accounts = list(entity_keys), sorted(set(accounts))
         by_generation: defaultdict[int, list[str]] = defaultdict(list)
         for digest, ts in digests.items():
             by_generation[self.generation(ts)].append(digest)
@@ -184,6 +184,8 @@ class PartitionStore:
             pipe.mget([keys.entity(self.tag, k) for k in entity_keys])
         for gen, members in by_generation.items():
             pipe.smismember(keys.seen(self.tag, gen), members)
+        if accounts:
+            pipe.hmget(keys.ACCOUNT_PLANS, accounts)
         replies = await pipe.execute()
         offset = int(replies[0]) if replies[0] is not None else -1
         states: dict[str, Any] = {}
@@ -191,13 +193,17 @@ class PartitionStore:
         if entity_keys:
             raw_states = rest.pop(0)
             states = {k: orjson.loads(v) for k, v in zip(entity_keys, raw_states, strict=True) if v}
+        plans: dict[str, str] = {}
+        if accounts:
+            raw_plans = rest.pop()
+            plans = {a: keys.text(v) for a, v in zip(accounts, raw_plans, strict=True) if v}
         seen = {
             d
             for members, reply in zip(by_generation.values(), rest, strict=True)
             for d, hit in zip(members, reply, strict=True)
             if hit
         }
-        return Loaded(offset=offset, states=states, seen=seen)
+        return Loaded(offset=offset, states=states, seen=seen, plans=plans)
 
     async def apply(self, plan: Plan, expected: int, new_offset: int, t: float) -> bool:
         """Write the plan and advance the offset, unless the fence moved (False)."""

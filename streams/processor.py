@@ -208,16 +208,15 @@ class Processor:
         while True:
             t = self.watermark if self.clock == "watermark" else time.time()
             entity_keys, digests = keys_to_load(family, [o.event for o in offered])
-            loaded = await store.load(entity_keys, digests)
+            loaded = await store.load(entity_keys, digests, (o.event.account_id for o in offered))
             last = messages[-1].offset
             if last <= loaded.offset:
                 return loaded.offset
             fresh = [o for o in offered if o.offset > loaded.offset]
-            plans = await self.plans.of_accounts(o.event.account_id for o in fresh)
             labels = await self.plans.labels(
                 p for o in fresh if (p := getattr(o.event.data, "plan", None)) is not None
             )
-            plan = self._plan(family, fresh, loaded.states, loaded.seen, t, plans, labels)
+            plan = self._plan(family, fresh, loaded.states, loaded.seen, t, loaded.plans, labels)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
             letters += self._planned_letters(plan, messages)
             if letters:
