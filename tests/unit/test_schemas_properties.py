@@ -27,6 +27,8 @@ TIMES = [  # strings on which msgspec and the schema's pattern agree
     "2026-11-23T07:00:00",
     "2026-11-23",
     "2026-11-24T00:00:00Z",  # future
+    "2026-11-22T23:59:60Z",  # a leap second
+    "2026-11-22T15:59:60.5-08:00",  # the same, at another offset
 ]
 
 # Integral floats (5.0) are left out: JSON Schema counts them as integers,
