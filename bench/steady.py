@@ -316,6 +316,8 @@ class Result:
     worker_cpu_us: float | None
     redis_cpu_us: float | None
     scrape_ms: float | None
+    unseen: int
+    """Events not visible when the drain ended: the worker fell behind the rate."""
     minutes: list[dict[str, float | None]]
 
 
@@ -352,6 +354,7 @@ def summarize(
         per_event[0],
         per_event[1],
         statistics.median(collect) * 1000 if collect else None,
+        sum(n for _, wait, n in points if math.isinf(wait)),
         by_minute(started, points, observer.samples),
     )
 
@@ -402,6 +405,15 @@ def report(result: Result) -> str:
         f"CPU µs/event: worker {fmt(result.worker_cpu_us, '.1f')}, "
         f"Redis {fmt(result.redis_cpu_us, '.1f')}; /metrics scrape (median "
         f"cs_collect_duration_seconds): {fmt(result.scrape_ms, '.1f')} ms",
+        *(
+            [
+                f"WARNING: {result.unseen:,} events were still not visible when the drain ended: "
+                "the worker did not keep up with this rate. Freshness counts them as never "
+                "visible, and CPU µs/event divides by events produced, not applied."
+            ]
+            if result.unseen
+            else []
+        ),
         "",
         "| minute | freshness p50 s | p99 s | worker RSS MiB | Redis used_memory MiB | lag |",
         "|---:|---:|---:|---:|---:|---:|",
