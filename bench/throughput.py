@@ -23,7 +23,7 @@ events consumed. Wall time from process start (connecting, joining the group)
 is reported separately. Everything runs on loopback, on a broker and a Redis
 this script starts, and every process it starts is stopped before it exits.
 
-Usage: ``python -m bench.throughput --events 60000 --repeat 3``.
+Usage: ``python -m bench.throughput --events 300000 --repeat 3``.
 """
 
 from __future__ import annotations
@@ -718,7 +718,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.throughput", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--events", type=int, default=60_000, help="events to publish and consume")
+    parser.add_argument("--events", type=int, default=300_000, help="events to publish and consume")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each variant (median taken)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
     parser.add_argument(
