@@ -127,51 +127,57 @@ def run_worker(
     generate: GenerateOptions | None = None,
     banner: str | None = None,
 ) -> None:
-    """Start the Faust worker and the HTTP exporter; blocks until stopped."""
-    from faust.worker import Worker as FaustWorker
-
+    """Start the worker and the HTTP exporter; blocks until SIGTERM or SIGINT."""
     from streams.app import Worker
 
-    worker = Worker(settings, bootstrap, Redis.from_url(redis_url))
-    metrics = MetricsApp(
-        SyncRedis.from_url(redis_url, socket_timeout=5),
-        settings.metric_config(),
-        settings.clock,
-        ready=lambda: _ready(worker, redis_url),
-        health=HealthConfig.load(settings.health_config),
-    )
-    try:
-        server, _thread = serve(metrics, settings.metrics_host, settings.metrics_port)
-    except OSError as exc:
-        port = settings.metrics_port
-        fail(f"cannot serve /metrics on port {port} ({exc}). Set CSPULSE_METRICS_PORT.")
-    if generate is not None:
-        opts = generate
+    async def main() -> None:
+        worker = Worker(settings, bootstrap, redis_client(redis_url))
+        worker.stop_on_signals()
+        metrics = MetricsApp(
+            SyncRedis.from_url(redis_url, socket_timeout=5),
+            settings.metric_config(),
+            settings.clock,
+            ready=lambda: _ready(worker, redis_url),
+            health=HealthConfig.load(settings.health_config),
+        )
+        try:
+            server, _thread = serve(metrics, settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            port = settings.metrics_port
+            fail(f"cannot serve /metrics on port {port} ({exc}). Set CSPULSE_METRICS_PORT.")
+        generator = None
+        if generate is not None:
+            generator = asyncio.create_task(generate_forever(settings, bootstrap, generate))
+        if banner:
+            typer.secho(banner, fg=typer.colors.GREEN, err=True)
+        try:
+            await worker.run()
+        finally:
+            if generator is not None:
+                generator.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await generator
+            server.shutdown()
 
-        @worker.app.task  # type: ignore[untyped-decorator]
-        async def _generator() -> None:
-            await generate_forever(settings, bootstrap, opts)
+    asyncio.run(main())
 
-    if banner:
-        typer.secho(banner, fg=typer.colors.GREEN, err=True)
-    faust_worker = FaustWorker(
-        worker.app,
-        loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_format, settings.log_level),
-        quiet=True,
-        redirect_stdouts=False,
+
+def redis_client(url: str) -> Redis:
+    """The worker's Redis client: bounded connect and read times, periodic health checks.
+
+    Without timeouts a blackholed Redis would hang the worker, partitions held, for
+    as long as the kernel keeps the connection; with them it retries and recovers.
+    """
+    return Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
     )
-    try:
-        faust_worker.execute_from_commandline()
-    finally:
-        server.shutdown()
 
 
 def _ready(worker: Any, redis_url: str) -> bool:
     """Ready: Redis answers and the worker has joined its consumer group with partitions."""
     try:
         SyncRedis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
-        return bool(worker.app.consumer.assignment())
+        return bool(worker.assignment())
     except Exception:
         return False
 
