@@ -116,9 +116,31 @@ class Worker:
                 async with self._applying:
                     await self.apply(batch)
             if time.monotonic() >= next_commit:
+                await self._rewind_where_redis_is_behind()
                 await self._commit()
                 self._progress.report(self._lag_by_topic())
                 next_commit = time.monotonic() + COMMIT_INTERVAL
+
+    async def _rewind_where_redis_is_behind(self) -> None:
+        """Re-read partitions whose applied offset Redis lost (restore, failover to a
+        lagging replica), even those with no new message to reveal the gap."""
+        for tp, applied in list(self._applied.items()):
+            held = await self.processor.applied_offset(tp.topic, tp.partition)
+            if held < applied and tp in self.assignment():
+                log.warning(
+                    "%s[%d]: Redis holds offset %d but %d was applied: Redis went back in "
+                    "time; re-reading from %d",
+                    tp.topic,
+                    tp.partition,
+                    held,
+                    applied,
+                    held + 1,
+                )
+                self._applied[tp] = held
+                if held >= 0:
+                    self.consumer.seek(tp, held + 1)
+                else:
+                    await self.consumer.seek_to_beginning(tp)
 
     async def apply(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Partitions are independent (own keys, own offset): they apply concurrently."""

@@ -75,10 +75,12 @@ REDIS_BACKOFF = RetryPolicy(initial=0.1, factor=2.0, ceiling=5.0)
 """How long to wait between tries while Redis is down or refuses writes for a while."""
 
 _TRANSIENT_CODES = re.compile(
-    r"(^|: )(READONLY|BUSY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|OOM|NOREPLICAS)\b"
+    r"(?:^|[\s:('\"])"
+    r"(READONLY|BUSY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|OOM|NOREPLICAS) "
 )
 """Redis error codes that say "not now" rather than "never": a replica, a busy or
-loading server, a failover, a resharding, a full memory. They are retried."""
+loading server, a failover, a resharding, a full memory. They are retried. The
+code may follow a script's or a pipeline's annotation of the error."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -132,7 +134,9 @@ class Processor:
     async def applied_offset(self, topic: str, partition: int) -> int:
         """Last offset applied for the partition (-1 when none), from Redis; waits out outages."""
         store = self.store(topic, partition)
-        offset: int = await self._redis_retry(store.applied_offset, f"reading {topic}[{partition}]")
+        offset: int = await self._redis_retry(
+            store.applied_offset, f"reading {topic}[{partition}]'s offset from Redis"
+        )
         return offset
 
     async def process(
@@ -190,7 +194,11 @@ class Processor:
             telemetry.REDIS_RETRIES.inc()
 
         return await retry_async(
-            attempt, REDIS_BACKOFF, retryable, f"applying {topic}[{partition}]", on_retry=count
+            attempt,
+            REDIS_BACKOFF,
+            retryable,
+            f"applying {topic}[{partition}] to Redis",
+            on_retry=count,
         )
 
     async def _skip_poison(
@@ -220,7 +228,12 @@ class Processor:
                     telemetry.INVALID.labels(topic, "processing_error").inc()
                     return
 
-        await retry_async(skip, REDIS_BACKOFF, lambda e: True, f"skipping {topic}[{partition}]")
+        await retry_async(
+            skip,
+            REDIS_BACKOFF,
+            lambda e: True,
+            f"skipping a message of {topic}[{partition}] in Redis",
+        )
 
     async def _process_once(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
