@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import logging.config
 import os
@@ -21,6 +22,7 @@ from streams.embedded import ServiceError, embedded_services
 from streams.exporter import MetricsApp, serve
 from streams.logs import logging_config
 from streams.producer import GenerateOptions, generate_forever
+from streams.supervisor import Supervisor
 from streams.topics import create_topics
 
 app = typer.Typer(
@@ -229,6 +231,15 @@ def worker(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to keep retrying services at start.")
     ] = 60,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="CSPULSE_PROCESSES",
+            help="Worker processes in the group (one per core); process i serves "
+            "/metrics on the metrics port + i.",
+        ),
+    ] = 1,
 ) -> None:
     """The stream processor alone, against configured Kafka and Redis; also serves /metrics."""
     settings = _settings(
@@ -244,6 +255,17 @@ def worker(
     assert settings.kafka_bootstrap and settings.redis_url
     wait_for_redis(settings.redis_url, connect_timeout)
     ensure_topics(settings, settings.kafka_bootstrap, connect_timeout)
+    if processes > 1:
+        child = functools.partial(_worker_process, settings.model_dump())
+        raise typer.Exit(Supervisor(child, processes).run())
+    run_worker(settings, settings.kafka_bootstrap, settings.redis_url)
+
+
+def _worker_process(fields: dict[str, Any], index: int) -> None:
+    """One child of ``worker --processes N``: a whole worker on the metrics port + index."""
+    settings = Settings(**{**fields, "metrics_port": fields["metrics_port"] + index})
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    assert settings.kafka_bootstrap and settings.redis_url
     run_worker(settings, settings.kafka_bootstrap, settings.redis_url)
 
 
