@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import logging.config
 import os
@@ -21,6 +22,7 @@ from streams.embedded import ServiceError, embedded_services
 from streams.exporter import MetricsApp, serve
 from streams.logs import logging_config
 from streams.producer import GenerateOptions, generate_forever
+from streams.supervisor import Supervisor
 from streams.topics import create_topics
 
 app = typer.Typer(
@@ -127,51 +129,57 @@ def run_worker(
     generate: GenerateOptions | None = None,
     banner: str | None = None,
 ) -> None:
-    """Start the Faust worker and the HTTP exporter; blocks until stopped."""
-    from faust.worker import Worker as FaustWorker
-
+    """Start the worker and the HTTP exporter; blocks until SIGTERM or SIGINT."""
     from streams.app import Worker
 
-    worker = Worker(settings, bootstrap, Redis.from_url(redis_url))
-    metrics = MetricsApp(
-        SyncRedis.from_url(redis_url, socket_timeout=5),
-        settings.metric_config(),
-        settings.clock,
-        ready=lambda: _ready(worker, redis_url),
-        health=HealthConfig.load(settings.health_config),
-    )
-    try:
-        server, _thread = serve(metrics, settings.metrics_host, settings.metrics_port)
-    except OSError as exc:
-        port = settings.metrics_port
-        fail(f"cannot serve /metrics on port {port} ({exc}). Set CSPULSE_METRICS_PORT.")
-    if generate is not None:
-        opts = generate
+    async def main() -> None:
+        worker = Worker(settings, bootstrap, redis_client(redis_url))
+        worker.stop_on_signals()
+        metrics = MetricsApp(
+            SyncRedis.from_url(redis_url, socket_timeout=5),
+            settings.metric_config(),
+            settings.clock,
+            ready=lambda: _ready(worker, redis_url),
+            health=HealthConfig.load(settings.health_config),
+        )
+        try:
+            server, _thread = serve(metrics, settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            port = settings.metrics_port
+            fail(f"cannot serve /metrics on port {port} ({exc}). Set CSPULSE_METRICS_PORT.")
+        generator = None
+        if generate is not None:
+            generator = asyncio.create_task(generate_forever(settings, bootstrap, generate))
+        if banner:
+            typer.secho(banner, fg=typer.colors.GREEN, err=True)
+        try:
+            await worker.run()
+        finally:
+            if generator is not None:
+                generator.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await generator
+            server.shutdown()
 
-        @worker.app.task  # type: ignore[untyped-decorator]
-        async def _generator() -> None:
-            await generate_forever(settings, bootstrap, opts)
+    asyncio.run(main())
 
-    if banner:
-        typer.secho(banner, fg=typer.colors.GREEN, err=True)
-    faust_worker = FaustWorker(
-        worker.app,
-        loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_format, settings.log_level),
-        quiet=True,
-        redirect_stdouts=False,
+
+def redis_client(url: str) -> Redis:
+    """The worker's Redis client: bounded connect and read times, periodic health checks.
+
+    Without timeouts a blackholed Redis would hang the worker, partitions held, for
+    as long as the kernel keeps the connection; with them it retries and recovers.
+    """
+    return Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
     )
-    try:
-        faust_worker.execute_from_commandline()
-    finally:
-        server.shutdown()
 
 
 def _ready(worker: Any, redis_url: str) -> bool:
     """Ready: Redis answers and the worker has joined its consumer group with partitions."""
     try:
         SyncRedis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
-        return bool(worker.app.consumer.assignment())
+        return bool(worker.assignment())
     except Exception:
         return False
 
@@ -223,6 +231,15 @@ def worker(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to keep retrying services at start.")
     ] = 60,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="CSPULSE_PROCESSES",
+            help="Worker processes in the group (one per core); process i serves "
+            "/metrics on the metrics port + i.",
+        ),
+    ] = 1,
 ) -> None:
     """The stream processor alone, against configured Kafka and Redis; also serves /metrics."""
     settings = _settings(
@@ -238,6 +255,17 @@ def worker(
     assert settings.kafka_bootstrap and settings.redis_url
     wait_for_redis(settings.redis_url, connect_timeout)
     ensure_topics(settings, settings.kafka_bootstrap, connect_timeout)
+    if processes > 1:
+        child = functools.partial(_worker_process, settings.model_dump())
+        raise typer.Exit(Supervisor(child, processes).run())
+    run_worker(settings, settings.kafka_bootstrap, settings.redis_url)
+
+
+def _worker_process(fields: dict[str, Any], index: int) -> None:
+    """One child of ``worker --processes N``: a whole worker on the metrics port + index."""
+    settings = Settings(**{**fields, "metrics_port": fields["metrics_port"] + index})
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    assert settings.kafka_bootstrap and settings.redis_url
     run_worker(settings, settings.kafka_bootstrap, settings.redis_url)
 
 
