@@ -55,6 +55,7 @@ import redis
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis as AsyncRedis
 
+from aggregators.clock import clock_named
 from bench.plain_faust import COUNTERS
 from bench.raw_client import PROGRESS
 from streams.config import Settings
@@ -579,7 +580,7 @@ async def _core(redis_url: str, workload: Workload, size: int) -> tuple[float, i
         settings.metric_config(),
         keep,
         family_of=settings.family_of,
-        clock="watermark",
+        clock=clock_named("watermark"),
     )
 
     async def agent(topic: str, batches: Batches) -> None:
