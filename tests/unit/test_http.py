@@ -104,9 +104,7 @@ def test_metrics_text_format_has_build_info_and_no_created(redis_server: Process
         server.shutdown()
     assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
     assert "server" not in headers
-    samples = {
-        s.name: s for f in text_string_to_metric_families(body.decode()) for s in f.samples
-    }
+    samples = {s.name: s for f in text_string_to_metric_families(body.decode()) for s in f.samples}
     assert samples["cs_redis_up"].value == 1.0
     assert samples["cspulse_build_info"].labels["version"] == version()
     assert samples["cspulse_build_info"].value == 1.0
@@ -168,8 +166,7 @@ def test_basic_auth_guards_everything_but_probes(redis_server: Process, tmp_path
 
 def test_tls_with_basic_auth(redis_server: Process, certs: Issued, tmp_path: Path) -> None:
     body = (
-        f"tls_server_config:\n  cert_file: {certs.cert}\n  key_file: {certs.key}\n"
-        + _users_yaml()
+        f"tls_server_config:\n  cert_file: {certs.cert}\n  key_file: {certs.key}\n" + _users_yaml()
     )
     server = _start(redis_server, _web_config(tmp_path, body))
     client = ssl.create_default_context(cafile=str(certs.ca))
