@@ -23,6 +23,7 @@ from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     IllegalSaslStateError,
+    KafkaError,
     SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailed,
@@ -157,10 +158,15 @@ def describe_failure(
                 "(read, write, describe and create on its topics; read on its consumer group)."
             )
         if isinstance(error, AUTHENTICATION_ERRORS) or _raised_in_sasl_handshake(error):
+            reason = (
+                _reason(error)
+                if isinstance(error, KafkaError)
+                else "the broker ended the exchange without accepting it"
+            )
             return (
                 f"Kafka at {bootstrap} rejected the SASL login of user "
                 f"{settings.kafka_sasl_username!r} with {settings.kafka_sasl_mechanism} "
-                f"({_reason(error)}). Check CSPULSE_KAFKA_SASL_USERNAME, the password and "
+                f"({reason}). Check CSPULSE_KAFKA_SASL_USERNAME, the password and "
                 "CSPULSE_KAFKA_SASL_MECHANISM."
             )
     if uses_tls(settings):
@@ -185,5 +191,6 @@ def _raised_in_sasl_handshake(exc: BaseException) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    """The first line of an error's message; its class name when the message is empty."""
+    text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
