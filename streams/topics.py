@@ -8,7 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from streams.config import Settings
-from streams.kafka_options import client_options
+from streams.kafka_options import AUTHORIZATION_ERRORS, KafkaSetupError, client_options
 
 DEFAULT_REPLICATION = 3
 """Copies of each partition, as managed Kafka services recommend; capped at the broker count."""
@@ -56,4 +56,6 @@ def _raise_topic_errors(response: Any) -> None:
         if error is TopicAlreadyExistsError:  # another worker was first
             continue
         message = rest[0] if rest and rest[0] else error.description
-        raise error(f"cannot create topic {topic}: {message}")
+        if error.retriable or issubclass(error, AUTHORIZATION_ERRORS):
+            raise error(f"cannot create topic {topic}: {message}")  # retried, or reported
+        raise KafkaSetupError(f"Kafka refused to create topic {topic}: {message}")

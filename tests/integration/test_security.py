@@ -459,3 +459,30 @@ def test_run_binds_loopback_and_hides_the_password(secured_redis: int, workdir: 
     output = child.output()
     assert "cspulse is running" in output and f":***@127.0.0.1:{secured_redis}" in output
     _assert_no_secret(output)
+
+
+# --- topics create --------------------------------------------------------------------------
+
+
+async def _replicas(bootstrap: str, topic: str) -> list[int]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        return [len(p["replicas"]) for p in described["partitions"]]
+    finally:
+        await admin.close()
+
+
+def test_replication_factor_defaults_to_the_broker_count_below_three(stack: Stack) -> None:
+    """One broker: the default of 3 copies is capped at 1; an explicit value is used as given."""
+    for prefix, flags, copies in (
+        ("rf-default.", [], 1),
+        ("rf-two.", ["--replication-factor", "2"], 2),
+    ):
+        env = _env(CSPULSE_KAFKA_BOOTSTRAP=stack.bootstrap, CSPULSE_TOPIC_PREFIX=prefix)
+        code, out = _cspulse("topics", "create", "--partitions", "2", *flags, env=env)
+        assert code == 0, out
+        assert asyncio.run(_replicas(stack.bootstrap, f"{prefix}billing")) == [copies, copies]

@@ -100,3 +100,23 @@ def test_failures_are_told_apart() -> None:
     login = describe_failure(unreachable, settings, "b:9092", [SaslAuthenticationFailed()])
     assert login and "rejected the SASL login of user 'svc' with PLAIN" in login
     assert describe_failure(unreachable, settings, "b:9092") is None  # retry: may start later
+
+
+def test_topic_creation_errors_are_sorted_by_what_helps() -> None:
+    from types import SimpleNamespace
+
+    from aiokafka.errors import RequestTimedOutError
+
+    from streams.kafka_options import KafkaSetupError
+    from streams.topics import _raise_topic_errors
+
+    def response(*errors: tuple[str, int, str | None]) -> SimpleNamespace:
+        return SimpleNamespace(topic_errors=list(errors))
+
+    _raise_topic_errors(response(("a", 0, None), ("b", 36, None)))  # created, or already there
+    with pytest.raises(KafkaSetupError, match="refused to create topic c: factor 3 > 1"):
+        _raise_topic_errors(response(("c", 38, "factor 3 > 1")))  # permanent: stop at once
+    with pytest.raises(TopicAuthorizationFailedError):
+        _raise_topic_errors(response(("d", 29, None)))  # reported as missing ACLs
+    with pytest.raises(RequestTimedOutError):
+        _raise_topic_errors(response(("e", 7, None)))  # retried
