@@ -173,6 +173,7 @@ class Request:
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
+    protocol: str = "HTTP/1.1"
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,21 @@ class _Union(Collector):
     def collect(self) -> Iterator[Metric]:
         for collector in self.collectors:
             yield from collector.collect()
+
+
+class _Only(Collector):
+    """The samples named in ``?name[]=...``, as prometheus_client's own handler serves them."""
+
+    def __init__(self, source: Collector, names: set[str]) -> None:
+        self.source, self.names = source, names
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.source.collect():
+            samples = [s for s in metric.samples if s.name in self.names]
+            if samples:
+                only = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                only.samples = samples
+                yield only
 
 
 class MetricsApp:
@@ -238,8 +254,7 @@ class MetricsApp:
     def metrics(self, request: Request) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         names = request.query.get("name[]")
-        registry = self.exposed.restricted_registry(names) if names else self.exposed
-        body = encoder(registry)
+        body = encoder(_Only(self.exposed, set(names)) if names else self.exposed)
         if gzip_accepted(request.headers.get("accept-encoding", "")):
             return Response(
                 200, gzip.compress(body, 6), content_type, (("Content-Encoding", "gzip"),)
@@ -350,7 +365,7 @@ class HttpServer:
             keep_alive = True
             while keep_alive:
                 keep_alive = await self._exchange(reader, writer)
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+        except (OSError, asyncio.IncompleteReadError):  # resets, timeouts, TLS errors
             pass
         finally:
             self.connections -= 1
@@ -431,7 +446,7 @@ def _parse(head: bytes) -> Request:
         raise HttpError(400, "malformed request line") from None
     if not protocol.startswith("HTTP/1."):
         raise HttpError(505, "HTTP/1.x only")
-    headers: dict[str, str] = {"__protocol": protocol}
+    headers: dict[str, str] = {}
     for line in header_lines:
         if not line:
             continue
@@ -444,12 +459,12 @@ def _parse(head: bytes) -> Request:
     if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
         raise HttpError(400, "GET and HEAD requests take no body")
     url = urlsplit(target)
-    return Request(method, url.path or "/", parse_qs(url.query), headers)
+    return Request(method, url.path or "/", parse_qs(url.query), headers, protocol)
 
 
 def _wants_close(request: Request) -> bool:
     connection = request.headers.get("connection", "").lower()
-    if request.headers.get("__protocol") == "HTTP/1.0":
+    if request.protocol == "HTTP/1.0":
         return connection != "keep-alive"
     return connection == "close"
 

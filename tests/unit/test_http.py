@@ -241,3 +241,48 @@ def test_request_fields_reach_handlers(redis_server: Process) -> None:
     finally:
         server.shutdown()
     assert seen[0].query == {"a": ["1", "2"]} and seen[0].headers["x-test"] == "yes"
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """Send raw bytes, read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), 5) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_malformed_and_oversized_requests_get_an_error_and_a_close(
+    redis_server: Process,
+) -> None:
+    server = _start(redis_server)
+    try:
+        assert _raw(server.port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        huge = b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+        assert _raw(server.port, huge).startswith(b"HTTP/1.1 431 ")
+        body = b"GET /metrics HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd"
+        assert _raw(server.port, body).startswith(b"HTTP/1.1 400 ")
+    finally:
+        server.shutdown()
+
+
+def test_keep_alive_serves_several_requests_and_http10_closes(redis_server: Process) -> None:
+    server = _start(redis_server)
+    try:
+        two = b"GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+        assert _raw(server.port, two).count(b"HTTP/1.1 200 OK") == 2
+        reply = _raw(server.port, b"GET /healthz HTTP/1.0\r\n\r\n")  # closes without asking
+        assert reply.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in reply
+    finally:
+        server.shutdown()
+
+
+def test_metrics_can_be_restricted_by_name(redis_server: Process) -> None:
+    server = _start(redis_server)
+    try:
+        status, _, body = _get(server.port, "/metrics?name[]=cs_redis_up")
+    finally:
+        server.shutdown()
+    names = {s.name for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+    assert status == 200 and names == {"cs_redis_up"}
