@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterable
 from typing import Any, TextIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
@@ -27,17 +27,21 @@ MIN_SECRET_LENGTH = 4
 _URL_CREDENTIALS = re.compile(
     r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/\s'\"]*):(?P<password>[^@/\s'\"]*)@"
 )
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|ssl_password)=)[^&\s'\"]*")
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
 
 def url_password(url: str) -> str | None:
-    """The password part of a URL, decoded, or None."""
+    """The password of a URL (user info, else a ``password=`` query parameter), or None."""
     try:
-        password = urlsplit(url).password
+        parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return None
-    return unquote(password) if password else None
+    if password:
+        return unquote(password)
+    return parse_qs(parts.query).get("password", [None])[0]
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
@@ -53,6 +57,7 @@ def register_secrets(values: Iterable[str | None]) -> None:
 def redact(text: str) -> str:
     """``text`` with URL passwords and registered secrets replaced by ``***``."""
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    text = _QUERY_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", text)
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)

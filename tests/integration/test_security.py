@@ -205,6 +205,28 @@ def secured_redis(workdir: Path) -> Iterator[int]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def tls_redis(secured_redis: int, certs: tuple[Issued, Path], workdir: Path) -> Iterator[int]:
+    """The secured Redis behind a TLS port (stunnel), as managed Redis services serve it."""
+    stunnel = shutil.which("stunnel4") or shutil.which("stunnel")
+    if stunnel is None:
+        pytest.skip("stunnel4 not installed (Debian: apt-get install stunnel4)")
+    issued, _ = certs
+    port = free_port()
+    conf = workdir / "stunnel-redis.conf"
+    conf.write_text(
+        "foreground = yes\npid =\n[redis]\n"
+        f"accept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{secured_redis}\n"
+        f"cert = {issued.cert}\nkey = {issued.key}\n"
+    )
+    tunnel = _start([stunnel, str(conf)], workdir / "stunnel-redis.log")
+    try:
+        wait_for_port(port, tunnel.proc, "stunnel")
+        yield port
+    finally:
+        tunnel.stop()
+
+
 # --- Kafka over TLS ------------------------------------------------------------------------
 
 
@@ -378,9 +400,10 @@ def _check_web_auth(port: int, tls: ssl.SSLContext | None) -> None:
         assert _request(port, path, f"prometheus:{WEB_PASSWORD}", tls=tls) == 200
 
 
-@pytest.mark.parametrize("form", ["url-acl-user", "url-default-user", "variable"])
+@pytest.mark.parametrize("form", ["url-acl-user", "url-default-user", "variable", "rediss"])
 def test_worker_hides_redis_passwords_and_serves_behind_the_web_config(
     form: str,
+    request: pytest.FixtureRequest,
     stack: Stack,
     secured_redis: int,
     certs: tuple[Issued, Path],
@@ -394,6 +417,9 @@ def test_worker_hides_redis_passwords_and_serves_behind_the_web_config(
         "url-default-user": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{secured_redis}/0",
         "variable": f"redis://127.0.0.1:{secured_redis}/0",
     }
+    if form == "rediss":
+        tls_port = request.getfixturevalue("tls_redis")
+        urls[form] = f"rediss://cspulse@127.0.0.1:{tls_port}/0?ssl_ca_certs={issued.ca}"
     port = free_port()
     env = _env(
         CSPULSE_KAFKA_BOOTSTRAP=stack.bootstrap,
@@ -406,6 +432,8 @@ def test_worker_hides_redis_passwords_and_serves_behind_the_web_config(
     )
     if form == "variable":
         env["CSPULSE_REDIS_PASSWORD"] = REDIS_PASSWORD
+    if form == "rediss":  # an ACL user in the URL, its password apart
+        env["CSPULSE_REDIS_PASSWORD"] = ACL_PASSWORD
     child = _start([sys.executable, "-m", "streams", "worker"], workdir / f"w-{form}.log", env)
     client_tls = ssl.create_default_context(cafile=str(issued.ca)) if tls else None
     try:

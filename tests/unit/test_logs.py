@@ -36,6 +36,7 @@ def test_url_passwords_are_redacted_in_every_url_form() -> None:
     assert redact("rediss://cspulse:p%40ss@h:6380/1") == "rediss://cspulse:***@h:6380/1"
     assert redact("'redis://u:x@h'") == "'redis://u:***@h'"
     assert redact("redis://h:6379/0 and host:port") == "redis://h:6379/0 and host:port"
+    assert redact("rediss://h/0?password=pw1&db=2") == "rediss://h/0?password=***&db=2"
 
 
 def test_registered_secrets_are_scrubbed_from_logs_and_streams() -> None:
