@@ -12,6 +12,7 @@ import http.client
 import shutil
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from aggregators.config import MetricConfig
 from aggregators.windows import WindowSet
 from streams.embedded import Process, start_redis
-from streams.exporter import HttpServer, MetricsApp, Request, Response, serve
+from streams.exporter import HANDLER_THREADS, HttpServer, MetricsApp, Request, Response, serve
 from streams.telemetry import version
 from streams.webconfig import WebConfig
 from tests.tls import Issued, issue, make_ca
@@ -182,6 +183,8 @@ def test_tls_with_basic_auth(redis_server: Process, certs: Issued, tmp_path: Pat
 
 def test_half_sent_requests_do_not_exhaust_the_server(redis_server: Process) -> None:
     server = _start(redis_server, request_timeout=1.5)
+    assert _get(server.port, "/healthz")[0] == 200  # the handler threads exist from here
+    threads = threading.active_count()
     slow = []
     try:
         for _ in range(50):
@@ -191,6 +194,7 @@ def test_half_sent_requests_do_not_exhaust_the_server(redis_server: Process) -> 
         started = time.monotonic()
         assert _get(server.port, "/metrics")[0] == 200
         assert time.monotonic() - started < 1.0  # served while the 50 still hang
+        assert threading.active_count() <= threads + HANDLER_THREADS  # no thread per client
         time.sleep(2.0)
         for sock in slow:  # the server has hung up on each after its timeout
             sock.settimeout(2)
