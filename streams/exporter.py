@@ -367,6 +367,8 @@ class HttpServer:
                 keep_alive = await self._exchange(reader, writer)
         except (OSError, asyncio.IncompleteReadError):  # resets, timeouts, TLS errors
             pass
+        except asyncio.CancelledError:  # server shutdown: end quietly
+            pass
         finally:
             self.connections -= 1
             writer.close()
@@ -430,9 +432,9 @@ class HttpServer:
         if response.status == 405:
             headers.append(("Allow", "GET, HEAD"))
         lines = [f"HTTP/1.1 {response.status} {reason}", *(f"{k}: {v}" for k, v in headers)]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        if method != "HEAD":
-            writer.write(response.body)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # one write: a separate body segment would wait for the client's delayed ACK (~40 ms)
+        writer.write(head if method == "HEAD" else head + response.body)
         await asyncio.wait_for(writer.drain(), self.request_timeout)
 
 
