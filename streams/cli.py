@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import logging.config
 import os
@@ -19,10 +20,11 @@ from redis.exceptions import RedisError
 from aggregators.health import HealthConfig
 from streams.config import SaslMechanism, SecurityProtocol, Settings
 from streams.embedded import ServiceError, embedded_services
-from streams.exporter import MetricsApp, serve
+from streams.exporter import HttpServer, MetricsApp, serve
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
 from streams.producer import GenerateOptions, generate_forever
+from streams.supervisor import Supervisor
 from streams.telemetry import version
 from streams.topics import create_topics
 from streams.webconfig import WebConfig
@@ -204,7 +206,7 @@ def _first_error(exc: ValueError) -> str:
     return str(exc)
 
 
-def redis_client(settings: Settings, url: str, **options: Any) -> SyncRedis:
+def sync_redis(settings: Settings, url: str, **options: Any) -> SyncRedis:
     """A Redis client for ``url``, with the password set apart when it is the configured URL."""
     extra = settings.redis_options() if url == settings.redis_url else {}
     return SyncRedis.from_url(url, **extra, **options)
@@ -217,7 +219,7 @@ def wait_for_redis(settings: Settings, url: str, timeout: float) -> None:
     while True:
         attempt += 1
         try:
-            redis_client(settings, url, socket_connect_timeout=2).ping()
+            sync_redis(settings, url, socket_connect_timeout=2).ping()
             return
         except (RedisError, OSError) as exc:
             if _permanent_redis_error(exc):
@@ -286,26 +288,57 @@ def run_worker(
     generate: GenerateOptions | None = None,
     banner: str | None = None,
 ) -> None:
-    """Start the Faust worker and the HTTP exporter; blocks until stopped."""
-    from faust.worker import Worker as FaustWorker
-
+    """Start the worker and the HTTP exporter; blocks until SIGTERM or SIGINT."""
     from streams.app import Worker
 
-    redis_extra = settings.redis_options() if redis_url == settings.redis_url else {}
-    worker = Worker(settings, bootstrap, Redis.from_url(redis_url, **redis_extra))
-    metrics = MetricsApp(
-        redis_client(settings, redis_url, socket_timeout=5),
-        settings.metric_config(),
-        settings.clock,
-        ready=lambda: _ready(worker, settings, redis_url),
-        health=HealthConfig.load(settings.health_config),
+    async def main() -> None:
+        worker = Worker(settings, bootstrap, redis_client(settings, redis_url))
+        worker.stop_on_signals()
+        metrics = MetricsApp(
+            sync_redis(settings, redis_url, socket_timeout=5),
+            settings.metric_config(),
+            settings.clock,
+            ready=lambda: _ready(worker, settings, redis_url),
+            health=HealthConfig.load(settings.health_config),
+        )
+        server = _serve(settings, metrics)
+        generator = None
+        if generate is not None:
+            generator = asyncio.create_task(generate_forever(settings, bootstrap, generate))
+        if banner:
+            typer.secho(banner, fg=typer.colors.GREEN, err=True)
+        try:
+            await worker.run()
+        finally:
+            if generator is not None:
+                generator.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await generator
+            server.shutdown()
+
+    asyncio.run(main())
+
+
+def redis_client(settings: Settings, url: str) -> Redis:
+    """The worker's Redis client: bounded connect and read times, periodic health checks.
+
+    Without timeouts a blackholed Redis would hang the worker, partitions held, for
+    as long as the kernel keeps the connection; with them it retries and recovers.
+    """
+    extra = settings.redis_options() if url == settings.redis_url else {}
+    return Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15, **extra
     )
+
+
+def _serve(settings: Settings, metrics: MetricsApp) -> HttpServer:
+    """Start the HTTP port with the web config; fail in one line if either is wrong."""
     try:
         web = WebConfig.load(settings.web_config_file)
     except ValueError as exc:
         fail(str(exc))
     try:
-        server = serve(
+        return serve(
             metrics,
             settings.metrics_host,
             settings.metrics_port,
@@ -319,33 +352,14 @@ def run_worker(
             f"cannot serve /metrics on {where} ({exc.strerror or exc}). "
             "Set CSPULSE_METRICS_PORT or CSPULSE_METRICS_HOST."
         )
-    if generate is not None:
-        opts = generate
-
-        @worker.app.task  # type: ignore[untyped-decorator]
-        async def _generator() -> None:
-            await generate_forever(settings, bootstrap, opts)
-
-    if banner:
-        typer.secho(banner, fg=typer.colors.GREEN, err=True)
-    faust_worker = FaustWorker(
-        worker.app,
-        loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_format, settings.log_level),
-        quiet=True,
-        redirect_stdouts=False,
-    )
-    try:
-        faust_worker.execute_from_commandline()
-    finally:
-        server.shutdown()
+        raise  # unreachable
 
 
 def _ready(worker: Any, settings: Settings, redis_url: str) -> bool:
     """Ready: Redis answers and the worker has joined its consumer group with partitions."""
     try:
-        redis_client(settings, redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
-        return bool(worker.app.consumer.assignment())
+        sync_redis(settings, redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        return bool(worker.assignment())
     except Exception:
         return False
 
@@ -426,6 +440,15 @@ def worker(
     kafka_ssl_certfile: SslCertfile = None,
     kafka_ssl_keyfile: SslKeyfile = None,
     web_config_file: WebConfigFile = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="CSPULSE_PROCESSES",
+            help="Worker processes in the group (one per core); process i serves "
+            "/metrics on the metrics port + i.",
+        ),
+    ] = 1,
 ) -> None:
     """The stream processor alone, against configured Kafka and Redis; also serves /metrics."""
     settings = _settings(**locals())
@@ -434,6 +457,19 @@ def worker(
     assert settings.kafka_bootstrap and settings.redis_url
     wait_for_redis(settings, settings.redis_url, connect_timeout)
     ensure_topics(settings, settings.kafka_bootstrap, connect_timeout)
+    if processes > 1:
+        child = functools.partial(_worker_process, settings.model_dump())
+        raise typer.Exit(Supervisor(child, processes).run())
+    run_worker(settings, settings.kafka_bootstrap, settings.redis_url)
+
+
+def _worker_process(fields: dict[str, Any], index: int) -> None:
+    """One child of ``worker --processes N``: a whole worker on the metrics port + index."""
+    settings = Settings(**{**fields, "metrics_port": fields["metrics_port"] + index})
+    redact_standard_streams()  # a spawned child starts without the parent's redaction
+    register_secrets(settings.secrets())
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    assert settings.kafka_bootstrap and settings.redis_url
     run_worker(settings, settings.kafka_bootstrap, settings.redis_url)
 
 

@@ -119,7 +119,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def logging_config(fmt: str, level: str) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for the worker (Faust applies it at start)."""
+    """A ``logging.config.dictConfig`` for every cspulse command (applied at start)."""
     formatter: dict[str, Any] = (
         {"()": f"{__name__}.JsonFormatter"}
         if fmt == "json"
