@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer
 from streams.config import Settings
 from streams.embedded import broker_binary, free_port, redis_server_binary, wait_for_port
 from streams.kafka_options import client_options
-from tests.harness import Stack
+from tests.harness import Stack, scrape
 from tests.integration.conftest import fresh_names
 from tests.tls import Issued, issue, make_ca
 
@@ -230,8 +230,8 @@ def tls_redis(secured_redis: int, certs: tuple[Issued, Path], workdir: Path) -> 
 # --- Kafka over TLS ------------------------------------------------------------------------
 
 
-def test_topics_and_generator_work_over_tls(
-    tls_kafka: tuple[str, str], certs: tuple[Issued, Path]
+def test_topics_generator_and_worker_work_over_tls(
+    tls_kafka: tuple[str, str], certs: tuple[Issued, Path], stack: Stack, workdir: Path
 ) -> None:
     secure, _ = tls_kafka
     issued, _ = certs
@@ -253,6 +253,24 @@ def test_topics_and_generator_work_over_tls(
     )
     records = asyncio.run(_read_some(settings, secure, "tls.logins"))
     assert records and all(r.topic == "tls.logins" and r.value for r in records)
+    # the worker consumes them over TLS too (its consumer, producer and admin client)
+    stack.redis().flushall()
+    port = free_port()
+    worker_env = {**env, "CSPULSE_REDIS_URL": stack.redis_url, "CSPULSE_METRICS_PORT": str(port)}
+    child = _start([sys.executable, "-m", "streams", "worker"], workdir / "w-tls.log", worker_env)
+    try:
+        _wait_http(child, port, None)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _events_applied(port) == 0:
+            time.sleep(0.5)
+        assert _events_applied(port) > 0, child.output()[-3000:]
+    finally:
+        child.stop()
+    _assert_no_secret(child.output())
+
+
+def _events_applied(port: int) -> float:
+    return sum(v for (name, _), v in scrape(port).items() if name == "cs_events_total")
 
 
 async def _read_some(settings: Settings, bootstrap: str, topic: str) -> list[Any]:
@@ -305,7 +323,7 @@ def test_plaintext_client_on_a_tls_listener_is_not_mistaken_for_success(
 
 
 def test_a_rejected_sasl_login_is_reported_as_such_and_hides_the_password(
-    sasl_kafka: str, workdir: Path
+    sasl_kafka: str, workdir: Path, stack: Stack
 ) -> None:
     password_file = workdir / "sasl-password"
     password_file.write_text(FILE_PASSWORD + "\n")
@@ -318,9 +336,11 @@ def test_a_rejected_sasl_login_is_reported_as_such_and_hides_the_password(
             CSPULSE_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
             CSPULSE_KAFKA_SASL_MECHANISM=mechanism,
             CSPULSE_KAFKA_SASL_USERNAME="nobody",
+            CSPULSE_REDIS_URL=stack.redis_url,
+            CSPULSE_METRICS_PORT=str(free_port()),
             **secret,
         )
-        for command in (["topics", "create"], ["generate", "--duration", "1"]):
+        for command in (["topics", "create"], ["generate", "--duration", "1"], ["worker"]):
             code, out = _cspulse(*command, env=env)
             assert code == 2, out
             last = out.strip().splitlines()[-1]
