@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -49,9 +50,8 @@ CLIENT_AUTH = {
 }
 """Client certificates are always verified: exporter-toolkit's unverified modes
 (RequestClientCert, RequireAnyClientCert) are refused."""
+BCRYPT_HASH = re.compile(rb"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-DUMMY_HASH = bcrypt.hashpw(b"cspulse-no-such-user", bcrypt.gensalt(4))
-"""Checked for unknown users too, so a reply's timing does not tell which names exist."""
 
 
 @dataclass
@@ -97,7 +97,9 @@ class WebConfig:
         with self._lock:
             if digest in self._verified:
                 return True
-        hashed = self.users.get(user, DUMMY_HASH)
+        # an unknown user is checked against a real hash too (same cost), so the reply's
+        # timing does not tell which user names exist
+        hashed = self.users.get(user) or next(iter(self.users.values()))
         ok = bcrypt.checkpw(password.encode(), hashed) and user in self.users
         if ok:  # bcrypt costs ~0.1 s on purpose; a scrape every 15 s should not pay it
             with self._lock:
@@ -123,7 +125,7 @@ def _users(section: Any, path: Path) -> dict[str, bytes]:
     users: dict[str, bytes] = {}
     for name, hashed in section.items():
         value = str(hashed).encode()
-        if not value.startswith((b"$2a$", b"$2b$", b"$2y$")):
+        if not BCRYPT_HASH.fullmatch(value):
             raise ValueError(
                 f"{path}: basic_auth_users.{name} is not a bcrypt hash; create one with "
                 "htpasswd -nBC 10 '' | tr -d ':'"

@@ -223,6 +223,8 @@ def test_connections_beyond_the_limit_are_refused(redis_server: Process) -> None
 def test_web_config_errors_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a bcrypt hash"):
         _web_config(tmp_path, "basic_auth_users:\n  a: plaintext\n")
+    with pytest.raises(ValueError, match="not a bcrypt hash"):
+        _web_config(tmp_path, "basic_auth_users:\n  a: $2y$10$truncated\n")
     with pytest.raises(ValueError, match="unknown keys"):
         _web_config(tmp_path, "tls_config: {}\n")
     with pytest.raises(ValueError, match="needs cert_file and key_file"):
