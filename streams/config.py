@@ -46,10 +46,10 @@ class Settings(BaseSettings):
         None, description="exporter-toolkit web config: TLS and basic auth of the HTTP port"
     )
     web_max_connections: int = Field(
-        128, description="open HTTP connections at most; more are refused"
+        128, ge=1, description="open HTTP connections at most; more are refused"
     )
     web_request_timeout: float = Field(
-        10.0, description="seconds a client has to send its request (and between requests)"
+        10.0, gt=0, description="seconds a client has to send its request (and between requests)"
     )
     clock: Literal["wall", "watermark"] = "wall"
     topic_prefix: str = "cs."
