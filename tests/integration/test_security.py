@@ -2,12 +2,12 @@
 
 Kafka TLS runs through Debian's stunnel4 in front of a dedicated Tansu broker
 that advertises the stunnel port, so every connection the clients make (the
-bootstrap one and the ones to the advertised broker) is TLS, checked against
-a CA made in the test. Tansu checks SASL SCRAM logins when started with
-``--authentication``; its in-memory store gives no way to create a user on
-such a broker, so only the rejected login can be tested against it (a
-successful SASL login is covered by the unit test that the settings reach
-aiokafka).
+bootstrap one and the ones to the advertised broker) is TLS, checked against a
+CA made in the test; Redis TLS (``rediss://``) runs through stunnel too. Tansu
+checks SASL SCRAM logins when started with ``--authentication``; its in-memory
+store gives no way to create a user on such a broker, so only the rejected
+login can be tested against it (a successful SASL login is covered by the unit
+test that the settings reach aiokafka).
 """
 
 from __future__ import annotations
