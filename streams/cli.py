@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from aiokafka.errors import KafkaError
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -309,6 +310,11 @@ def run_worker(
             typer.secho(banner, fg=typer.colors.GREEN, err=True)
         try:
             await worker.run()
+        except KafkaError as exc:  # e.g. the group's ACLs, checked only once consuming
+            line = describe_failure(exc, settings, bootstrap)
+            if line is None:
+                raise
+            fail(line)
         finally:
             if generator is not None:
                 generator.cancel()
