@@ -22,9 +22,10 @@ import faust
 import orjson
 from redis.asyncio import Redis
 
+from bench.throughput import PLAIN_FAUST_COUNTERS
 from streams.config import FAMILY_TOPICS
 
-COUNTERS = "bench:plain:counts"
+COUNTERS = PLAIN_FAUST_COUNTERS
 """Hash of ``<topic>:<event type>`` -> events seen; its sum is the progress."""
 
 

@@ -49,14 +49,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import faust
 import orjson
 import redis
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis as AsyncRedis
 
 from aggregators.clock import clock_named
-from bench.plain_faust import COUNTERS
 from bench.raw_client import PROGRESS
 from streams.config import Settings
 from streams.embedded import Process, free_port, start_broker, start_redis
@@ -73,6 +71,10 @@ POLL = 0.02
 """Seconds between progress polls: small next to a run, cheap for Redis."""
 
 TP = tuple[str, int]
+
+PLAIN_FAUST_COUNTERS = "bench:plain:counts"
+"""Hash the plain Faust baseline counts into (:mod:`bench.plain_faust`); named here so the
+benchmark reads it without importing Faust."""
 
 VARIANTS = ("cspulse", "quix", "faust", "aiokafka", "core")
 BASELINES = ("quix", "faust")
@@ -212,7 +214,7 @@ Progress = Callable[[redis.Redis, "Workload"], int]
 
 def counted_events(client: redis.Redis, _workload: Workload) -> int:
     """Events the Faust baseline has counted: the sum of its per-type counters."""
-    return sum(int(v) for v in client.hvals(COUNTERS))
+    return sum(int(v) for v in client.hvals(PLAIN_FAUST_COUNTERS))
 
 
 def reported_events(client: redis.Redis, _workload: Workload) -> int:
@@ -661,18 +663,19 @@ def cpu_cell(timings: list[Timing]) -> str:
     return " / ".join(cells)
 
 
-def quix_version() -> str:
+def installed_version(distribution: str) -> str:
     try:
-        return importlib.metadata.version("quixstreams")
+        return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+        return "not installed (pip install -e '.[bench]')"
 
 
 def facts(args: argparse.Namespace) -> str:
     return (
         f"{args.events:,} events, {args.partitions} partitions per topic, "
         f"{args.repeat} repeats; nproc {os.cpu_count()}, Python {sys.version.split()[0]}, "
-        f"faust-streaming {faust.__version__}, quixstreams {quix_version()}"
+        f"faust-streaming {installed_version('faust-streaming')}, "
+        f"quixstreams {installed_version('quixstreams')}"
     )
 
 
@@ -741,7 +744,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-    if "quix" in args.variants and quix_version() == "not installed":
+    if "quix" in args.variants and installed_version("quixstreams") == "not installed":
         parser.error("the quix variant needs Quix Streams: pip install -e '.[bench]'")
     args.timeout = args.timeout or 60 + args.events / 500
     if args.py_spy:
