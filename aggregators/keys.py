@@ -15,9 +15,9 @@ key                                holds
 ``cs:{tp}:b:<g>:<bucket>``         hash: counter field -> amount (TTL)
 ``cs:{tp}:z:<name>``               sorted set: user/account -> latest event time
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
-``cs:{tp}:e:<entity>``             JSON state of a ticket/session/account
+``cs:{tp}:e:<entity>``             msgpack state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
-``cs:{tp}:seen:<generation>``      set of event-id digests (dedup, TTL)
+``cs:{tp}:seen``                   sorted set: event-id digest -> event time
 =================================  ==========================================
 """
 
@@ -60,8 +60,9 @@ def live_sessions(tag: str) -> str:
     return f"{PREFIX}:{tag}:live"
 
 
-def seen(tag: str, generation: int) -> str:
-    return f"{PREFIX}:{tag}:seen:{generation}"
+def seen(tag: str) -> str:
+    """Dedup index: digests of applied ids, scored by event time, pruned past the horizon."""
+    return f"{PREFIX}:{tag}:seen"
 
 
 def text(value: bytes | str) -> str:

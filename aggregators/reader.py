@@ -21,6 +21,7 @@ from redis import Redis
 from aggregators import keys, plans
 from aggregators.config import MetricConfig
 from aggregators.families import sessions
+from aggregators.health_index import usage_key
 from aggregators.readout import Snapshot
 
 SUM_LUA = """
@@ -149,6 +150,10 @@ class Reader:
                 for tag in tags:
                     pipe.zcount(keys.last_seen(tag, name), start, "+inf")
                     queued.append((name, window.name))
+            for plan in (None, *plan_labels):
+                pipe.zcount(usage_key(plan), start, "+inf")
+                name = sessions.PAYING_ACTIVE
+                queued.append((name if plan is None else plans.segmented(name, plan), window.name))
         return queued
 
     def _snapshot(

@@ -1,7 +1,7 @@
 """Apply one Kafka batch of one topic-partition to Redis, exactly once in effect.
 
 Bytes -> :func:`schemas.parse_event` -> invalid ones to the dead-letter topic
--> :func:`aggregators.batch.plan_batch` -> one atomic script in Redis that
+-> :func:`aggregators.batch.fold_batch` -> one atomic script in Redis that
 also advances the partition's applied offset. Messages at or below that
 offset were applied before (a redelivery) and are skipped. The worker never
 raises on data: a bad message is dead-lettered, an event that makes an
@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,7 +23,14 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregators import keys
-from aggregators.batch import Offered, Outcome, Plan, keys_to_load, make_clock, plan_batch
+from aggregators.batch import (
+    BatchResult,
+    Offered,
+    Outcome,
+    fold_batch,
+    keys_to_load,
+    make_clock,
+)
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
 from aggregators.health import HealthConfig
@@ -168,12 +175,12 @@ class Processor:
         store = self.store(topic, partition)
         letter = DeadLetter(message, "processing_error", detail[:300])
         while True:
-            loaded = await store.load((), {})
+            loaded = await store.load((), ())
             if loaded.offset >= message.offset:
                 return
             await self.dead_letters(topic, partition, [letter])
             if await store.apply(
-                Plan(Effects(), Outcome(), {}), loaded.offset, message.offset, 0.0
+                BatchResult(Effects(), Outcome(), {}), loaded.offset, message.offset, 0.0
             ):
                 telemetry.INVALID.labels(topic, "processing_error").inc()
                 return
@@ -205,10 +212,13 @@ class Processor:
         store = self.store(topic, partition)
         now = time.time()
         offered, rejected = self._parse(topic, messages, now)
+        entity_keys = keys_to_load(family, [o.event for o in offered])
+        digests = [o.digest for o in offered]
         while True:
-            t = self.watermark if self.clock == "watermark" else time.time()
-            entity_keys, digests = keys_to_load(family, [o.event for o in offered])
             loaded = await store.load(entity_keys, digests, (o.event.account_id for o in offered))
+            # the partition's own stream time, not the process-wide watermark (metrics.md)
+            watermark = self.clock == "watermark"
+            t = (loaded.stream_time or 0.0) if watermark else time.time()
             last = messages[-1].offset
             if last <= loaded.offset:
                 return loaded.offset
@@ -216,16 +226,17 @@ class Processor:
             labels = await self.plans.labels(
                 p for o in fresh if (p := getattr(o.event.data, "plan", None)) is not None
             )
-            plan = self._plan(family, fresh, loaded.states, loaded.seen, t, loaded.plans, labels)
+            clock = make_clock(self.config, t, advancing=watermark)
+            result = fold_batch(family, fresh, loaded.batch_input(labels), self.config, clock)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
-            letters += self._planned_letters(plan, messages)
+            letters += self._planned_letters(result, messages)
             if letters:
                 await self.dead_letters(topic, partition, letters)
-            if await store.apply(plan, loaded.offset, last, t):
-                await self.plans.save(plan.effects.plan_updates)
-                self._account(topic, plan, letters)
+            if await store.apply(result, loaded.offset, last, t):
+                await self.plans.save(result.effects.plan_updates)
+                self._account(topic, result, letters)
                 health_t = self.watermark if self.clock == "watermark" else time.time()
-                await self.health.update(family, plan.effects.facts, health_t)
+                await self.health.update(family, result.effects.facts, health_t)
                 telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
                 return last
             log.info(
@@ -251,52 +262,31 @@ class Processor:
                 offered.append(Offered(message.offset, result))
         return offered, rejected
 
-    def _plan(
-        self,
-        family: str,
-        fresh: list[Offered],
-        states: dict[str, Any],
-        seen: set[str],
-        t: float,
-        plans: dict[str, str],
-        labels: dict[str, str],
-    ) -> Plan:
-        clock = make_clock(self.config, t)
-        return plan_batch(
-            family,
-            fresh,
-            states,
-            seen,
-            self.config,
-            clock,
-            advance_clock=self.clock == "watermark",
-            plans=plans,
-            labels=labels,
-        )
-
     @staticmethod
-    def _planned_letters(plan: Plan, messages: Sequence[RawMessage]) -> list[DeadLetter]:
+    def _planned_letters(result: BatchResult, messages: Sequence[RawMessage]) -> list[DeadLetter]:
         by_offset = {m.offset: m for m in messages}
         letters = [
             DeadLetter(
-                by_offset[item.offset], "too_late", "event time is older than every retained bucket"
+                by_offset[item.offset],
+                "too_late",
+                "event time is older than every retained bucket and the event changes no state",
             )
-            for item in plan.outcome.late
+            for item in result.outcome.too_late
         ]
         letters += [
             DeadLetter(by_offset[item.offset], "processing_error", detail)
-            for item, detail in plan.outcome.failed
+            for item, detail in result.outcome.failed
         ]
         return letters
 
-    def _account(self, topic: str, plan: Plan, letters: list[DeadLetter]) -> None:
-        outcome = plan.outcome
+    def _account(self, topic: str, result: BatchResult, letters: list[DeadLetter]) -> None:
+        outcome = result.outcome
         for event_type, n in outcome.applied.items():
             telemetry.EVENTS.labels(topic, event_type).inc(n)
+        if outcome.late:
+            telemetry.LATE.labels(topic).inc(outcome.late)
         for letter in letters:
-            if letter.reason == "too_late":
-                telemetry.LATE.labels(topic).inc()
-            else:
+            if letter.reason != "too_late":
                 telemetry.INVALID.labels(topic, letter.reason).inc()
         if outcome.duplicates:
             telemetry.DUPLICATES.labels(topic).inc(outcome.duplicates)
