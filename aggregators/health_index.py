@@ -37,6 +37,7 @@ from typing import Any
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from aggregators import keys
 from aggregators.facts import FAMILY_NAMES, AccountFacts, Facts, encode_facts, merge
@@ -146,26 +147,14 @@ class HealthIndex:
         self.redis = redis
         self.config = config
         self.retention = retention
-        self._write = redis.register_script(MIRROR_LUA)
+        self._mirror_sha: str | None = None
         self._index = redis.register_script(INDEX_LUA)
 
     async def update(self, family: str, facts: Mapping[str, Facts], t: float) -> None:
         if not facts:
             return
         accounts = sorted(facts)
-        pipe = self.redis.pipeline(transaction=False)
-        for account in accounts:
-            own = facts[account]
-            written: list[str | bytes | int] = [
-                family,
-                encode_facts(own),
-                int(own.persistent()),
-                self.retention,
-            ]
-            await self._write(
-                keys=[account_key(account)], args=[*written, *FAMILY_NAMES], client=pipe
-            )
-        replies = await pipe.execute()
+        replies = await self._write_mirrors(family, accounts, facts)
         args: list[Any] = [t - 30 * DAY]
         for account, raw in zip(accounts, replies, strict=True):
             merged, version = _mirror(dict(zip(raw[::2], raw[1::2], strict=True)))
@@ -181,6 +170,33 @@ class HealthIndex:
                 repr(float(merged.logins.last)),
             ]
         await self._index(keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE], args=args)
+
+    async def _write_mirrors(
+        self, family: str, accounts: list[str], facts: Mapping[str, Facts]
+    ) -> list[Any]:
+        """One pipelined ``EVALSHA`` per account. The script is loaded once, not checked
+        before every pipeline; if Redis lost it (a restart), it is loaded again."""
+        for _attempt in range(2):
+            if self._mirror_sha is None:
+                self._mirror_sha = keys.text(await self.redis.script_load(MIRROR_LUA))
+            pipe = self.redis.pipeline(transaction=False)
+            for account in accounts:
+                own = facts[account]
+                pipe.evalsha(
+                    self._mirror_sha,
+                    1,
+                    account_key(account),
+                    family,
+                    encode_facts(own),
+                    int(own.persistent()),
+                    self.retention,
+                    *FAMILY_NAMES,
+                )
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                self._mirror_sha = None
+        raise NoScriptError("the health mirror script could not be loaded into Redis")
 
 
 def band_counts(redis: SyncRedis, config: HealthConfig) -> tuple[dict[str, int], float | None]:

@@ -77,7 +77,7 @@ return out
 """
 
 _CHUNK = 500
-"""Members per PFADD/SADD op: Lua's unpack() has a small stack."""
+"""Members per multi-member op: Lua's unpack() has a small stack."""
 
 
 def number(value: float) -> str:
