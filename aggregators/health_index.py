@@ -154,9 +154,14 @@ class HealthIndex:
         if not facts:
             return
         accounts = sorted(facts)
-        replies = await self._write_mirrors(family, accounts, facts)
+        replies = await self.write_mirrors(family, accounts, facts)
+        await self.index(dict(zip(accounts, replies, strict=True)), t)
+
+    async def index(self, mirrors: Mapping[str, list[Any]], t: float) -> None:
+        """Score each account from its mirror as read, and index the scores of reads newer
+        than the ones indexed."""
         args: list[Any] = [t - 30 * DAY]
-        for account, raw in zip(accounts, replies, strict=True):
+        for account, raw in mirrors.items():
             merged, version = _mirror(dict(zip(raw[::2], raw[1::2], strict=True)))
             health = assess(merged, t, self.config)
             billing = merged.billing
@@ -171,7 +176,7 @@ class HealthIndex:
             ]
         await self._index(keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE], args=args)
 
-    async def _write_mirrors(
+    async def write_mirrors(
         self, family: str, accounts: list[str], facts: Mapping[str, Facts]
     ) -> list[Any]:
         """One pipelined ``EVALSHA`` per account. The script is loaded once, not checked

@@ -20,6 +20,7 @@ from redis import Redis
 
 from aggregators import keys, plans
 from aggregators.config import MetricConfig
+from aggregators.facts import LOGINS
 from aggregators.families import sessions
 from aggregators.health_index import usage_key
 from aggregators.readout import Snapshot
@@ -107,10 +108,10 @@ class Reader:
             pipe.hgetall(keys.gauges(tag))
             plan.append(("sums", tag))
             plan.append(("gauges", tag))
-            if parts[tag] == "logins":
+            if parts[tag] == LOGINS:
                 pipe.zcount(keys.live_sessions(tag), f"({t - self.config.idle_timeout}", "+inf")
                 plan.append(("live", tag))
-        usage_tags = [tag for tag, family in parts.items() if family == "logins"]
+        usage_tags = [tag for tag, family in parts.items() if family == LOGINS]
         distinct_plan = self._queue_distinct(pipe, usage_tags, t, self._plan_labels())
         replies = pipe.execute()
         return self._snapshot(plan, distinct_plan, replies)
