@@ -51,6 +51,7 @@ USAGE = f"{keys.PREFIX}:{{health}}:usage"
 USAGE_PLAN = f"{keys.PREFIX}:{{health}}:usage_plan"
 VERSION_FIELD = "~version"
 KEEP_FIELD = "~keep:"
+_KEEP_FIELDS = tuple(KEEP_FIELD + name for name in FAMILY_NAMES)
 
 
 def usage_key(plan: str | None = None) -> str:
@@ -60,17 +61,20 @@ def usage_key(plan: str | None = None) -> str:
 
 MIRROR_LUA = """
 local k = KEYS[1]
-if redis.call('EXISTS', k) == 0 then
+local version = redis.call('HINCRBY', k, '~version', 1)
+if version == 1 then
   local now = redis.call('TIME')
-  redis.call('HSET', k, '~version', string.format('%.0f', now[1] * 1000000 + now[2]))
+  version = string.format('%.0f', now[1] * 1000000 + now[2])
+  redis.call('HSET', k, '~version', version)
 end
-redis.call('HSET', k, ARGV[1], ARGV[2])
-if ARGV[3] == '1' then redis.call('HSET', k, '~keep:' .. ARGV[1], '1')
-else redis.call('HDEL', k, '~keep:' .. ARGV[1]) end
-redis.call('HINCRBY', k, '~version', 1)
+if ARGV[3] == '1' then redis.call('HSET', k, ARGV[1], ARGV[2], '~keep:' .. ARGV[1], '1')
+else
+  redis.call('HSET', k, ARGV[1], ARGV[2])
+  redis.call('HDEL', k, '~keep:' .. ARGV[1])
+end
 local keep = false
-for i = 5, #ARGV do
-  if redis.call('HEXISTS', k, '~keep:' .. ARGV[i]) == 1 then keep = true end
+for _, flag in ipairs(redis.call('HMGET', k, unpack(ARGV, 5))) do
+  if flag then keep = true end
 end
 if keep then redis.call('PERSIST', k) else redis.call('EXPIRE', k, ARGV[4]) end
 return redis.call('HGETALL', k)
@@ -195,7 +199,7 @@ class HealthIndex:
                     encode_facts(own),
                     int(own.persistent()),
                     self.retention,
-                    *FAMILY_NAMES,
+                    *_KEEP_FIELDS,
                 )
             try:
                 return list(await pipe.execute())

@@ -50,6 +50,7 @@ for i = 1, #ops do
     if op[4] > 0 then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
   elseif c == 'del' then redis.call('DEL', k)
   elseif c == 'za' then redis.call('ZADD', k, op[3], op[4])
+  elseif c == 'zm' then redis.call('ZADD', k, unpack(op, 3))
   elseif c == 'zr' then redis.call('ZREM', k, op[3])
   elseif c == 'zt' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. op[3])
   end
@@ -238,7 +239,7 @@ class PartitionStore:
             return
         seen = keys.seen(self.tag)
         pairs = [x for digest, ts in result.seen.items() for x in (number(ts), digest)]
-        script.members("zg", seen, pairs)
+        script.members("zm", seen, pairs)
         newest = max(result.seen.values())
         script.op("zt", seen, number(newest - self.config.dedup_horizon))
 
