@@ -226,8 +226,11 @@ class Billing:
         return Contribution(windowed, gauges)
 
     def finish(self, state: BillingState, cutoff: float) -> Kept[BillingState] | None:
+        """Kept for good while a subscription is active or a log entry is recent; an
+        account with nothing active left expires one retention after its last event."""
         _compact(state, cutoff)
-        return Kept(state, persistent=True)
+        active = any(sub.active for sub in state.base.values())
+        return Kept(state, persistent=active or bool(state.log))
 
     def facts(
         self,

@@ -219,3 +219,17 @@ def test_usage_ratio_is_paying_active_over_paying_and_at_most_one() -> None:
     assert ratio(3, 4) == 0.75
     assert ratio(5, 4) == 1.0  # a paying account read a moment before the gauge moved
     assert ratio(0, 0) is None
+
+
+def test_a_churned_billing_account_may_expire_an_active_one_may_not() -> None:
+    money = {"subscription_id": "B1", "plan": "team", "currency": "USD"}
+    key = EntityKey("b", "acme")
+    start = ev("subscription.started", T0 - 40 * DAY, 1, mrr_cents=1000, **money)
+    paying = fold("billing", [start], T0)
+    assert key in paying.effects.persistent  # active subscription
+    state = paying.effects.entities[key]
+    assert state is not None
+    cancel = ev("subscription.canceled", T0 - 35 * DAY, 2, subscription_id="B1")
+    churned = fold("billing", [cancel], T0, states={key: state})
+    assert key not in churned.effects.persistent  # nothing active, log compacted
+    assert churned.effects.gauges["mrr_cents"] == -1000
