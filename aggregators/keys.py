@@ -3,7 +3,9 @@
 Every key a batch writes carries the hash tag of its Kafka topic-partition,
 ``{<topic>:<partition>}``, so one batch touches one hash slot: the atomic
 apply script works unchanged on Redis Cluster, and partitions are summed
-at read time. The only untagged key is the partition registry.
+at read time. Untagged: the partition registry and the plan directory
+(``cs:account_plans``, ``cs:plan_names``); the health keys are in
+:mod:`aggregators.health_index`.
 
 =================================  ==========================================
 key                                holds
