@@ -165,11 +165,19 @@ class PlanDirectory:
 class PartitionStore:
     """Reads and writes one topic-partition's state."""
 
-    def __init__(self, redis: Redis, config: MetricConfig, topic: str, partition: int) -> None:
+    def __init__(
+        self, redis: Redis, config: MetricConfig, topic: str, partition: int, family: str
+    ) -> None:
         self.redis = redis
         self.config = config
+        self.family = family
         self.tag = keys.partition_tag(topic, partition)
         self._apply = redis.register_script(APPLY_LUA)
+
+    async def applied_offset(self) -> int:
+        """Last offset applied to the partition, -1 when Redis holds none."""
+        raw = await self.redis.hget(keys.meta(self.tag), "offset")
+        return int(raw) if raw is not None else -1
 
     async def load(
         self,
@@ -180,12 +188,15 @@ class PartitionStore:
         """One pipelined round trip: offset and stream time, entity states, which of the
         batch's id digests were applied before, account plans.
 
-        Digests live in one sorted set per partition scored by event time, so an id
-        seen before counts as a duplicate whatever time its new copy carries.
+        It also (re)registers the partition for the readers, so a registry
+        lost with Redis's data comes back with the next batch. Digests live in
+        one sorted set per partition scored by event time, so an id seen
+        before counts as a duplicate whatever time its new copy carries.
         """
         entity_keys, accounts = list(entity_keys), sorted(set(accounts))
         digests = list(digests)
         pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.REGISTRY, self.tag, self.family)
         pipe.hmget(keys.meta(self.tag), ["offset", "max_ts"])
         if entity_keys:
             pipe.mget([keys.entity(self.tag, k.text()) for k in entity_keys])
@@ -194,6 +205,7 @@ class PartitionStore:
         if accounts:
             pipe.hmget(keys.ACCOUNT_PLANS, accounts)
         replies = iter(await pipe.execute())
+        next(replies)  # the registry write
         raw_offset, raw_max_ts = next(replies)
         loaded = Loaded(
             offset=int(raw_offset) if raw_offset is not None else -1,
