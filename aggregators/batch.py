@@ -107,6 +107,9 @@ class _Fold:
 
     def __init__(self, family: Family[Any, Any], inputs: BatchInput, config: MetricConfig) -> None:
         self.family, self.inputs, self.config = family, inputs, config
+        self.entity, self.counter = family.entity, family.counter
+        self.plans, self.labels = inputs.plans, inputs.labels
+        self.faults = config.fault_injection_ids
         self.tally = Tally(config.granularities)
         self.touched: dict[EntityKey, tuple[bytes | str | None, Any]] = {}
         """Key -> (state as loaded, state being folded)."""
@@ -137,16 +140,18 @@ def fold_batch(
 ) -> BatchResult:
     """Fold a batch into effects, judged against ``clock`` (see :class:`BatchClock`)."""
     fold = _Fold(FAMILIES[family_name], inputs, config)
-    outcome, applied = Outcome(), {}
-    t, cutoff = clock.t, clock.cutoff
-    next_cutoff_move = _cutoff_until(config, t)[1] if clock.advancing else math.inf
+    outcome, applied, seen = Outcome(), {}, inputs.seen
+    applied_types: dict[str, int] = {}
+    t, cutoff, advancing = clock.t, clock.cutoff, clock.advancing
+    next_cutoff_move = _cutoff_until(config, t)[1] if advancing else math.inf
+    newest = -math.inf
     for item in offered:
-        event = item.event
-        if item.digest in inputs.seen or item.digest in applied:
+        digest, event = item.digest, item.event
+        if digest in seen or digest in applied:
             outcome.duplicates += 1
             continue
         ts = event.time
-        if clock.advancing and ts > t:
+        if advancing and ts > t:
             t = ts
             if ts >= next_cutoff_move:
                 cutoff, next_cutoff_move = _cutoff_until(config, ts)
@@ -160,13 +165,17 @@ def fold_batch(
             outcome.late += 1
             outcome.too_late.append(item)
             continue
-        outcome.late += late
-        outcome.stale += not folded
-        outcome.applied[event.type] += 1
-        applied[item.digest] = ts
+        if late:
+            outcome.late += 1
+        if not folded:
+            outcome.stale += 1
+        applied_types[event.type] = applied_types.get(event.type, 0) + 1
+        applied[digest] = ts
         fold.events[event.account_id].append(event)
-        if outcome.max_event_time is None or ts > outcome.max_event_time:
-            outcome.max_event_time = ts
+        if ts > newest:
+            newest = ts
+    outcome.applied.update(applied_types)
+    outcome.max_event_time = newest if applied else None
     effects = Effects()
     changes = _finish_entities(fold, effects, cutoff)
     _account_facts(fold, effects, changes)
@@ -182,19 +191,18 @@ def _cutoff_until(config: MetricConfig, t: float) -> tuple[float, float]:
 
 def _fold_event(fold: _Fold, item: Offered, late: bool) -> bool | None:
     """Apply one event: True applied, False stale (no change), None too late to apply."""
-    event, family = item.event, fold.family
-    entity = family.entity
+    event, entity = item.event, fold.entity
     key = entity.key(event) if entity is not None else None
     if late and (key is None or entity is None or not entity.applies_late):
         return None
-    if event.id in fold.config.fault_injection_ids:
+    if fold.faults and event.id in fold.faults:
         raise RuntimeError(f"fault injected for event {event.id}")
-    if not late and family.counter is not None:
-        segment = fold.inputs.plans.get(event.account_id, NONE)
-        family.counter.count(event, segment, fold.tally, fold.config)
+    if not late and fold.counter is not None:
+        segment = fold.plans.get(event.account_id, NONE)
+        fold.counter.count(event, segment, fold.tally, fold.config)
     if key is None or entity is None:
         return True
-    return entity.fold(fold.state(key, event), event, item.offset, fold.inputs.labels)
+    return entity.fold(fold.state(key, event), event, item.offset, fold.labels)
 
 
 def _finish_entities(
