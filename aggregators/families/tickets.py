@@ -52,6 +52,10 @@ class TicketState(msgspec.Struct, array_like=True):
             return False
         return self.resolved_last is None or latest_open > self.resolved_last
 
+    @property
+    def first_agent_reply(self) -> float | None:
+        return min(self.agent_replies, default=None)
+
     def first_contact(self) -> bool:
         """Resolved after exactly one agent reply, and never reopened."""
         resolved = self.resolved_first
@@ -110,7 +114,7 @@ class Tickets:
     def contribute(self, state: TicketState, config: MetricConfig) -> Contribution:
         windowed: dict[tuple[str, str, float], float] = {}
         seg = state.segment
-        opened, resolved, replies = state.opened_first, state.resolved_first, state.agent_replies
+        opened, resolved = state.opened_first, state.resolved_first
         if opened is not None:
             windowed[(OPENED, seg, opened)] = 1.0
         if resolved is not None:
@@ -120,8 +124,8 @@ class Tickets:
             if opened is not None:
                 windowed[(RESOLUTION_SUM, seg, resolved)] = max(0.0, resolved - opened)
                 windowed[(RESOLUTION_N, seg, resolved)] = 1.0
-        if replies and opened is not None:
-            first = replies[0]
+        first = state.first_agent_reply
+        if first is not None and opened is not None:
             windowed[(FIRST_RESPONSE_SUM, seg, first)] = max(0.0, first - opened)
             windowed[(FIRST_RESPONSE_N, seg, first)] = 1.0
         gauges = {(BACKLOG, seg): 1.0} if state.is_open() else {}
