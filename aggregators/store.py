@@ -129,6 +129,10 @@ class _Script:
             self.op(code, key, *members[start : start + _CHUNK])
 
 
+_LABEL_CACHE = 10_000
+"""Raw plan names a worker remembers the label of; past it the memo starts over."""
+
+
 class PlanDirectory:
     """Account -> plan label, and the bounded set of labels, shared by all partitions.
 
@@ -150,6 +154,8 @@ class PlanDirectory:
         ``none``, or containing the segment separator) are escaped first.
         """
         wanted = set(raw_plans)
+        if len(self._labels) > _LABEL_CACHE:
+            self._labels.clear()  # many raw names (most reported as ``other``): start over
         missing = sorted(p for p in wanted if p not in self._labels)
         if missing:
             escaped = [label_of(p) for p in missing]
