@@ -30,6 +30,7 @@ from aggregators.health_index import at_risk, band_counts
 from aggregators.reader import Reader
 from aggregators.readout import compute
 from streams import telemetry
+from streams.catalogue import RETENTION_HELP, metric_families
 
 log = logging.getLogger("cspulse.exporter")
 
@@ -67,6 +68,7 @@ HELP: dict[str, str] = {
     "cs_payment_failures": "Failed invoices in the window",
     "cs_accounts_by_health": "Accounts per health band",
     "cs_health_score_avg": "Mean account health score",
+    **RETENTION_HELP,
 }
 
 
@@ -104,14 +106,9 @@ class RedisCollector(Collector):
             result = self.reader.read()
             self.last_ok = True
             latest = result.latest
-            for sample in compute(result.snapshot, self.config):
-                family = families.get(sample.name) or families.setdefault(
-                    sample.name, _gauge(sample.name)
-                )
-                labels = dict(sample.labels)
-                variants = _whole_base(labels) if labels.get("plan") == "all" else [labels]
-                for variant in variants:
-                    family.add_sample(sample.name, variant, sample.value)
+            samples = compute(result.snapshot, self.config)
+            for family in metric_families(samples, HELP, _serving_labels):
+                families[family.name] = family
         except (RedisError, OSError) as exc:
             self.last_ok = False
             log.warning("scrape could not read Redis: %s", exc)
@@ -130,6 +127,10 @@ class RedisCollector(Collector):
 
 def _gauge(name: str) -> Metric:
     return Metric(name, HELP.get(name, name), "gauge")
+
+
+def _serving_labels(labels: dict[str, str]) -> list[dict[str, str]]:
+    return _whole_base(labels) if labels.get("plan") == "all" else [labels]
 
 
 def _whole_base(labels: dict[str, str]) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ import bisect
 from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import Contribution, Effects, Gauges
 from aggregators.families.base import State
+from aggregators.histograms import FIRST_RESPONSE, RESOLUTION, histogram_field
 from aggregators.plans import gauges_with_plan, with_plan
 from schemas import Event
 
@@ -84,10 +85,12 @@ class TicketFamily:
             if opened is not None:
                 contribution[(RESOLUTION_SUM, resolved)] = max(0.0, resolved - opened)
                 contribution[(RESOLUTION_N, resolved)] = 1.0
+                contribution[(histogram_field(RESOLUTION, resolved - opened), resolved)] = 1.0
         if replies and opened is not None:
             first = replies[0]
             contribution[(FIRST_RESPONSE_SUM, first)] = max(0.0, first - opened)
             contribution[(FIRST_RESPONSE_N, first)] = 1.0
+            contribution[(histogram_field(FIRST_RESPONSE, first - opened), first)] = 1.0
         gauges = {BACKLOG: 1.0 if is_open(state) else 0.0}
         account_facts = {
             "open": gauges[BACKLOG],
