@@ -30,6 +30,7 @@ from aggregators.health_index import at_risk, band_counts
 from aggregators.reader import Reader
 from aggregators.readout import compute
 from streams import telemetry
+from streams.board import Board
 from streams.catalogue import RETENTION_HELP, metric_families
 
 log = logging.getLogger("cspulse.exporter")
@@ -180,6 +181,7 @@ class MetricsApp:
         self.collector = RedisCollector(reader, config, health_config)
         self.reader, self.health_config = reader, health_config
         self.registry.register(self.collector)
+        self.board = Board(reader, config, health_config, telemetry.REGISTRY)
         self.ready = ready
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -199,6 +201,9 @@ class MetricsApp:
             )
         if path == "/accounts/at-risk":
             return self._at_risk(environ, start_response)
+        served = self.board.handle(path, environ.get("QUERY_STRING", ""))
+        if served is not None:
+            return _reply(start_response, *served)
         return _reply(start_response, "404 Not Found", b"not found: try /metrics\n", "text/plain")
 
     def _at_risk(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
