@@ -11,6 +11,7 @@ the fence (another worker applied in between) is planned again.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,6 +223,7 @@ class PartitionStore:
 
     def _render(self, plan: Plan, t: float) -> _Script:
         script = _Script(keys.meta(self.tag))
+        script.op("set", keys.applied_at(self.tag), f"{time.time():.3f}", 0)  # for `cspulse status`
         self._render_counters(script, plan.effects, t)
         self._render_entities(script, plan.effects)
         self._render_live(script, plan.effects, t)
