@@ -70,11 +70,11 @@ HISTORY_HEARTBEAT_MS = 5 * MINUTE_MS  # under the idle timeout: time in app unch
 HISTORY_ACTIVITY = 0.3  # usage, tickets, surveys at this intensity, whatever the live one
 HISTORY_SIGNUP_SHARE = 1 / 40  # of the live (compressed) signup rate: steady growth
 HISTORY_CHANGE_SHARE = 1 / 40  # plan changes: about 10 % of accounts a month
-HISTORY_CANCEL_SHARE = 1 / 30  # immediate cancels: about 2 % of accounts a month
+HISTORY_CANCEL_SHARE = 1 / 60  # immediate cancels: about 1 % of accounts a month
 HISTORY_PAYING_AT_START = 0.45  # of accounts paying when the history begins (live: 0.80)
-HISTORY_MARGIN_MS = 2 * HOUR_MS  # the oldest hours are left out: never too late when read
+HISTORY_BUCKET_MS = HOUR_MS  # the 30d window's bucket size (default windows)
 CHURN_WAVE = (12 * DAY_MS, 10 * DAY_MS)  # before start: a competitor's launch, two days
-CHURN_WAVE_SHARE = 0.5
+CHURN_WAVE_SHARE = 0.4
 
 # Peak rates per account and hour, at the busiest hour of a weekday.
 SESSION_RATE = 1.6
@@ -204,8 +204,8 @@ class GeneratorConfig:
     plans: tuple[tuple[str, int], ...] = (("starter", 4900), ("team", 19900), ("business", 79900))
     currency: str = "USD"
     history_days: float = 0.0
-    """Days of history before start (less two hours, so none of it is too late by the time a
-    worker reads it): weekly and daily cycles, a growing base, a churn wave."""
+    """Days of history before start, aligned to the window's hourly buckets: weekly and daily
+    cycles, a growing base, a churn wave."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,9 +297,10 @@ class EventGenerator:
         self._heap: list[tuple[int, int, Action]] = []
         self._seq = 0
         self._live_from = self._start_ms - WARMUP_MS
-        history_ms = round(config.history_days * DAY_MS)
+        self._history_from = self._history_start(config.history_days)
+        # the base already running when the history begins is dated one bucket earlier
         self._now = (
-            self._start_ms - history_ms + HISTORY_MARGIN_MS if history_ms else self._live_from
+            self._history_from - HISTORY_BUCKET_MS if config.history_days else self._live_from
         )
         self._clock_ms = self._now
         self._out: list[Message] = []
@@ -410,7 +411,9 @@ class EventGenerator:
         share = history_share or (lambda: min(1.0, HISTORY_ACTIVITY / self._intensity))
 
         def tick() -> None:
-            if self._historic() and self._rng.random() >= share():
+            if self._now < self._history_from:
+                pass  # the bucket before the history holds the running base only
+            elif self._historic() and self._rng.random() >= share():
                 pass
             elif not cyclic or self._rng.random() < _activity(self._now):
                 fire()
@@ -419,6 +422,19 @@ class EventGenerator:
         self._after(self._rng.expovariate(1.0 / mean_gap_s), tick)
 
     # --------------------------------------------------------------- history
+
+    def _history_start(self, days: float) -> int:
+        """First millisecond of the history: the oldest bucket of a ``days`` window at start.
+
+        The subscriptions already running then are dated in the bucket just
+        before it: kept by the worker (retention is the window plus one
+        bucket) but in no window, so a 30d window starts with their MRR, as
+        a real business would. Without history, the warm-up hour.
+        """
+        if not days:
+            return self._live_from
+        buckets = round(days * DAY_MS / HISTORY_BUCKET_MS)
+        return (self._start_ms // HISTORY_BUCKET_MS - buckets + 1) * HISTORY_BUCKET_MS
 
     def _historic(self) -> bool:
         """Whether the world is still in the history (before the warm-up hour)."""
@@ -467,7 +483,8 @@ class EventGenerator:
                 start = partial(self._initial_subscription, acct, r >= paying)
                 self._after(self._rng.uniform(0.001, 300.0), start)
         for _ in range(max(3, len(self._accounts) // 25)):  # a backlog open at start
-            self._after(self._rng.uniform(1800, 3500), partial(self._open_ticket, True))
+            delay_ms = round(self._rng.uniform(1800, 3500) * 1000)
+            self._at(self._live_from + delay_ms, partial(self._open_ticket, True))
         self._process(SESSION_RATE, self._start_session)
         self._process(TICKET_RATE, self._open_ticket)
         self._process(NPS_RATE, partial(self._product_survey, "nps"))
