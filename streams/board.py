@@ -159,7 +159,7 @@ def bucket_series(
     buckets = read_buckets(reader, g, t, count)
     first = bucket_of(t, g) - count + 1
     if metric == "cs_mrr":
-        values = _mrr_history(reader, config, buckets)
+        values = _mrr_history(reader, buckets)
     else:
         one = dataclasses.replace(config, windows=WindowSet((Window(BUCKET, g, g),)))
         values = [
@@ -174,9 +174,7 @@ def bucket_series(
     }
 
 
-def _mrr_history(
-    reader: Reader, config: MetricConfig, buckets: list[Snapshot]
-) -> list[float | None]:
+def _mrr_history(reader: Reader, buckets: list[Snapshot]) -> list[float | None]:
     """MRR at the end of each bucket: MRR now with the movements of later buckets undone."""
     now = split_by_plan(reader.read().snapshot)[ALL].gauges.get(billing.MRR_CENTS, 0.0)
     out: list[float | None] = []
@@ -187,9 +185,11 @@ def _mrr_history(
 
 
 def _pick(samples: list[Sample], metric: str, labels: Mapping[str, str]) -> float | None:
-    wanted = {k: v for k, v in labels.items() if k != "plan"}
+    """The sample of ``metric`` with exactly these labels; ``plan`` and ``currency``
+    (one of each in a segment) need not be given."""
+    implied = {"plan", "currency"} - set(labels)
     for s in samples:
-        if s.name == metric and {k: v for k, v in s.labels if k != "plan"} == wanted:
+        if s.name == metric and {k: v for k, v in s.labels if k not in implied} == labels:
             return s.value
     return None
 
