@@ -14,6 +14,7 @@ key                                holds
 ``cs:account_plans``               hash: account -> plan label
 ``cs:plan_names``                  set: admitted plan labels
 ``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``
+``cs:{tp}:applied_at``             wall-clock time of the latest apply
 ``cs:{tp}:b:<g>:<bucket>``         hash: counter field -> amount (TTL)
 ``cs:{tp}:z:<name>``               sorted set: user/account -> latest event time
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
@@ -40,6 +41,10 @@ def partition_tag(topic: str, partition: int) -> str:
 
 def meta(tag: str) -> str:
     return f"{PREFIX}:{tag}:meta"
+
+
+def applied_at(tag: str) -> str:
+    return f"{PREFIX}:{tag}:applied_at"
 
 
 def bucket(tag: str, granularity: int, index: int) -> str:
