@@ -19,9 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
-import orjson
 from prometheus_client.registry import CollectorRegistry
 from redis.exceptions import RedisError
 
@@ -458,13 +456,3 @@ class Board:
             return 200, bucket_series(self.reader, self.config, metric, labels, hours)
         except (RedisError, OSError) as exc:
             return 503, {"error": f"could not read Redis: {exc}; retry when it is back"}
-
-    def handle(self, path: str, query_string: str) -> tuple[str, bytes, str] | None:
-        """(status, body, content type) for the board's paths, None for any other path."""
-        if path == "/":
-            return "200 OK", self.page(), "text/html; charset=utf-8"
-        if path == "/api/series":
-            status, body = self.series(parse_qs(query_string))
-            reason = {200: "OK", 400: "Bad Request", 503: "Service Unavailable"}[status]
-            return f"{status} {reason}", orjson.dumps(body), "application/json"
-        return None
