@@ -11,8 +11,13 @@ key                                holds
 ``cs:partitions``                  hash: partition tag -> event family
 ``cs:account_plans``               hash: account -> plan label
 ``cs:plan_names``                  set: admitted plan labels
-``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``
+``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``,
+                                   window cursors ``c:<window>``, newest
+                                   bucket written ``k:<g>``
 ``cs:{tp}:b:<g>:<bucket>``         hash: counter field -> amount (TTL)
+``cs:{tp}:w:<window>``             hash: counter field -> rolling sum of the
+                                   window's buckets from the cursor
+                                   ``c:<window>`` (a meta field) on
 ``cs:{tp}:z:<name>``               sorted set: user/account -> latest event time
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
 ``cs:{tp}:e:<entity>``             JSON state of a ticket/session/account
@@ -42,6 +47,16 @@ def meta(tag: str) -> str:
 
 def bucket(tag: str, granularity: int, index: int) -> str:
     return f"{PREFIX}:{tag}:b:{granularity}:{index}"
+
+
+def bucket_prefix(tag: str) -> str:
+    """What :func:`bucket` keys start with; Lua appends ``<g>:<bucket>``."""
+    return f"{PREFIX}:{tag}:b:"
+
+
+def window(tag: str, name: str) -> str:
+    """Rolling sum of one window's buckets (see :mod:`aggregators.rolling`)."""
+    return f"{PREFIX}:{tag}:w:{name}"
 
 
 def last_seen(tag: str, name: str) -> str:
