@@ -35,12 +35,17 @@ LAST = f"{keys.PREFIX}:{{health}}:last"
 SUM = f"{keys.PREFIX}:{{health}}:sum"
 
 INDEX_LUA = """
+-- The sum is read and written with GET/SET, never INCRBYFLOAT: called from Lua
+-- after any command with more than 4 arguments, Redis 6.2's INCRBYFLOAT (which
+-- rewrites itself to SET ... KEEPTTL) shrinks the script engine's shared
+-- argument array and the next long command overruns it (heap corruption).
 local cutoff = tonumber(ARGV[1])
+local sum = tonumber(redis.call('GET', KEYS[3])) or 0
 for i = 2, #ARGV, 3 do
   local account, score, last = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local old = redis.call('ZSCORE', KEYS[1], account)
   redis.call('ZADD', KEYS[1], score, account)
-  redis.call('INCRBYFLOAT', KEYS[3], score - (tonumber(old) or 0))
+  sum = sum + score - (tonumber(old) or 0)
   local seen = redis.call('ZSCORE', KEYS[2], account)
   if (not seen) or tonumber(seen) < tonumber(last) then
     redis.call('ZADD', KEYS[2], last, account)
@@ -50,11 +55,12 @@ local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT
 for _, account in ipairs(stale) do
   local old = redis.call('ZSCORE', KEYS[1], account)
   if old then
-    redis.call('INCRBYFLOAT', KEYS[3], -tonumber(old))
+    sum = sum - tonumber(old)
     redis.call('ZREM', KEYS[1], account)
   end
   redis.call('ZREM', KEYS[2], account)
 end
+redis.call('SET', KEYS[3], string.format('%.17g', sum))
 return #stale
 """
 
