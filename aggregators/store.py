@@ -60,15 +60,7 @@ for i = 1, #ops do
     redis.call('EXPIRE', k, op[5])
   elseif c == 'hf' then redis.call('HINCRBYFLOAT', k, op[3], op[4])
   elseif c == 'ex' then redis.call('EXPIRE', k, op[3])
-  elseif c == 'zg' then
-    -- keep the greater score; ZADD's GT flag is avoided: called from Lua,
-    -- Redis 6.2 miscounts it and can corrupt its heap
-    for j = 3, #op, 2 do
-      local cur = redis.call('ZSCORE', k, op[j + 1])
-      if (not cur) or tonumber(cur) < tonumber(op[j]) then
-        redis.call('ZADD', k, op[j], op[j + 1])
-      end
-    end
+  elseif c == 'zg' then redis.call('ZADD', k, 'GT', unpack(op, 3))
   elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
   elseif c == 'set' then
     if op[4] > 0 then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end

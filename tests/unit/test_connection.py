@@ -1,0 +1,60 @@
+"""Redis settings: modes, seed lists and the errors a user sees."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import ClusterDownError, ResponseError
+
+from aggregators.connection import RedisOptions, RedisSettingsError, is_transient
+
+
+def test_cluster_seeds_are_comma_separated_with_default_ports() -> None:
+    options = RedisOptions.from_env(
+        {"CSPULSE_REDIS_URL": "redis://10.0.0.1:7000, 10.0.0.2", "CSPULSE_REDIS_MODE": "Cluster"}
+    )
+    assert options.mode == "cluster"
+    assert options.addresses == [("10.0.0.1", 7000), ("10.0.0.2", 6379)]
+
+
+def test_sentinels_default_to_port_26379_and_take_a_master_name() -> None:
+    env = {
+        "CSPULSE_REDIS_URL": "s1,s2:5000",
+        "CSPULSE_REDIS_MODE": "sentinel",
+        "CSPULSE_REDIS_MASTER": "cs",
+    }
+    options = RedisOptions.from_env(env)
+    assert (options.addresses, options.master_name) == ([("s1", 26379), ("s2", 5000)], "cs")
+
+
+def test_unknown_mode_says_which_values_exist() -> None:
+    with pytest.raises(RedisSettingsError, match="standalone, cluster, sentinel"):
+        RedisOptions.from_env({"CSPULSE_REDIS_MODE": "replicated"})
+
+
+def test_several_servers_in_standalone_mode_is_refused() -> None:
+    with pytest.raises(RedisSettingsError, match="CSPULSE_REDIS_MODE=cluster"):
+        RedisOptions.from_env({"CSPULSE_REDIS_URL": "redis://a:1,redis://b:2"})
+
+
+def test_timeouts_come_from_the_environment() -> None:
+    options = RedisOptions.from_env({"CSPULSE_REDIS_SOCKET_TIMEOUT": "2.5"})
+    assert (options.socket_timeout, options.connect_timeout) == (2.5, 3.0)
+    with pytest.raises(RedisSettingsError, match="not a number"):
+        RedisOptions.from_env({"CSPULSE_REDIS_CONNECT_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ClusterDownError("CLUSTERDOWN The cluster is down"), True),
+        (ResponseError("TRYAGAIN Multiple keys request during rehashing of slot"), True),
+        (ResponseError("READONLY You can't write against a read only replica."), True),
+        (ResponseError("OOM command not allowed when used memory > 'maxmemory'."), True),
+        (ResponseError("ERR Error running script: user_script:3: bad argument"), False),
+        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+    ],
+)
+def test_transient_refusals_are_told_apart_from_rejected_commands(
+    error: Exception, transient: bool
+) -> None:
+    assert is_transient(error) is transient
