@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 from redis import Redis
+from redis.exceptions import NoScriptError
 
 from aggregators import keys, plans
 from aggregators.config import MetricConfig
@@ -112,11 +113,22 @@ class Reader:
         return time.time() if now is None else now
 
     def _gather(self, parts: dict[str, str], t: float) -> Snapshot:
+        """One pipeline; a server that lost the script (restart, failover) gets it again."""
+        try:
+            return self._gather_once(parts, t)
+        except NoScriptError:
+            self.redis.script_load(READ_LUA)
+            return self._gather_once(parts, t)
+
+    def _gather_once(self, parts: dict[str, str], t: float) -> Snapshot:
+        # EVALSHA by name: redis-py's cluster pipeline refuses Script objects; every
+        # call carries its partition's keys only, so the client routes it to one slot
         pipe = self.redis.pipeline(transaction=False)
         plan: list[tuple[str, str]] = []
         for tag in parts:
-            bucket_keys, args = self._sum_call(tag, t)
-            self._sum(keys=bucket_keys, args=args, client=pipe)
+            window_keys, args = self._sum_call(tag, t)
+            evalsha = (self._sum.sha, len(window_keys), *window_keys, *args)
+            pipe.execute_command("EVALSHA", *evalsha)  # type: ignore[no-untyped-call]
             pipe.hgetall(keys.gauges(tag))
             plan.append(("sums", tag))
             plan.append(("gauges", tag))

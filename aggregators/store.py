@@ -200,7 +200,8 @@ class PartitionStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hget(keys.meta(self.tag), "offset")
         if entity_keys:
-            pipe.mget([keys.entity(self.tag, k) for k in entity_keys])
+            # MGET by name: redis-py's cluster pipeline refuses .mget() even within one slot
+            pipe.execute_command("MGET", *[keys.entity(self.tag, k) for k in entity_keys])
         for gen, members in by_generation.items():
             pipe.smismember(keys.seen(self.tag, gen), members)
         if accounts:

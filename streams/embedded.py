@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,9 +182,15 @@ def start_broker(workdir: Path, port: int | None = None) -> Process:
 
 
 def start_redis(
-    workdir: Path, port: int | None = None, *, persist: bool = False, binary: str | None = None
+    workdir: Path,
+    port: int | None = None,
+    *,
+    persist: bool = False,
+    binary: str | None = None,
+    extra: Sequence[str] = (),
 ) -> Process:
-    """A redis-server on loopback; with ``persist``, AOF everysec in ``workdir``."""
+    """A redis-server on loopback; with ``persist``, AOF everysec in ``workdir``;
+    ``extra`` arguments are appended (e.g. ``--cluster-enabled yes``)."""
     port = port or free_port()
     argv = [
         binary or redis_server_binary(),
@@ -202,8 +208,9 @@ def start_redis(
         "everysec",
         "--protected-mode",
         "no",
+        *extra,
     ]
-    process = _spawn("redis", argv, port, workdir)
+    process = _spawn(f"redis-{port}" if extra else "redis", argv, port, workdir)
     _wait_loaded(process)
     return process
 
