@@ -42,8 +42,10 @@ class Cluster:
                     continue
         return out
 
-    def wait_ok(self, timeout: float = 60) -> None:
-        """Until every live node reports cluster_state:ok with all slots served."""
+    def wait_ok(self, timeout: float = 60, masters: int = 3) -> None:
+        """Until every live node reports cluster_state:ok with all slots served, there
+        are ``masters`` masters and every replica's link to its master is up (a
+        replica that never synced cannot take over)."""
         deadline = time.monotonic() + timeout
         while True:
             states = []
@@ -62,6 +64,17 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise ServiceError(f"cluster not ok after {timeout:.0f}s: {states}")
             time.sleep(0.2)
+
+    def _replicas_synced(self) -> bool:
+        for node in self.nodes:
+            if node.proc.poll() is None:
+                try:
+                    info = self.client(node.port).info("replication")
+                except redis.ConnectionError:
+                    return False
+                if info["role"] == "slave" and info.get("master_link_status") != "up":
+                    return False
+        return True
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -107,6 +120,8 @@ def start_cluster(workdir: Path, masters: int = 3, replicas: int = 1) -> Cluster
                 f"nodes-{port}.conf",
                 "--cluster-node-timeout",
                 "2000",
+                "--repl-diskless-sync-delay",
+                "0",
             ]
             cluster.nodes.append(start_redis(node_dir, port, persist=True, extra=extra))
         argv = [cli, "--cluster", "create"]
