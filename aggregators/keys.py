@@ -23,6 +23,8 @@ key                                holds
 ``cs:{tp}:e:<entity>``             JSON state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
 ``cs:{tp}:seen:<generation>``      set of event-id digests (dedup, TTL)
+``cs:{tp}:guard``                  never written: declared by every script
+                                   (see :func:`guard`)
 =================================  ==========================================
 """
 
@@ -47,6 +49,17 @@ def meta(tag: str) -> str:
 
 def bucket(tag: str, granularity: int, index: int) -> str:
     return f"{PREFIX}:{tag}:b:{granularity}:{index}"
+
+
+def guard(tag: str) -> str:
+    """A key never written, declared by every script of the partition.
+
+    The rolling-window code reads bucket keys it builds itself. On Redis
+    Cluster, a script whose declared keys are not all on the node while its
+    slot migrates gets TRYAGAIN instead of running: this always-missing key
+    makes that true for every script, so none reads a half-moved slot.
+    """
+    return f"{PREFIX}:{tag}:guard"
 
 
 def bucket_prefix(tag: str) -> str:

@@ -149,7 +149,7 @@ class Reader:
         ]
         window_keys = [keys.window(tag, w.name) for w in windows]
         args = [keys.bucket_prefix(tag), repr(float(t)), msgspec.msgpack.encode(specs)]
-        return [keys.meta(tag), *window_keys], args
+        return [keys.meta(tag), *window_keys, keys.guard(tag)], args
 
     def _plan_labels(self) -> list[str]:
         admitted = sorted(keys.text(m) for m in self.redis.smembers(keys.PLAN_NAMES))

@@ -231,6 +231,7 @@ class PartitionStore:
         base = ttl_base(t, max_ts)
         script = self._render(plan, t, base)
         windows = self._windows(script, plan.effects, base)
+        script.key(keys.guard(self.tag))
         result = await self._apply(
             keys=script.keys,
             args=[

@@ -11,7 +11,9 @@ per slot by the client: a cross-slot command would fail here.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from aggregators import keys
 from aggregators.connection import RedisOptions, async_client, sync_client
 from aggregators.reader import Reader
 from aggregators.readout import Snapshot
@@ -134,3 +137,76 @@ def test_master_sigkill_between_batches_loses_and_doubles_nothing(
 
 def _alive_seeds(cluster: Cluster) -> str:
     return ",".join(f"redis://127.0.0.1:{n.port}" for n in cluster.nodes if n.proc.poll() is None)
+
+
+def test_slot_migration_under_load_loses_and_doubles_nothing(
+    stack: Stack, names: tuple[str, str], cluster: Cluster
+) -> None:
+    """``redis-cli --cluster reshard`` moves 4,000 slots (the partitions' among them)
+    while batches apply: MOVED, ASK and TRYAGAIN are followed or retried, and no
+    script runs on a half-moved slot (each declares a guard key that never exists)."""
+    settings = Settings()
+    batches = _batches(settings, 4000, time.time() - 2 * 3600)
+    options = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
+    admin = sync_client(options)
+    admin.flushall()
+    source = _busiest_master(cluster, settings)
+    target = next(p for p in cluster.masters() if p != source)
+    reshard = subprocess.Popen(
+        [
+            shutil.which("redis-cli") or "redis-cli",
+            "--cluster",
+            "reshard",
+            f"127.0.0.1:{source}",
+            "--cluster-from",
+            _node_id(cluster, source),
+            "--cluster-to",
+            _node_id(cluster, target),
+            "--cluster-slots",
+            "4000",
+            "--cluster-yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _apply_to(lambda: async_client(options), settings, batches)
+        assert reshard.wait(120) == 0, reshard.stderr.read() if reshard.stderr else ""
+    finally:
+        if reshard.poll() is None:
+            reshard.kill()
+    _apply_to(lambda: async_client(RedisOptions(url=stack.redis_url)), settings, batches)
+    t = time.time()
+    config = settings.metric_config()
+    got = Reader(sync_client(options), config).read(now=t).snapshot
+    want = Reader(stack.redis(), config).read(now=t).snapshot
+    _assert_same(got, want)
+
+
+def _node_id(cluster: Cluster, port: int) -> str:
+    raw = cluster.client(port).execute_command("CLUSTER", "MYID")
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _busiest_master(cluster: Cluster, settings: Settings) -> int:
+    """The master serving the most of this test's partitions."""
+    client = cluster.client(cluster.masters()[0])
+    owners: dict[int, int] = {}
+    slots = {
+        int(client.execute_command("CLUSTER", "KEYSLOT", keys.meta(keys.partition_tag(t, p))))
+        for t in (settings.topic(f) for f in ("tickets", "surveys", "logins", "billing"))
+        for p in range(PARTITIONS)
+    }
+    for port in cluster.masters():
+        owned = _owned_slots(cluster, port)
+        owners[port] = len(slots & owned)
+    return max(owners, key=lambda p: owners[p])
+
+
+def _owned_slots(cluster: Cluster, port: int) -> set[int]:
+    owned: set[int] = set()
+    for entry in cluster.client(port).execute_command("CLUSTER", "SLOTS"):
+        start, end, master = int(entry[0]), int(entry[1]), entry[2]
+        if int(master[1]) == port:
+            owned.update(range(start, end + 1))
+    return owned
