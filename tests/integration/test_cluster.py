@@ -37,6 +37,8 @@ Batch = dict[tuple[str, int], list[RawMessage]]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not installed (Debian: redis-tools, pulled in by redis-server)")
     started = start_cluster(Path(tmp_path_factory.mktemp("cluster")))
     yield started
     started.stop()
