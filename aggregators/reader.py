@@ -117,7 +117,7 @@ class Reader:
         try:
             return self._gather_once(parts, t)
         except NoScriptError:
-            self.redis.script_load(READ_LUA)
+            self.redis.script_load(self._sum.script)
             return self._gather_once(parts, t)
 
     def _gather_once(self, parts: dict[str, str], t: float) -> Snapshot:
