@@ -117,6 +117,8 @@ class Loaded:
     seen: set[str]
     plans: dict[str, str] = field(default_factory=dict)
     """Account -> plan label, for the batch's accounts that have one."""
+    stream_time: float | None = None
+    """Largest event time applied in the partition (None before its first event)."""
 
 
 class _Script:
@@ -172,11 +174,19 @@ class PlanDirectory:
 class PartitionStore:
     """Reads and writes one topic-partition's state."""
 
-    def __init__(self, redis: Redis, config: MetricConfig, topic: str, partition: int) -> None:
+    def __init__(
+        self, redis: Redis, config: MetricConfig, topic: str, partition: int, family: str
+    ) -> None:
         self.redis = redis
         self.config = config
+        self.family = family
         self.tag = keys.partition_tag(topic, partition)
         self._apply = redis.register_script(APPLY_LUA)
+
+    async def applied_offset(self) -> int:
+        """Last offset applied to the partition, -1 when Redis holds none."""
+        raw = await self.redis.hget(keys.meta(self.tag), "offset")
+        return int(raw) if raw is not None else -1
 
     def generation(self, t: float) -> int:
         return math.floor(t / self.config.dedup_horizon)
@@ -189,6 +199,9 @@ class PartitionStore:
     ) -> Loaded:
         """One pipelined round trip: offset, entity states, already-seen ids, account plans.
 
+        It also (re)registers the partition for the readers, so a registry
+        lost with Redis's data comes back with the next batch.
+
         ``digests`` maps each event-id digest to its event time: ids are
         remembered per event-time generation, so a duplicate (same event,
         same time) is always looked up in the set its first copy went to.
@@ -198,7 +211,8 @@ class PartitionStore:
         for digest, ts in digests.items():
             by_generation[self.generation(ts)].append(digest)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hget(keys.meta(self.tag), "offset")
+        pipe.hset(keys.REGISTRY, self.tag, self.family)
+        pipe.hmget(keys.meta(self.tag), ["offset", "max_ts"])
         if entity_keys:
             # MGET by name: redis-py's cluster pipeline refuses .mget() even within one slot
             pipe.execute_command("MGET", *[keys.entity(self.tag, k) for k in entity_keys])
@@ -207,9 +221,11 @@ class PartitionStore:
         if accounts:
             pipe.hmget(keys.ACCOUNT_PLANS, accounts)
         replies = await pipe.execute()
-        offset = int(replies[0]) if replies[0] is not None else -1
+        raw_offset, raw_max_ts = replies[1]
+        offset = int(raw_offset) if raw_offset is not None else -1
+        stream_time = float(raw_max_ts) if raw_max_ts is not None else None
         states: dict[str, Any] = {}
-        rest = replies[1:]
+        rest = replies[2:]
         if entity_keys:
             raw_states = rest.pop(0)
             states = {k: orjson.loads(v) for k, v in zip(entity_keys, raw_states, strict=True) if v}
@@ -223,7 +239,7 @@ class PartitionStore:
             for d, hit in zip(members, reply, strict=True)
             if hit
         }
-        return Loaded(offset=offset, states=states, seen=seen, plans=plans)
+        return Loaded(offset, states, seen, plans, stream_time)
 
     async def apply(self, plan: Plan, expected: int, new_offset: int, t: float) -> bool:
         """Write the plan and advance the offset, unless the fence moved (False)."""

@@ -22,14 +22,11 @@ import faust
 import orjson
 from redis.asyncio import Redis
 
-from bench.faust_patches import apply_from_env
+from bench.throughput import PLAIN_FAUST_COUNTERS
 from streams.config import FAMILY_TOPICS
 
-COUNTERS = "bench:plain:counts"
+COUNTERS = PLAIN_FAUST_COUNTERS
 """Hash of ``<topic>:<event type>`` -> events seen; its sum is the progress."""
-
-EXTRA_SETTINGS = "BENCH_FAUST_SETTINGS"
-"""Optional JSON object of extra Faust settings, for trying tuned variants."""
 
 
 def _env(name: str) -> str:
@@ -41,15 +38,12 @@ def _env(name: str) -> str:
 
 def make_app() -> faust.App:
     """Build the app with one counting agent per topic."""
-    extra: dict[str, Any] = orjson.loads(os.environ.get(EXTRA_SETTINGS, "{}"))
-    apply_from_env()
     app = faust.App(
         _env("BENCH_APP_ID"),
         broker=f"kafka://{_env('BENCH_KAFKA_BOOTSTRAP')}",
         web_enabled=False,
         datadir=os.environ.get("BENCH_DATADIR") or tempfile.mkdtemp(prefix="plain-faust-"),
         consumer_auto_offset_reset="earliest",
-        **extra,
     )
     redis = Redis.from_url(_env("BENCH_REDIS_URL"))
     prefix = _env("BENCH_TOPIC_PREFIX")

@@ -142,7 +142,7 @@ async def fill_full(
         topic = settings.topic(family)
         for partition in range(partitions):
             await redis.hset(keys.REGISTRY, keys.partition_tag(topic, partition), family)
-            store = PartitionStore(redis, config, topic, partition)
+            store = PartitionStore(redis, config, topic, partition, family)
             wanted = sorted(
                 {
                     (w.granularity, k)

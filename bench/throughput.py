@@ -1,38 +1,36 @@
-"""Events per second of the cspulse worker next to a plain Faust app, on one machine.
+"""Events per second of the cspulse worker next to Quix Streams, Faust and raw aiokafka.
 
 Why ratios: absolute events/s on a small, possibly shared machine move from
 run to run; running the variants side by side against the same broker, the
 same Redis and the same pre-published events, alternating them and taking
-medians, makes the ratio to the baseline the figure worth quoting.
+medians, makes the ratios the figures worth quoting.
 
 Variants (``--variants``):
 
 ``cspulse``  the worker as shipped: ``python -m streams worker``.
-``faust``    the baseline, :mod:`bench.plain_faust`: one Faust agent per topic,
-             one Redis ``HINCRBY`` per event, Faust defaults.
-``raw``      :mod:`bench.raw_worker`: cspulse's processor behind a plain aiokafka
-             consumer, to show what Faust's per-message path costs.
+``quix``     :mod:`bench.quix_app`: Quix Streams, JSON decode and a tumbling-window
+             count per account, Quix defaults.
+``faust``    :mod:`bench.plain_faust`: a plain Faust agent per topic, one Redis
+             ``HINCRBY`` per event, Faust defaults.
+``aiokafka`` :mod:`bench.raw_client`: aiokafka ``getmany`` and ``json.loads``, no
+             other work: the client's ceiling.
 ``core``     :class:`~streams.processor.Processor` called in this process on
              full batches, no Kafka at all: the ceiling of the processing itself.
 
-``cspulse-tuned``, ``faust-tuned`` and ``raw-tuned`` run the same process with
-the experimental options (``--worker-settings``, ``--faust-settings``,
-``--loop``, ``--faust-patch``), so a tuning is judged against the untuned
-process in the same invocation.
-
 The events are published before any consumer starts, so the consumers are
 measured on pure consumption: from the first progress seen in Redis to all
-events applied. Wall time from process start (connecting, joining the group)
+events consumed. Wall time from process start (connecting, joining the group)
 is reported separately. Everything runs on loopback, on a broker and a Redis
 this script starts, and every process it starts is stopped before it exits.
 
-Usage: ``python -m bench.throughput --events 60000 --repeat 3``.
+Usage: ``python -m bench.throughput --events 300000 --repeat 3``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import os
 import re
 import shutil
@@ -48,17 +46,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-import faust
 import orjson
 import redis
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis as AsyncRedis
 
-from bench.faust_patches import PATCH_ENV, PATCHES
-from bench.plain_faust import COUNTERS, EXTRA_SETTINGS
-from bench.tuned_worker import LOOP_ENV, SETTINGS_ENV
+from aggregators.clock import clock_named
+from bench.raw_client import PROGRESS
 from streams.config import Settings
 from streams.embedded import Process, free_port, start_broker, start_redis
 from streams.generator import EventGenerator, GeneratorConfig, Message
@@ -75,8 +72,13 @@ POLL = 0.02
 
 TP = tuple[str, int]
 
-VARIANTS = ("cspulse", "faust", "raw", "core", "cspulse-tuned", "faust-tuned", "raw-tuned")
-"""``-tuned``: the same process with the experimental options applied (see :class:`Knobs`)."""
+PLAIN_FAUST_COUNTERS = "bench:plain:counts"
+"""Hash the plain Faust baseline counts into (:mod:`bench.plain_faust`); named here so the
+benchmark reads it without importing Faust."""
+
+VARIANTS = ("cspulse", "quix", "faust", "aiokafka", "core")
+BASELINES = ("quix", "faust")
+"""Every variant's events/s is given as a ratio to each of these."""
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,23 @@ def generate(events: int, accounts: int, seed: int) -> list[Message]:
     return head + list(gen.stream(events - len(head)))
 
 
+def event_ms(message: Message) -> int:
+    """The event time of a generated message in ms, set as its Kafka timestamp so
+    that consumers that window by record timestamp (Quix) window by event time."""
+    stamp: str = orjson.loads(message.value)["time"]
+    return round(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
 async def _publish(bootstrap: str, prefix: str, messages: Sequence[Message]) -> Workload:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
     )
     await producer.start()
     try:
-        futures = [await producer.send(prefix + m.topic, m.value, key=m.key) for m in messages]
+        futures = [
+            await producer.send(prefix + m.topic, m.value, key=m.key, timestamp_ms=event_ms(m))
+            for m in messages
+        ]
         records = await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -201,8 +213,13 @@ Progress = Callable[[redis.Redis, "Workload"], int]
 
 
 def counted_events(client: redis.Redis, _workload: Workload) -> int:
-    """Events the baseline has counted: the sum of its per-type counters."""
-    return sum(int(v) for v in client.hvals(COUNTERS))
+    """Events the Faust baseline has counted: the sum of its per-type counters."""
+    return sum(int(v) for v in client.hvals(PLAIN_FAUST_COUNTERS))
+
+
+def reported_events(client: redis.Redis, _workload: Workload) -> int:
+    """Events a comparison client (Quix, raw aiokafka) says it has processed."""
+    return int(client.get(PROGRESS) or 0)
 
 
 # ------------------------------------------------------------------ children
@@ -285,87 +302,47 @@ def base_env() -> dict[str, str]:
     return env
 
 
-@dataclass(frozen=True)
-class Knobs:
-    """Experimental options. Only ``-tuned`` variants get them, so that one run
-    compares tuned and untuned side by side on the same (possibly loaded) machine."""
-
-    worker_settings: str = "{}"
-    faust_settings: str = "{}"
-    loop: str = "asyncio"
-    patch: str = ""
-    worker_env: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def of(cls, args: argparse.Namespace, variant: str) -> Knobs:
-        if not variant.endswith("-tuned"):
-            return cls()
-        env = tuple((k, v) for k, _, v in (kv.partition("=") for kv in args.worker_env))
-        return cls(args.worker_settings, args.faust_settings, args.loop, args.faust_patch, env)
-
-    @property
-    def default(self) -> bool:
-        return self == Knobs()
-
-
 def cspulse_child(
-    services: Services, workload: Workload, name: str, knobs: Knobs
+    services: Services, prefix: str, name: str, clock: str = "watermark"
 ) -> tuple[Child, int]:
-    """The shipped worker; through :mod:`bench.tuned_worker` when knobs are turned."""
+    """The shipped worker, as an operator starts it; returns it and its metrics port."""
     port = free_port()
-    env = (
-        base_env()
-        | {
-            "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
-            "CSPULSE_REDIS_URL": services.redis_url,
-            "CSPULSE_METRICS_PORT": str(port),
-            "CSPULSE_METRICS_HOST": "127.0.0.1",
-            "CSPULSE_TOPIC_PREFIX": workload.prefix,
-            "CSPULSE_APP_ID": f"bench-{name}",
-            "CSPULSE_CLOCK": "watermark",
-            "CSPULSE_LOG_LEVEL": "warning",
-            SETTINGS_ENV: knobs.worker_settings,
-            LOOP_ENV: knobs.loop,
-            PATCH_ENV: knobs.patch,
-        }
-        | dict(knobs.worker_env)
-    )
-    command = ["-m", "streams", "worker"] if knobs.default else ["-m", "bench.tuned_worker"]
-    return Child(name, [sys.executable, *command], env, services.workdir / f"{name}.log"), port
-
-
-def raw_child(services: Services, workload: Workload, name: str, knobs: Knobs) -> Child:
-    """cspulse's processor behind plain aiokafka, configured like the worker."""
-    env = (
-        base_env()
-        | {
-            "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
-            "CSPULSE_REDIS_URL": services.redis_url,
-            "CSPULSE_TOPIC_PREFIX": workload.prefix,
-            "CSPULSE_APP_ID": f"bench-{name}",
-            "CSPULSE_CLOCK": "watermark",
-            LOOP_ENV: knobs.loop,
-        }
-        | dict(knobs.worker_env)
-    )
-    argv = [sys.executable, "-m", "bench.raw_worker"]
-    return Child(name, argv, env, services.workdir / f"{name}.log")
-
-
-def faust_child(services: Services, workload: Workload, name: str, knobs: Knobs) -> Child:
-    """The baseline through Faust's own CLI, as a Faust user would start it."""
     env = base_env() | {
+        "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
+        "CSPULSE_REDIS_URL": services.redis_url,
+        "CSPULSE_METRICS_PORT": str(port),
+        "CSPULSE_METRICS_HOST": "127.0.0.1",
+        "CSPULSE_TOPIC_PREFIX": prefix,
+        "CSPULSE_APP_ID": f"bench-{name}",
+        "CSPULSE_CLOCK": clock,
+        "CSPULSE_LOG_LEVEL": "warning",
+    }
+    argv = [sys.executable, "-m", "streams", "worker"]
+    return Child(name, argv, env, services.workdir / f"{name}.log"), port
+
+
+def client_env(services: Services, workload: Workload, name: str) -> dict[str, str]:
+    """What the comparison apps read: where the broker, Redis and topics are."""
+    return base_env() | {
         "BENCH_KAFKA_BOOTSTRAP": services.bootstrap,
         "BENCH_REDIS_URL": services.redis_url,
         "BENCH_TOPIC_PREFIX": workload.prefix,
         "BENCH_APP_ID": f"bench-{name}",
         "BENCH_DATADIR": str(services.workdir / f"{name}-data"),
-        EXTRA_SETTINGS: knobs.faust_settings,
-        PATCH_ENV: knobs.patch,
     }
-    loop = ["-L", "uvloop"] if knobs.loop == "uvloop" else []
-    argv = [sys.executable, "-m", "faust", *loop, "-A", "bench.plain_faust", "worker", "-l", "warn"]
+
+
+def faust_child(services: Services, workload: Workload, name: str) -> Child:
+    """The Faust baseline through Faust's own CLI, as a Faust user would start it."""
+    argv = [sys.executable, "-m", "faust", "-A", "bench.plain_faust", "worker", "-l", "warn"]
+    env = client_env(services, workload, name)
     return Child(name, argv, env, services.workdir / f"{name}.log")
+
+
+def module_child(services: Services, workload: Workload, name: str, module: str) -> Child:
+    """A comparison client run as ``python -m module``."""
+    env = client_env(services, workload, name)
+    return Child(name, [sys.executable, "-m", module], env, services.workdir / f"{name}.log")
 
 
 # ------------------------------------------------------------------ measuring
@@ -451,17 +428,17 @@ def mean_batch(port: int, events: int) -> float | None:
 
 
 def child_for(
-    variant: str, args: argparse.Namespace, services: Services, workload: Workload, run_id: str
+    variant: str, services: Services, workload: Workload, run_id: str
 ) -> tuple[Child, Progress, int | None]:
     """The process of a variant, how to read its progress and its metrics port if any."""
-    name, knobs = f"{variant}-{run_id}", Knobs.of(args, variant)
-    kind = variant.removesuffix("-tuned")
-    if kind == "cspulse":
-        child, port = cspulse_child(services, workload, name, knobs)
+    name = f"{variant}-{run_id}"
+    if variant == "cspulse":
+        child, port = cspulse_child(services, workload.prefix, name)
         return child, applied_events, port
-    if kind == "raw":
-        return raw_child(services, workload, name, knobs), applied_events, None
-    return faust_child(services, workload, name, knobs), counted_events, None
+    if variant == "faust":
+        return faust_child(services, workload, name), counted_events, None
+    module = {"quix": "bench.quix_app", "aiokafka": "bench.raw_client"}[variant]
+    return module_child(services, workload, name, module), reported_events, None
 
 
 def run_child(
@@ -470,7 +447,7 @@ def run_child(
     """Start one consumer process on the published topics and time it to the last event."""
     client = redis.Redis.from_url(services.redis_url, socket_timeout=30)
     client.flushall()
-    child, progress, port = child_for(variant, args, services, workload, run_id)
+    child, progress, port = child_for(variant, services, workload, run_id)
     watch = Watch(f"{variant} {run_id}", workload.count, args.timeout)
     spy = Spy(args.py_spy / f"{variant}-{run_id}.txt" if args.py_spy else None)
 
@@ -605,7 +582,7 @@ async def _core(redis_url: str, workload: Workload, size: int) -> tuple[float, i
         settings.metric_config(),
         keep,
         family_of=settings.family_of,
-        clock="watermark",
+        clock=clock_named("watermark"),
     )
 
     async def agent(topic: str, batches: Batches) -> None:
@@ -649,28 +626,32 @@ def paired_ratio(runs: dict[str, list[Timing]], variant: str, baseline: str) -> 
     return statistics.median(v.rate / b.rate for v, b in pairs)
 
 
-def table(runs: dict[str, list[Timing]], baseline: str = "faust") -> str:
+def table(runs: dict[str, list[Timing]]) -> str:
+    baselines = [b for b in BASELINES if b in runs]
     head = (
-        "| variant | events/s (median) | min - max | ratio to plain Faust | "
-        "CPU µs/event: consumer / Redis / broker | "
+        "| variant | events/s (median) | min - max | "
+        + "".join(f"ratio to {b} | " for b in baselines)
+        + "CPU µs/event: consumer / Redis / broker | "
         "consume s | total s (with startup) | startup s | events/batch |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|" + "---:|" * len(baselines) + "---:|---:|---:|---:|---:|"
     )
     rows = [head]
     for variant, timings in runs.items():
-        ratio = paired_ratio(runs, variant, baseline)
         batches = [t.batch for t in timings if t.batch]
         rates = [t.rate for t in timings]
+        ratios = "".join(
+            f"{f'{r:.2f}' if (r := paired_ratio(runs, variant, b)) is not None else '-'} | "
+            for b in baselines
+        )
         rows.append(
             f"| {variant} | {median_of(timings, 'rate'):,.0f} | "
-            f"{min(rates):,.0f} - {max(rates):,.0f} | "
-            f"{f'{ratio:.2f}' if ratio is not None else '-'} | "
+            f"{min(rates):,.0f} - {max(rates):,.0f} | {ratios}"
             f"{cpu_cell(timings)} | "
             f"{median_of(timings, 'consume_s'):.1f} | {median_of(timings, 'total_s'):.1f} | "
             f"{median_of(timings, 'startup_s'):.1f} | "
             f"{f'{statistics.median(batches):,.0f}' if batches else '-'} |"
         )
-    return "\n".join(rows + tuned_ratios(runs))
+    return "\n".join(rows)
 
 
 def cpu_cell(timings: list[Timing]) -> str:
@@ -678,32 +659,23 @@ def cpu_cell(timings: list[Timing]) -> str:
     cells = []
     for attr in ("cpu_us", "redis_cpu_us", "broker_cpu_us"):
         known = [v for t in timings if (v := getattr(t, attr)) is not None]
-        cells.append(f"{statistics.median(known):,.0f}" if known else "-")
+        cells.append(f"{statistics.median(known):,.1f}" if known else "-")
     return " / ".join(cells)
 
 
-def tuned_ratios(runs: dict[str, list[Timing]]) -> list[str]:
-    """One line per ``-tuned`` variant: its effect against the untuned one, paired by repeat."""
-    lines = []
-    for variant in runs:
-        base = variant.removesuffix("-tuned")
-        ratio = paired_ratio(runs, variant, base) if base != variant else None
-        if ratio is not None:
-            cpu = [
-                t.cpu_us / b.cpu_us
-                for t, b in zip(runs[variant], runs[base], strict=False)
-                if t.cpu_us and b.cpu_us
-            ]
-            cpu_text = f", CPU per event x{statistics.median(cpu):.2f}" if cpu else ""
-            lines.append(f"\n{variant} / {base}: events/s x{ratio:.2f}{cpu_text} (paired medians)")
-    return lines
+def installed_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed (pip install -e '.[bench]')"
 
 
 def facts(args: argparse.Namespace) -> str:
     return (
         f"{args.events:,} events, {args.partitions} partitions per topic, "
         f"{args.repeat} repeats; nproc {os.cpu_count()}, Python {sys.version.split()[0]}, "
-        f"faust-streaming {faust.__version__}"
+        f"faust-streaming {installed_version('faust-streaming')}, "
+        f"quixstreams {installed_version('quixstreams')}"
     )
 
 
@@ -750,7 +722,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.throughput", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--events", type=int, default=60_000, help="events to publish and consume")
+    parser.add_argument("--events", type=int, default=300_000, help="events to publish and consume")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each variant (median taken)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
     parser.add_argument(
@@ -760,41 +732,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         type=lambda s: s.split(","),
-        default=["cspulse", "faust", "raw", "core"],
+        default=list(VARIANTS),
         help=f"comma-separated, in run order, from {','.join(VARIANTS)}",
     )
     parser.add_argument(
         "--timeout", type=float, default=0, help="seconds per run (0: from --events)"
-    )
-    parser.add_argument(
-        "--faust-settings",
-        default="{}",
-        help="faust-tuned: JSON object of extra Faust settings for the baseline, e.g. "
-        "'{\"broker_max_poll_records\": 2000}'",
-    )
-    parser.add_argument(
-        "--worker-settings",
-        default="{}",
-        help="cspulse-tuned: JSON object of Faust settings merged over the worker's",
-    )
-    parser.add_argument(
-        "--worker-env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="cspulse-tuned, raw-tuned: extra environment, e.g. CSPULSE_BATCH_WITHIN=0.2",
-    )
-    parser.add_argument(
-        "--loop",
-        choices=["asyncio", "uvloop"],
-        default="asyncio",
-        help="-tuned variants: event loop",
-    )
-    parser.add_argument(
-        "--faust-patch",
-        default="",
-        choices=["", *PATCHES],
-        help="cspulse-tuned, faust-tuned: experimental patch from bench.faust_patches",
     )
     parser.add_argument("--py-spy", type=Path, help="record py-spy profiles of children here")
     parser.add_argument("--json", type=Path, help="also write every run's timings here")
@@ -802,8 +744,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-    if any("=" not in kv for kv in args.worker_env):
-        parser.error("--worker-env takes KEY=VALUE")
+    if "quix" in args.variants and installed_version("quixstreams") == "not installed":
+        parser.error("the quix variant needs Quix Streams: pip install -e '.[bench]'")
     args.timeout = args.timeout or 60 + args.events / 500
     if args.py_spy:
         if py_spy() is None:

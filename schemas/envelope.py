@@ -34,3 +34,11 @@ class Envelope(msgspec.Struct, frozen=True, gc=False):
     type: str
     time: datetime
     data: msgspec.Raw
+
+
+class EnvelopeTimeText(Envelope, frozen=True, gc=False):
+    """The envelope with `time` left as text: the second pass for a time msgspec's
+    parser refused, to accept a leap second (`23:59:60Z`), which is valid RFC 3339
+    but has no `datetime`."""
+
+    time: str  # type: ignore[assignment]

@@ -31,7 +31,7 @@ _REF: Final = "#/$defs/{name}"
 _NOT_EXPRESSED: Final = (
     " Also checked by cspulse but not expressible here: time is at most max_future_seconds"
     " (default 300 s) ahead of cspulse's clock; the type belongs to the topic the message"
-    " was published on"
+    " was published on; a leap second (seconds 60) is 23:59:60 UTC"
 )
 _CURRENCY_RULE: Final = "; currency equals the configured reporting currency (default USD)"
 

@@ -15,18 +15,81 @@ import msgspec
 
 # --- field types -----------------------------------------------------------
 
-Id = Annotated[str, msgspec.Meta(min_length=1, description="Non-empty identifier.")]
-"""Identifiers (accounts, tickets, users, ...): an empty string identifies nothing."""
+CONTROL_CHARACTERS: Final = "[\\u0000-\\u001f\\u007f-\\u009f]"
+"""Regex (Python and ECMA-262 alike) of the C0 and C1 control characters and DEL.
+
+Ids, plans, categories and reasons must contain none: they end up in Redis
+keys, Prometheus label values, dead-letter headers and log lines, where a
+newline or an escape sequence forges lines or corrupts a terminal. The JSON
+Schema says so as `not: {pattern}`, which means the same in every regex
+engine (an anchored `^...$` does not: Python's `$` also matches before a
+final newline). msgspec does not check it while decoding (a pattern costs
+about 0.6 µs per field there); `schemas.validate` checks the few messages
+that can contain such a character at all."""
+
+PRINTABLE: Final = {"not": {"pattern": CONTROL_CHARACTERS}}
+"""The JSON Schema rule of the strings that must hold no control character."""
+
+ID_MAX: Final = 128
+NAME_MAX: Final = 64
+REASON_MAX: Final = 256
+
+Id = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=ID_MAX,
+        description="Identifier: 1-128 characters, no control characters.",
+        extra_json_schema=PRINTABLE,
+    ),
+]
+"""Identifiers (accounts, tickets, users, ...): an empty string identifies
+nothing; the bound keeps Redis keys and sets of ids small."""
 
 EventId = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
-        max_length=128,
-        description="Unique per event; the producer's idempotency key.",
+        max_length=ID_MAX,
+        description="Unique per event; the producer's idempotency key. 1-128 characters, "
+        "no control characters.",
+        extra_json_schema=PRINTABLE,
     ),
 ]
 """The envelope `id`: 1-128 characters, per the contract."""
+
+Plan = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=NAME_MAX,
+        description="Plan name: 1-64 characters, no control characters.",
+        extra_json_schema=PRINTABLE,
+    ),
+]
+"""A subscription plan: it becomes a `plan` label value and part of Redis keys,
+so it is short and printable."""
+
+Category = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=NAME_MAX,
+        description="Cost category (e.g. payroll, tooling, training): 1-64 characters, "
+        "no control characters.",
+        extra_json_schema=PRINTABLE,
+    ),
+]
+
+Reason = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=REASON_MAX,
+        description="Why it was canceled, free text: at most 256 characters, "
+        "no control characters.",
+        extra_json_schema=PRINTABLE,
+    ),
+]
 
 Source = Annotated[str, msgspec.Meta(min_length=1, description="The system that sent it.")]
 
@@ -168,7 +231,7 @@ class SubscriptionStarted(PricedData, frozen=True, kw_only=True, gc=False):
     """A subscription started; a trial contributes 0 MRR until trial.converted."""
 
     subscription_id: Id
-    plan: str
+    plan: Plan
     mrr_cents: Cents
     trial: bool = False
 
@@ -177,7 +240,7 @@ class SubscriptionChanged(PricedData, frozen=True, kw_only=True, gc=False):
     """A subscription changed plan or price; mrr_cents is the new value."""
 
     subscription_id: Id
-    plan: str
+    plan: Plan
     mrr_cents: Cents
 
 
@@ -193,14 +256,14 @@ class SubscriptionCanceled(EventData, frozen=True, kw_only=True, gc=False):
 
     subscription_id: Id
     at_term_end: bool = False
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class TrialConverted(PricedData, frozen=True, kw_only=True, gc=False):
     """A trial became a paying subscription."""
 
     subscription_id: Id
-    plan: str
+    plan: Plan
     mrr_cents: Cents
 
 
@@ -229,7 +292,7 @@ class CostRecorded(PricedData, frozen=True, kw_only=True, gc=False):
     retention cost."""
 
     amount_cents: Cents
-    category: str
+    category: Category
 
 
 AnyData = (

@@ -7,22 +7,27 @@ on valid input. Every failure becomes a `Rejected` with a short reason from
 `cs_events_invalid_total`) and a human detail naming the JSON path.
 
 Checks run in this order and the first failure wins: JSON syntax, envelope
-shape (msgspec reports the first bad field in document order), specversion,
-type, topic, time offset, future time, payload shape, payload rules (agent_id,
-survey scale, currency).
+shape (msgspec reports the first bad field in document order), control
+characters in the event id, specversion, type, topic, time offset, future
+time, payload shape, control characters in the payload's names, payload rules
+(agent_id, survey scale, currency).
 """
 
 import functools
+import re
+import typing
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import msgspec
 
-from schemas.envelope import SPECVERSION, Envelope
+from schemas.envelope import SPECVERSION, Envelope, EnvelopeTimeText
 from schemas.models import (
+    CONTROL_CHARACTERS,
     FIXED_SCALES,
+    PRINTABLE,
     TOPIC_TYPES,
     TYPE_TO_DATA,
     AnyData,
@@ -41,7 +46,8 @@ REASONS: Final[Mapping[str, str]] = MappingProxyType(
         ),
         "bad_type": (
             "A field has the wrong JSON type (null for a required field included) or breaks "
-            "a constraint: enum value, string length, integer range, data not an object, "
+            "a constraint: enum value, string length, a control character in an id, plan, "
+            "category or reason, integer range, data not an object, "
             "scale_max not in {5, 7, 10} or not the fixed maximum of nps (10) / ces (7)."
         ),
         "bad_specversion": 'specversion is not the string "1.0".',
@@ -89,11 +95,17 @@ class _Invalid(Exception):
 
 
 _ENVELOPE: Final = msgspec.json.Decoder(Envelope)
+_ENVELOPE_TIME_TEXT: Final = msgspec.json.Decoder(EnvelopeTimeText)
+_LEAP_SECOND: Final = re.compile(
+    r"^(.{10}[Tt][0-9]{2}:[0-9]{2}):60((\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+)
+"""A time whose seconds are 60, split around them."""
 _SYNTAX: Final = msgspec.json.Decoder(msgspec.Raw)
 _DATA: Final[Mapping[str, msgspec.json.Decoder[AnyData]]] = {
     name: cast("msgspec.json.Decoder[AnyData]", msgspec.json.Decoder(cls))
     for name, cls in TYPE_TO_DATA.items()
 }
+_CONTROL: Final = re.compile(CONTROL_CHARACTERS)
 _FIELD_REASONS: Final = {
     "$.specversion": "bad_specversion",
     "$.type": "unknown_type",
@@ -125,6 +137,9 @@ def parse_event(
 
 def _parse(raw: bytes, now: float, currency: str, max_future: float, topic: str | None) -> Event:
     env = _decode_envelope(raw)
+    suspect = _may_hold_control_characters(raw)
+    if suspect:
+        _check_printable("$", env, ("id",))
     if env.specversion != SPECVERSION:
         raise _Invalid(
             "bad_specversion",
@@ -136,7 +151,10 @@ def _parse(raw: bytes, now: float, currency: str, max_future: float, topic: str 
     if topic is not None:
         _check_topic(env.type, topic)
     time = _event_time(env.time, now, max_future)
-    data = _check_data(_decode_data(decoder, env.data), currency)
+    data = _decode_data(decoder, env.data)
+    if suspect:
+        _check_printable("$.data", data, _PRINTABLE_FIELDS[env.type])
+    data = _check_data(data, currency)
     return Event(env.id, env.source, env.type, time, data.account_id, data)
 
 
@@ -149,11 +167,77 @@ def _decode_envelope(raw: bytes) -> Envelope:
         syntax_error = _syntax_error(raw)
         if syntax_error is not None:
             raise _Invalid("not_json", syntax_error) from None
+        if str(exc).endswith("at `$.time`"):
+            return _with_leap_second(raw, exc)
         raise _from_validation_error(exc, "$") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _Invalid("not_json", str(exc)) from None
     except RecursionError:
         raise _Invalid("not_json", "JSON nested too deeply to parse") from None
+
+
+def _with_leap_second(raw: bytes, time_error: msgspec.ValidationError) -> Envelope:
+    """The envelope of a message whose time msgspec refused, if that time is a leap
+    second; else the first error. A leap second is the last second of a UTC day
+    (RFC 3339 §5.7); Unix time has none, so it counts as the next day's 00:00:00
+    (`23:59:60.5Z` as `00:00:00.5Z`), as POSIX clocks do."""
+    try:
+        env = _ENVELOPE_TIME_TEXT.decode(raw)
+    except msgspec.ValidationError as exc:  # another field comes after time
+        raise _from_validation_error(exc, "$") from None
+    leap = _LEAP_SECOND.match(env.time)
+    if leap is None:
+        raise _from_validation_error(time_error, "$")
+    try:
+        before = msgspec.convert(f"{leap[1]}:59{leap[2]}", datetime)
+    except msgspec.ValidationError:
+        raise _from_validation_error(time_error, "$") from None
+    if before.tzinfo is None or before.astimezone(UTC).strftime("%H:%M:%S") != "23:59:59":
+        raise _Invalid(
+            "bad_time", f"a leap second must be 23:59:60 UTC, not {env.time!r} at `$.time`"
+        )
+    return Envelope(
+        env.specversion, env.id, env.source, env.type, before + timedelta(seconds=1), env.data
+    )
+
+
+def _may_hold_control_characters(raw: bytes) -> bool:
+    """False when no string in `raw` can hold a control character: JSON spells
+    C0 ones only as escapes (a backslash), DEL is byte 0x7f and the C1 ones are
+    UTF-8 0xc2 0x80-0x9f. Nearly every event takes this one cheap scan only."""
+    if raw.find(b"\\") >= 0 or raw.find(b"\x7f") >= 0:  # find: faster than `in` here
+        return True
+    return not raw.isascii() and raw.find(b"\xc2") >= 0
+
+
+def _check_printable(base: str, obj: Any, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        value = getattr(obj, name)
+        found = _CONTROL.search(value) if value is not None else None
+        if found is not None:
+            raise _Invalid(
+                "bad_type",
+                f"control character U+{ord(found.group()):04X} at `{base}.{name}`: ids, plans, "
+                "categories and reasons must be printable",
+            )
+
+
+def _printable_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    """Fields of `cls` whose type (or a member of its union) carries the PRINTABLE rule."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return tuple(name for name in cls.__struct_fields__ if _carries_printable(hints[name]))
+
+
+def _carries_printable(hint: Any) -> bool:
+    if isinstance(hint, msgspec.Meta):
+        return hint.extra_json_schema == PRINTABLE
+    return any(_carries_printable(arg) for arg in typing.get_args(hint))
+
+
+_PRINTABLE_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    name: _printable_fields(cls) for name, cls in TYPE_TO_DATA.items()
+}
+"""Event type -> the payload fields that must hold no control character."""
 
 
 def _syntax_error(raw: bytes) -> str | None:

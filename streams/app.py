@@ -1,11 +1,11 @@
-"""The Faust app: one agent per event topic, batching into the processor.
+"""The worker: Kafka batches in, one atomic Redis apply per partition batch, dead letters out.
 
-Each agent takes events in batches (``take_events``), splits them by
-partition and hands each partition's messages to the shared
-:class:`~streams.processor.Processor`, which applies them to Redis in one
-atomic step. Faust acks (and later commits) a batch only after that step,
-so Kafka's committed offsets trail Redis, the source of truth for progress:
-after each rebalance every partition resumes at Redis's applied offset + 1.
+Consumption is aiokafka's ``getmany``: whole batches go to the shared
+:class:`~streams.processor.Processor` with no per-message framework path.
+Redis is the source of truth for progress: a :class:`ResumeFromRedis`
+listener seeks every assigned partition to Redis's applied offset + 1, and
+Kafka commits, which trail Redis, exist for lag tools. SIGTERM is graceful:
+the batch in hand is finished, offsets are committed and the group is left.
 """
 
 from __future__ import annotations
@@ -13,111 +13,216 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
-from collections import defaultdict
-from collections.abc import Sequence
+import signal
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import faust
-from aiokafka.errors import MessageSizeTooLargeError
-from faust.exceptions import ProducerSendError
-from faust.types import TP, EventT, StreamT
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from redis.asyncio import Redis
 
+from aggregators.clock import clock_named
 from aggregators.health import HealthConfig
 from streams import telemetry
 from streams.config import FAMILY_TOPICS, Settings
-from streams.processor import DeadLetter, Processor, RawMessage
+from streams.kafka_options import client_options
+from streams.processor import DeadLetter, Gap, Processor, RawMessage
 
 log = logging.getLogger("cspulse.app")
 
 DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
 """A dead letter larger than this (or than the broker accepts) goes out truncated."""
 
+COMMIT_INTERVAL = 2.0
+"""Seconds between Kafka commits of what Redis holds (for lag tools only)."""
 
-def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
-    """Faust settings tuned for batch throughput (see docs/architecture.md)."""
-    return {
-        "broker": f"kafka://{bootstrap.split(',')[0]}",
-        "broker_consumer": [f"kafka://{h}" for h in bootstrap.split(",")],
-        "broker_producer": [f"kafka://{h}" for h in bootstrap.split(",")],
-        "web_enabled": False,
-        "datadir": tempfile.mkdtemp(prefix="cspulse-faust-"),
-        "store": "memory://",
-        "topic_disable_leader": True,
-        "topic_allow_declare": False,
-        "consumer_auto_offset_reset": "earliest",
-        "broker_max_poll_records": max(settings.batch_max, 500),
-        "stream_buffer_maxsize": max(4 * settings.batch_max, 4096),
-        "broker_commit_every": 10_000,
-        "broker_commit_interval": 2.0,
-        "producer_acks": -1,
-        "producer_linger": 0.005,
-        "producer_max_request_size": DEAD_LETTER_MAX_BYTES + 65536,
-        "stream_wait_empty": False,
-        "broker_session_timeout": settings.session_timeout,
-        "broker_heartbeat_interval": max(0.5, settings.session_timeout / 10),
-        "broker_rebalance_timeout": max(10.0, settings.session_timeout * 2),
-    }
+PROGRESS_INTERVAL = 5.0
+"""Seconds between catch-up progress lines while the worker is behind."""
 
 
 class Worker:
-    """Wires settings, Redis, the processor and the Faust agents together."""
+    """Wires settings, Redis, the processor, the consumer and the dead-letter producer."""
 
     def __init__(self, settings: Settings, bootstrap: str, redis: Redis) -> None:
         self.settings = settings
-        self.app = faust.App(settings.app_id, **faust_settings(settings, bootstrap))
-        self.deadletter = self.app.topic(
-            settings.deadletter_topic, key_serializer="raw", value_serializer="raw"
+        options = client_options(settings, bootstrap)
+        self.consumer = AIOKafkaConsumer(
+            group_id=settings.app_id,
+            client_id=f"{settings.app_id}-worker",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.batch_max,
+            max_partition_fetch_bytes=DEAD_LETTER_MAX_BYTES + 65536,
+            session_timeout_ms=int(settings.session_timeout * 1000),
+            heartbeat_interval_ms=int(max(0.5, settings.session_timeout / 10) * 1000),
+            rebalance_timeout_ms=int(max(10.0, settings.session_timeout * 2) * 1000),
+            **options,
+        )
+        self.producer = AIOKafkaProducer(
+            client_id=f"{settings.app_id}-deadletter",
+            acks="all",
+            linger_ms=5,
+            max_request_size=DEAD_LETTER_MAX_BYTES + 65536,
+            **options,
         )
         self.processor = Processor(
             redis,
             settings.metric_config(),
             self.send_dead_letters,
             family_of=settings.family_of,
-            clock=settings.clock,
+            clock=clock_named(settings.clock),
             health=HealthConfig.load(settings.health_config),
         )
-        for family in FAMILY_TOPICS:
-            self._add_agent(family)
+        self.stopping = asyncio.Event()
+        self._applying = asyncio.Lock()
+        self._applied: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._progress = Progress()
         telemetry.initialize({f: settings.topic(f) for f in FAMILY_TOPICS})
-        self.app.on_rebalance_complete.connect(self._resume_from_redis)  # type: ignore[arg-type]
-        self.app.on_partitions_revoked.connect(self._forget_lag)  # type: ignore[arg-type]
 
-    def _add_agent(self, family: str) -> None:
-        topic = self.app.topic(
-            self.settings.topic(family), key_serializer="raw", value_serializer="raw"
-        )
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment())
 
-        async def consume(stream: StreamT[bytes]) -> None:
-            async for events in stream.take_events(  # type: ignore[attr-defined]
-                self.settings.batch_max, within=self.settings.batch_within
-            ):
-                await self.apply_events(events)
-
-        self.app.agent(topic, name=f"cspulse.{family}")(consume)
-
-    async def apply_events(self, events: Sequence[EventT[bytes]]) -> None:
-        """Group a taken batch by partition, apply each, then report lag."""
-        by_tp: defaultdict[TP, list[RawMessage]] = defaultdict(list)
-        for event in events:
-            msg = event.message
-            by_tp[msg.tp].append(RawMessage(msg.offset, msg.key, msg.value or b""))
-        await asyncio.gather(*(self._apply_partition(tp, msgs) for tp, msgs in by_tp.items()))
-
-    async def _apply_partition(self, tp: TP, messages: list[RawMessage]) -> None:
-        """Partitions are independent (own keys, own offset): they apply concurrently."""
-        messages.sort(key=lambda m: m.offset)
-        applied = await self.processor.process(tp.topic, tp.partition, messages)
-        self._report_lag(tp, applied)
-
-    def _report_lag(self, tp: TP, applied: int) -> None:
+    async def run(self) -> None:
+        """Consume until :attr:`stopping` is set, then leave the group cleanly."""
+        await self.producer.start()
         try:
-            high = self.app.consumer.highwater(tp)
-        except Exception:  # not known yet right after assignment
+            await self.consumer.start()
+            try:
+                self.consumer.subscribe(
+                    [self.settings.topic(f) for f in FAMILY_TOPICS], listener=ResumeFromRedis(self)
+                )
+                await self._consume()
+            finally:
+                await self._commit(force=True)
+                await self.consumer.stop()
+        finally:
+            await self.producer.stop()
+        log.info("worker stopped: batch in hand finished, offsets committed, group left")
+
+    def stop_on_signals(self) -> None:
+        """SIGTERM and SIGINT finish the batch in hand, then stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+
+    async def _consume(self) -> None:
+        next_commit = time.monotonic() + COMMIT_INTERVAL
+        while not self.stopping.is_set():
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max)
+            if batch:
+                async with self._applying:
+                    await self.apply(batch)
+            if time.monotonic() >= next_commit:
+                await self._rewind_where_redis_is_behind()
+                await self._commit()
+                self._progress.report(self._lag_by_topic())
+                next_commit = time.monotonic() + COMMIT_INTERVAL
+
+    async def _rewind_where_redis_is_behind(self) -> None:
+        """Re-read partitions whose applied offset Redis lost (restore, failover to a
+        lagging replica), even those with no new message to reveal the gap."""
+        for tp, applied in list(self._applied.items()):
+            held = await self.processor.applied_offset(tp.topic, tp.partition)
+            if held < applied and tp in self.assignment():
+                log.warning(
+                    "%s[%d]: Redis holds offset %d but %d was applied: Redis went back in "
+                    "time; re-reading from %d",
+                    tp.topic,
+                    tp.partition,
+                    held,
+                    applied,
+                    held + 1,
+                )
+                self._applied[tp] = held
+                if held >= 0:
+                    self.consumer.seek(tp, held + 1)
+                else:
+                    await self.consumer.seek_to_beginning(tp)
+
+    async def apply(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Partitions are independent (own keys, own offset): they apply concurrently."""
+        await asyncio.gather(*(self._apply_partition(tp, records) for tp, records in batch.items()))
+
+    async def _apply_partition(
+        self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        messages = [RawMessage(r.offset, r.key, r.value or b"") for r in records]
+        result = await self.processor.process(tp.topic, tp.partition, messages)
+        if isinstance(result, Gap):
+            self.consumer.seek(tp, result.resume_at)
             return
+        self._applied[tp] = result
+        self._progress.count(len(messages))
+        self._report_lag(tp, result)
+
+    def _report_lag(self, tp: TopicPartition, applied: int) -> None:
+        high = self.consumer.highwater(tp)
         if high is not None:
             telemetry.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - applied - 1))
+
+    def _lag_by_topic(self) -> dict[str, int]:
+        lag: dict[str, int] = {}
+        for tp in self.assignment():
+            high, applied = self.consumer.highwater(tp), self._applied.get(tp)
+            if high is not None and applied is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - applied - 1)
+        return lag
+
+    async def _commit(
+        self, force: bool = False, only: Iterable[TopicPartition] | None = None
+    ) -> None:
+        """Commit what Redis holds for the partitions still assigned (best effort)."""
+        owned = self.assignment() if only is None else set(only)
+        offsets = {
+            tp: applied + 1
+            for tp, applied in self._applied.items()
+            if tp in owned and (force or self._committed.get(tp) != applied)
+        }
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+            self._committed.update({tp: o - 1 for tp, o in offsets.items()})
+        except KafkaError as exc:
+            log.info("Kafka commit skipped (%s); Redis keeps the applied offsets", exc)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Finish the batch in hand, commit the partitions leaving, forget their lag series."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with asyncio.timeout(max(1.0, self.settings.session_timeout / 2)):
+                async with self._applying:
+                    await self._commit(force=True, only=revoked)
+        for tp in revoked:
+            self._applied.pop(tp, None)
+            self._committed.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                telemetry.LAG.remove(tp.topic, str(tp.partition))
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Seek every assigned partition to Redis's applied offset + 1."""
+        for tp in sorted(assigned):
+            applied = await self.processor.applied_offset(tp.topic, tp.partition)
+            if applied >= 0:
+                self.consumer.seek(tp, applied + 1)
+                self._applied[tp] = applied
+                log.info(
+                    "resuming %s[%d] at offset %d (from Redis)", tp.topic, tp.partition, applied + 1
+                )
+                continue
+            committed = await self.consumer.committed(tp)
+            if committed:
+                log.warning(
+                    "%s[%d]: Kafka committed offset %d but Redis holds no progress for it: "
+                    "Redis lost its data. Re-reading the partition from its earliest retained "
+                    "offset to rebuild the state.",
+                    tp.topic,
+                    tp.partition,
+                    committed,
+                )
+            await self.consumer.seek_to_beginning(tp)
 
     async def send_dead_letters(
         self, topic: str, partition: int, letters: Sequence[DeadLetter]
@@ -126,9 +231,7 @@ class Worker:
         for letter in letters:
             try:
                 await self._send_letter(topic, partition, letter, letter.message.value)
-            except (MessageSizeTooLargeError, ProducerSendError) as exc:
-                if not _too_large(exc):
-                    raise
+            except MessageSizeTooLargeError:
                 # the producer or broker refuses the original bytes: keep the head, say so
                 head = letter.message.value[:65536]
                 await self._send_letter(topic, partition, letter, head, truncated=True)
@@ -136,51 +239,52 @@ class Worker:
     async def _send_letter(
         self, topic: str, partition: int, letter: DeadLetter, value: bytes, truncated: bool = False
     ) -> None:
-        headers = {
-            "cs-source-topic": topic.encode(),
-            "cs-source-partition": str(partition).encode(),
-            "cs-source-offset": str(letter.message.offset).encode(),
-            "cs-reason": letter.reason.encode(),
-            "cs-detail": letter.detail.encode()[:500],
-        }
+        headers = [
+            ("cs-source-topic", topic.encode()),
+            ("cs-source-partition", str(partition).encode()),
+            ("cs-source-offset", str(letter.message.offset).encode()),
+            ("cs-reason", letter.reason.encode()),
+            ("cs-detail", letter.detail.encode()[:500]),
+        ]
         if truncated:
-            headers["cs-truncated-from-bytes"] = str(len(letter.message.value)).encode()
-        future = await self.deadletter.send(key=letter.message.key, value=value, headers=headers)
-        await future
-
-    async def _forget_lag(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
-        """A partition this worker gave away is another worker's to report."""
-        for tp in revoked:
-            with contextlib.suppress(KeyError):
-                telemetry.LAG.remove(tp.topic, str(tp.partition))
-
-    async def _resume_from_redis(self, app: faust.App, **_: Any) -> None:
-        """Make every assigned partition resume at Redis's applied offset + 1.
-
-        Redis leads: after a Redis crash under AOF everysec it can be behind
-        Kafka's committed offset. Faust sends ``on_rebalance_complete`` just
-        before it seeks each partition to its committed offset, so committing
-        Redis's position here makes that seek land where Redis says.
-        """
-        positions: dict[TP, int] = {}
-        for tp in app.consumer.assignment():
-            if self.settings.family_of(tp.topic) is None:
-                continue
-            applied = await self.processor.applied_offset(tp.topic, tp.partition)
-            if applied >= 0:
-                positions[tp] = applied + 1
-        if positions:
-            await app.consumer._commit(positions)  # type: ignore[attr-defined]
-            for tp, position in sorted(positions.items()):
-                log.info(
-                    "resuming %s[%d] at offset %d (from Redis)", tp.topic, tp.partition, position
-                )
+            headers.append(("cs-truncated-from-bytes", str(len(letter.message.value)).encode()))
+        await self.producer.send_and_wait(
+            self.settings.deadletter_topic, value=value, key=letter.message.key, headers=headers
+        )
 
 
-def _too_large(exc: BaseException | None) -> bool:
-    """Whether a send failed because the message is too large (Faust wraps the cause)."""
-    while exc is not None:
-        if isinstance(exc, MessageSizeTooLargeError):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+class ResumeFromRedis(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Redis leads: every assigned partition resumes where Redis says, not where Kafka does."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker.on_assigned(set(assigned))
+
+
+class Progress:
+    """Logs catch-up progress (events/s, lag per topic, ETA) every few seconds while behind."""
+
+    def __init__(self) -> None:
+        self._events = 0
+        self._since = time.monotonic()
+
+    def count(self, events: int) -> None:
+        self._events += events
+
+    def report(self, lag: dict[str, int]) -> None:
+        now = time.monotonic()
+        if now - self._since < PROGRESS_INTERVAL:
+            return
+        rate = self._events / (now - self._since)
+        self._events, self._since = 0, now
+        behind = sum(lag.values())
+        if behind == 0:
+            return
+        eta = f"{behind / rate:.0f}s" if rate > 0 else "unknown"
+        per_topic = ", ".join(f"{topic} {n}" for topic, n in sorted(lag.items()) if n)
+        log.info("catching up: %.0f events/s, lag %s, ETA %s", rate, per_topic, eta)

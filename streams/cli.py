@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import logging.config
 import os
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from aiokafka.errors import KafkaError
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from aggregators.health import HealthConfig
-from streams.config import Settings
+from streams.config import SaslMechanism, SecurityProtocol, Settings
 from streams.embedded import ServiceError, embedded_services
-from streams.exporter import MetricsApp, serve
-from streams.logs import logging_config
+from streams.exporter import HttpServer, MetricsApp, serve
+from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
+from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
 from streams.producer import GenerateOptions, generate_forever
+from streams.supervisor import Supervisor
+from streams.telemetry import version
 from streams.topics import create_topics
+from streams.webconfig import WebConfig
 
 app = typer.Typer(
     help="cspulse: live customer-success metrics from Kafka events, kept in Redis, "
     "served to Prometheus.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals hold passwords
 )
 topics_app = typer.Typer(help="Manage cspulse's Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
@@ -41,7 +49,94 @@ Bootstrap = Annotated[
     ),
 ]
 RedisUrl = Annotated[
-    str | None, typer.Option("--redis-url", envvar="CSPULSE_REDIS_URL", help="redis://host:port/db")
+    str | None,
+    typer.Option(
+        "--redis-url",
+        envvar="CSPULSE_REDIS_URL",
+        help="redis://[user:password@]host:port/db; rediss:// for TLS.",
+    ),
+]
+RedisPassword = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-password",
+        envvar="CSPULSE_REDIS_PASSWORD",
+        help="Redis password, instead of one in the URL (prefer the variable to the flag).",
+    ),
+]
+SecurityProtocolOption = Annotated[
+    SecurityProtocol | None,
+    typer.Option(
+        "--kafka-security-protocol",
+        envvar="CSPULSE_KAFKA_SECURITY_PROTOCOL",
+        help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default PLAINTEXT).",
+    ),
+]
+SaslMechanismOption = Annotated[
+    SaslMechanism | None,
+    typer.Option(
+        "--kafka-sasl-mechanism",
+        envvar="CSPULSE_KAFKA_SASL_MECHANISM",
+        help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN).",
+    ),
+]
+SaslUsername = Annotated[
+    str | None,
+    typer.Option(
+        "--kafka-sasl-username", envvar="CSPULSE_KAFKA_SASL_USERNAME", help="SASL user name."
+    ),
+]
+SaslPassword = Annotated[
+    str | None,
+    typer.Option(
+        "--kafka-sasl-password",
+        envvar="CSPULSE_KAFKA_SASL_PASSWORD",
+        help="SASL password (prefer the password file: flags show in process listings).",
+    ),
+]
+SaslPasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--kafka-sasl-password-file",
+        envvar="CSPULSE_KAFKA_SASL_PASSWORD_FILE",
+        help="File holding the SASL password.",
+    ),
+]
+SslCafile = Annotated[
+    Path | None,
+    typer.Option(
+        "--kafka-ssl-cafile",
+        envvar="CSPULSE_KAFKA_SSL_CAFILE",
+        help="CA certificates that signed the brokers' (default: the system's).",
+    ),
+]
+SslCertfile = Annotated[
+    Path | None,
+    typer.Option(
+        "--kafka-ssl-certfile",
+        envvar="CSPULSE_KAFKA_SSL_CERTFILE",
+        help="Client certificate, for brokers that require mutual TLS.",
+    ),
+]
+SslKeyfile = Annotated[
+    Path | None,
+    typer.Option(
+        "--kafka-ssl-keyfile", envvar="CSPULSE_KAFKA_SSL_KEYFILE", help="Its private key."
+    ),
+]
+MetricsHost = Annotated[
+    str,
+    typer.Option(
+        "--metrics-host", envvar="CSPULSE_METRICS_HOST", help="Address the HTTP port binds to."
+    ),
+]
+WebConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--web-config-file",
+        envvar="CSPULSE_WEB_CONFIG_FILE",
+        help="Web config (Prometheus exporter-toolkit format): TLS and basic auth.",
+    ),
 ]
 MetricsPort = Annotated[
     int, typer.Option("--metrics-port", envvar="CSPULSE_METRICS_PORT", help="Port of /metrics.")
@@ -68,55 +163,122 @@ Windows = Annotated[
 
 def fail(message: str) -> None:
     """One clear line on stderr and exit code 2: no traceback for operator errors."""
-    typer.secho(f"cspulse: {message}", err=True, fg=typer.colors.RED)
+    typer.secho(redact(f"cspulse: {message}"), err=True, fg=typer.colors.RED)
     raise typer.Exit(2)
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cspulse {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """cspulse: live customer-success metrics from Kafka events, kept in Redis, served to
+    Prometheus."""
+
+
 def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment, overridden by the flags given (named like the fields)."""
+    fields = Settings.model_fields
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None and k in fields})
     except ValueError as exc:
-        fail(f"invalid configuration: {exc}")
+        fail(f"invalid configuration: {_first_error(exc)}")
         raise  # unreachable
+    register_secrets(settings.secrets())
+    return settings
 
 
-def wait_for_redis(url: str, timeout: float) -> None:
+def _first_error(exc: ValueError) -> str:
+    """pydantic's message without its documentation links, on one line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in errors()
+        ]
+        return "; ".join(p.removeprefix("settings: ").removeprefix("Value error, ") for p in parts)
+    return str(exc)
+
+
+def sync_redis(settings: Settings, url: str, **options: Any) -> SyncRedis:
+    """A Redis client for ``url``, with the password set apart when it is the configured URL."""
+    extra = settings.redis_options() if url == settings.redis_url else {}
+    return SyncRedis.from_url(url, **extra, **options)
+
+
+def wait_for_redis(settings: Settings, url: str, timeout: float) -> None:
     """Ping Redis until it answers, telling the user what is being tried."""
     deadline = time.monotonic() + timeout
     attempt = 0
     while True:
         attempt += 1
         try:
-            SyncRedis.from_url(url, socket_connect_timeout=2).ping()
+            sync_redis(settings, url, socket_connect_timeout=2).ping()
             return
         except (RedisError, OSError) as exc:
+            if _permanent_redis_error(exc):
+                fail(
+                    f"Redis at {url} refused the login ({exc}). Check the password (in the URL "
+                    "or CSPULSE_REDIS_PASSWORD) and the ACL user."
+                )
             if time.monotonic() >= deadline:
                 fail(f"cannot reach Redis at {url} ({exc}). Start Redis or set CSPULSE_REDIS_URL.")
             log.warning("Redis at %s not reachable (%s); retry %d", url, exc, attempt)
             time.sleep(min(2.0, 0.2 * attempt))
 
 
-def ensure_topics(settings: Settings, bootstrap: str, timeout: float) -> None:
-    """Create the topics, retrying until the broker answers or ``timeout`` passes."""
+def _permanent_redis_error(exc: BaseException) -> bool:
+    from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
+
+    if isinstance(exc, AuthenticationError | AuthorizationError):
+        return True
+    return isinstance(exc, ResponseError) and any(
+        word in str(exc) for word in ("WRONGPASS", "NOAUTH", "NOPERM", "AUTH")
+    )
+
+
+def ensure_topics(
+    settings: Settings, bootstrap: str, timeout: float, replication_factor: int | None = None
+) -> None:
+    """Create the topics, retrying until the broker answers or ``timeout`` passes.
+
+    A rejected login, missing rights or an untrusted certificate stop at once:
+    waiting does not fix them.
+    """
     deadline = time.monotonic() + timeout
     attempt = 0
     while True:
         attempt += 1
-        try:
-            asyncio.run(asyncio.wait_for(create_topics(settings, bootstrap), 10))
-            return
-        except Exception as exc:
-            if time.monotonic() >= deadline:
-                fail(
-                    f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}: {exc}). "
-                    "Start the broker or set CSPULSE_KAFKA_BOOTSTRAP."
-                )
-            typer.secho(
-                f"cspulse: Kafka at {bootstrap} not reachable yet ({type(exc).__name__}); "
-                f"retry {attempt}",
-                err=True,
+        with capture_client_errors() as logged:
+            try:
+                create = create_topics(settings, bootstrap, replication_factor=replication_factor)
+                asyncio.run(asyncio.wait_for(create, 10))
+                return
+            except (ValueError, KafkaSetupError) as exc:
+                fail(str(exc))
+            except Exception as exc:
+                cause = logged.messages[-1] if logged.messages else f"{type(exc).__name__}: {exc}"
+                permanent = describe_failure(exc, settings, bootstrap, logged.errors)
+        if permanent:
+            fail(permanent)
+        if time.monotonic() >= deadline:
+            fail(
+                f"cannot reach Kafka at {bootstrap} ({cause}). Start the broker or set "
+                "CSPULSE_KAFKA_BOOTSTRAP (and CSPULSE_KAFKA_SECURITY_PROTOCOL if it needs TLS "
+                "or SASL)."
             )
-            time.sleep(min(5.0, 0.5 * attempt))
+        typer.secho(
+            redact(f"cspulse: Kafka at {bootstrap} not reachable yet ({cause}); retry {attempt}"),
+            err=True,
+        )
+        time.sleep(min(5.0, 0.5 * attempt))
 
 
 def run_worker(
@@ -127,51 +289,83 @@ def run_worker(
     generate: GenerateOptions | None = None,
     banner: str | None = None,
 ) -> None:
-    """Start the Faust worker and the HTTP exporter; blocks until stopped."""
-    from faust.worker import Worker as FaustWorker
-
+    """Start the worker and the HTTP exporter; blocks until SIGTERM or SIGINT."""
     from streams.app import Worker
 
-    worker = Worker(settings, bootstrap, Redis.from_url(redis_url))
-    metrics = MetricsApp(
-        SyncRedis.from_url(redis_url, socket_timeout=5),
-        settings.metric_config(),
-        settings.clock,
-        ready=lambda: _ready(worker, redis_url),
-        health=HealthConfig.load(settings.health_config),
+    async def main() -> None:
+        worker = Worker(settings, bootstrap, redis_client(settings, redis_url))
+        worker.stop_on_signals()
+        metrics = MetricsApp(
+            sync_redis(settings, redis_url, socket_timeout=5),
+            settings.metric_config(),
+            settings.clock,
+            ready=lambda: _ready(worker, settings, redis_url),
+            health=HealthConfig.load(settings.health_config),
+        )
+        server = _serve(settings, metrics)
+        generator = None
+        if generate is not None:
+            generator = asyncio.create_task(generate_forever(settings, bootstrap, generate))
+        if banner:
+            typer.secho(banner, fg=typer.colors.GREEN, err=True)
+        try:
+            await worker.run()
+        except KafkaError as exc:  # e.g. the group's ACLs, checked only once consuming
+            line = describe_failure(exc, settings, bootstrap)
+            if line is None:
+                raise
+            fail(line)
+        finally:
+            if generator is not None:
+                generator.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await generator
+            server.shutdown()
+
+    asyncio.run(main())
+
+
+def redis_client(settings: Settings, url: str) -> Redis:
+    """The worker's Redis client: bounded connect and read times, periodic health checks.
+
+    Without timeouts a blackholed Redis would hang the worker, partitions held, for
+    as long as the kernel keeps the connection; with them it retries and recovers.
+    """
+    extra = settings.redis_options() if url == settings.redis_url else {}
+    return Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15, **extra
     )
+
+
+def _serve(settings: Settings, metrics: MetricsApp) -> HttpServer:
+    """Start the HTTP port with the web config; fail in one line if either is wrong."""
     try:
-        server, _thread = serve(metrics, settings.metrics_host, settings.metrics_port)
+        web = WebConfig.load(settings.web_config_file)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        return serve(
+            metrics,
+            settings.metrics_host,
+            settings.metrics_port,
+            web,
+            max_connections=settings.web_max_connections,
+            request_timeout=settings.web_request_timeout,
+        )
     except OSError as exc:
-        port = settings.metrics_port
-        fail(f"cannot serve /metrics on port {port} ({exc}). Set CSPULSE_METRICS_PORT.")
-    if generate is not None:
-        opts = generate
-
-        @worker.app.task  # type: ignore[untyped-decorator]
-        async def _generator() -> None:
-            await generate_forever(settings, bootstrap, opts)
-
-    if banner:
-        typer.secho(banner, fg=typer.colors.GREEN, err=True)
-    faust_worker = FaustWorker(
-        worker.app,
-        loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_format, settings.log_level),
-        quiet=True,
-        redirect_stdouts=False,
-    )
-    try:
-        faust_worker.execute_from_commandline()
-    finally:
-        server.shutdown()
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        fail(
+            f"cannot serve /metrics on {where} ({exc.strerror or exc}). "
+            "Set CSPULSE_METRICS_PORT or CSPULSE_METRICS_HOST."
+        )
+        raise  # unreachable
 
 
-def _ready(worker: Any, redis_url: str) -> bool:
+def _ready(worker: Any, settings: Settings, redis_url: str) -> bool:
     """Ready: Redis answers and the worker has joined its consumer group with partitions."""
     try:
-        SyncRedis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
-        return bool(worker.app.consumer.assignment())
+        sync_redis(settings, redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        return bool(worker.assignment())
     except Exception:
         return False
 
@@ -187,22 +381,33 @@ def run(
     malformed_share: Annotated[
         float, typer.Option(help="Share of deliberately invalid events.")
     ] = 0.01,
+    redis_password: RedisPassword = None,
+    kafka_security_protocol: SecurityProtocolOption = None,
+    kafka_sasl_mechanism: SaslMechanismOption = None,
+    kafka_sasl_username: SaslUsername = None,
+    kafka_sasl_password: SaslPassword = None,
+    kafka_sasl_password_file: SaslPasswordFile = None,
+    kafka_ssl_cafile: SslCafile = None,
+    kafka_ssl_certfile: SslCertfile = None,
+    kafka_ssl_keyfile: SslKeyfile = None,
+    web_config_file: WebConfigFile = None,
 ) -> None:
     """Everything on one machine: embedded broker and Redis (when not configured),
-    the worker, the /metrics endpoint and a realistic event generator."""
-    settings = _settings(
-        metrics_port=metrics_port, clock=clock, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url
-    )
+    the worker, the /metrics endpoint (on 127.0.0.1 only) and a realistic event generator."""
+    settings = _settings(**locals(), metrics_host="127.0.0.1")
     try:
         with embedded_services(not settings.kafka_bootstrap, not settings.redis_url) as (_, b, r):
             bootstrap = settings.kafka_bootstrap or b
             url = settings.redis_url or r
             assert bootstrap and url
-            wait_for_redis(url, 30)
+            if not settings.kafka_bootstrap:  # the embedded broker speaks plain Kafka only
+                settings = settings.model_copy(update={"kafka_security_protocol": "PLAINTEXT"})
+            wait_for_redis(settings, url, 30)
             ensure_topics(settings, bootstrap, 60)
+            scheme = "https" if _serves_tls(settings) else "http"
             banner = (
-                f"cspulse is running: metrics at http://127.0.0.1:{settings.metrics_port}/metrics "
-                f"(Kafka {bootstrap}, Redis {url}). Ctrl-C stops everything."
+                f"cspulse is running: metrics at {scheme}://127.0.0.1:{settings.metrics_port}"
+                f"/metrics (Kafka {bootstrap}, Redis {redact(url)}). Ctrl-C stops everything."
             )
             options = GenerateOptions(
                 accounts=accounts, intensity=rate, malformed_share=malformed_share
@@ -210,6 +415,13 @@ def run(
             run_worker(settings, bootstrap, url, generate=options, banner=banner)
     except ServiceError as exc:
         fail(str(exc))
+
+
+def _serves_tls(settings: Settings) -> bool:
+    try:
+        return WebConfig.load(settings.web_config_file).tls is not None
+    except ValueError:
+        return False
 
 
 @app.command()
@@ -223,21 +435,47 @@ def worker(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to keep retrying services at start.")
     ] = 60,
+    metrics_host: MetricsHost = "0.0.0.0",
+    redis_password: RedisPassword = None,
+    kafka_security_protocol: SecurityProtocolOption = None,
+    kafka_sasl_mechanism: SaslMechanismOption = None,
+    kafka_sasl_username: SaslUsername = None,
+    kafka_sasl_password: SaslPassword = None,
+    kafka_sasl_password_file: SaslPasswordFile = None,
+    kafka_ssl_cafile: SslCafile = None,
+    kafka_ssl_certfile: SslCertfile = None,
+    kafka_ssl_keyfile: SslKeyfile = None,
+    web_config_file: WebConfigFile = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="CSPULSE_PROCESSES",
+            help="Worker processes in the group (one per core); process i serves "
+            "/metrics on the metrics port + i.",
+        ),
+    ] = 1,
 ) -> None:
     """The stream processor alone, against configured Kafka and Redis; also serves /metrics."""
-    settings = _settings(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=redis_url,
-        metrics_port=metrics_port,
-        clock=clock,
-        topic_prefix=topic_prefix,
-        windows=windows,
-    )
+    settings = _settings(**locals())
     if not settings.kafka_bootstrap or not settings.redis_url:
         fail("worker needs CSPULSE_KAFKA_BOOTSTRAP and CSPULSE_REDIS_URL (or use `cspulse run`).")
     assert settings.kafka_bootstrap and settings.redis_url
-    wait_for_redis(settings.redis_url, connect_timeout)
+    wait_for_redis(settings, settings.redis_url, connect_timeout)
     ensure_topics(settings, settings.kafka_bootstrap, connect_timeout)
+    if processes > 1:
+        child = functools.partial(_worker_process, settings.model_dump())
+        raise typer.Exit(Supervisor(child, processes).run())
+    run_worker(settings, settings.kafka_bootstrap, settings.redis_url)
+
+
+def _worker_process(fields: dict[str, Any], index: int) -> None:
+    """One child of ``worker --processes N``: a whole worker on the metrics port + index."""
+    settings = Settings(**{**fields, "metrics_port": fields["metrics_port"] + index})
+    redact_standard_streams()  # a spawned child starts without the parent's redaction
+    register_secrets(settings.secrets())
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    assert settings.kafka_bootstrap and settings.redis_url
     run_worker(settings, settings.kafka_bootstrap, settings.redis_url)
 
 
@@ -254,9 +492,17 @@ def generate(
         float, typer.Option(help="Share of deliberately invalid events.")
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    kafka_security_protocol: SecurityProtocolOption = None,
+    kafka_sasl_mechanism: SaslMechanismOption = None,
+    kafka_sasl_username: SaslUsername = None,
+    kafka_sasl_password: SaslPassword = None,
+    kafka_sasl_password_file: SaslPasswordFile = None,
+    kafka_ssl_cafile: SslCafile = None,
+    kafka_ssl_certfile: SslCertfile = None,
+    kafka_ssl_keyfile: SslKeyfile = None,
 ) -> None:
     """Publish realistic events in real time (the embedded `run` does this for you)."""
-    settings = _settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix)
+    settings = _settings(**locals())
     if not settings.kafka_bootstrap:
         fail("generate needs CSPULSE_KAFKA_BOOTSTRAP (or --kafka-bootstrap).")
     assert settings.kafka_bootstrap
@@ -283,19 +529,32 @@ def topics_create(
         int | None,
         typer.Option(envvar="CSPULSE_PARTITIONS", help="Partitions per topic (default 4)."),
     ] = None,
+    replication_factor: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Copies of each partition (default 3, or the broker count if fewer)."
+        ),
+    ] = None,
+    kafka_security_protocol: SecurityProtocolOption = None,
+    kafka_sasl_mechanism: SaslMechanismOption = None,
+    kafka_sasl_username: SaslUsername = None,
+    kafka_sasl_password: SaslPassword = None,
+    kafka_sasl_password_file: SaslPasswordFile = None,
+    kafka_ssl_cafile: SslCafile = None,
+    kafka_ssl_certfile: SslCertfile = None,
+    kafka_ssl_keyfile: SslKeyfile = None,
 ) -> None:
     """Create the event and dead-letter topics (existing ones are left alone)."""
-    settings = _settings(
-        kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, partitions=partitions
-    )
+    settings = _settings(**locals())
     if not settings.kafka_bootstrap:
         fail("topics create needs CSPULSE_KAFKA_BOOTSTRAP (or --kafka-bootstrap).")
     assert settings.kafka_bootstrap
-    ensure_topics(settings, settings.kafka_bootstrap, 30)
+    ensure_topics(settings, settings.kafka_bootstrap, 30, replication_factor)
     typer.echo(f"topics ready: {', '.join(settings.all_topics)}")
 
 
 def main() -> None:
+    redact_standard_streams()
     fmt = os.environ.get("CSPULSE_LOG_FORMAT", "text")
     level = os.environ.get("CSPULSE_LOG_LEVEL", "info")
     logging.config.dictConfig(logging_config(fmt, level))

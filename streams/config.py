@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import contextlib
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aggregators.config import MetricConfig
 from aggregators.windows import DEFAULT_WINDOWS, WindowSet
 
 FAMILY_TOPICS = ("tickets", "surveys", "logins", "billing")
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
@@ -19,9 +24,33 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CSPULSE_", extra="ignore")
 
     kafka_bootstrap: str | None = Field(None, description="host:port[,host:port]")
-    redis_url: str | None = Field(None, description="redis://host:port/db")
+    redis_url: str | None = Field(
+        None, description="redis://[user:password@]host:port/db, or rediss:// for TLS"
+    )
+    redis_password: SecretStr | None = Field(
+        None, description="Redis password (or ACL user's), kept out of the URL"
+    )
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="file holding the SASL password (its last newline is ignored)"
+    )
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client certificate's private key")
     metrics_port: int = 9464
     metrics_host: str = "0.0.0.0"
+    web_config_file: Path | None = Field(
+        None, description="exporter-toolkit web config: TLS and basic auth of the HTTP port"
+    )
+    web_max_connections: int = Field(
+        128, ge=1, description="open HTTP connections at most; more are refused"
+    )
+    web_request_timeout: float = Field(
+        10.0, gt=0, description="seconds a client has to send its request (and between requests)"
+    )
     clock: Literal["wall", "watermark"] = "wall"
     topic_prefix: str = "cs."
     windows: str = DEFAULT_WINDOWS
@@ -47,6 +76,57 @@ class Settings(BaseSettings):
     batch_within: float = 0.05
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        if self.kafka_sasl_password is not None and self.kafka_sasl_password_file is not None:
+            raise ValueError(
+                "set CSPULSE_KAFKA_SASL_PASSWORD or CSPULSE_KAFKA_SASL_PASSWORD_FILE, not both"
+            )
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username
+            and (self.kafka_sasl_password is not None or self.kafka_sasl_password_file)
+        ):
+            raise ValueError(
+                f"CSPULSE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "CSPULSE_KAFKA_SASL_USERNAME and CSPULSE_KAFKA_SASL_PASSWORD "
+                "(or CSPULSE_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("CSPULSE_KAFKA_SSL_KEYFILE needs CSPULSE_KAFKA_SSL_CERTFILE")
+        return self
+
+    def sasl_password(self) -> str | None:
+        """The SASL password from the setting or its file, read when a client is built."""
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is None:
+            return None
+        try:
+            text = self.kafka_sasl_password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read CSPULSE_KAFKA_SASL_PASSWORD_FILE {self.kafka_sasl_password_file}: "
+                f"{exc.strerror}"
+            ) from None
+        return text.removesuffix("\n").removesuffix("\r")
+
+    def redis_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``Redis.from_url``: the password, when set apart."""
+        if self.redis_password is None:
+            return {}
+        return {"password": self.redis_password.get_secret_value()}
+
+    def secrets(self) -> list[str]:
+        """Every secret value configured, so output can be scrubbed of them."""
+        from streams.logs import url_password
+
+        found = [url_password(self.redis_url or "")]
+        if self.redis_password is not None:
+            found.append(self.redis_password.get_secret_value())
+        with contextlib.suppress(ValueError):  # an unreadable file is reported elsewhere
+            found.append(self.sasl_password())
+        return [s for s in found if s]
 
     @field_validator("csat_thresholds")
     @classmethod

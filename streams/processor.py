@@ -3,37 +3,48 @@
 Bytes -> :func:`schemas.parse_event` -> invalid ones to the dead-letter topic
 -> :func:`aggregators.batch.plan_batch` -> one atomic script in Redis that
 also advances the partition's applied offset. Messages at or below that
-offset were applied before (a redelivery) and are skipped. The worker never
-raises on data: a bad message is dead-lettered, an event that makes an
-aggregator fail is dead-lettered as ``processing_error``.
+offset were applied before (a redelivery) and are skipped; a batch that
+starts *after* offset + 1 means Redis went back in time (a restore, a
+failover to a lagging replica), so the caller is told to re-read from there.
+The worker never raises on data: a bad message is dead-lettered, an event
+that makes an aggregator fail is dead-lettered as ``processing_error``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aggregators import keys
 from aggregators.batch import Offered, Outcome, Plan, keys_to_load, make_clock, plan_batch
+from aggregators.clock import Clock
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
 from aggregators.health import HealthConfig
 from aggregators.health_index import HealthIndex
-from aggregators.store import PartitionStore, PlanDirectory
+from aggregators.store import Loaded, PartitionStore, PlanDirectory
 from schemas import Rejected, parse_event
 from streams import telemetry
+from streams.retry import RetryPolicy, retry_async
 
 log = logging.getLogger("cspulse.processor")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +61,41 @@ class DeadLetter:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Redis's applied offset is behind the batch: re-read the partition from ``resume_at``."""
+
+    resume_at: int
+
+
 DeadLetterSink = Callable[[str, int, Sequence[DeadLetter]], Awaitable[None]]
 """(source topic, partition, letters) -> delivered to the dead-letter topic."""
 
+REDIS_BACKOFF = RetryPolicy(initial=0.1, factor=2.0, ceiling=5.0)
+"""How long to wait between tries while Redis is down or refuses writes for a while."""
+
+_TRANSIENT_CODES = re.compile(
+    r"(?:^|[\s:('\"])"
+    r"(READONLY|BUSY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|OOM|NOREPLICAS) "
+)
+"""Redis error codes that say "not now" rather than "never": a replica, a busy or
+loading server, a failover, a resharding, a full memory. They are retried. The
+code may follow a script's or a pipeline's annotation of the error."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether Redis may accept the same command later (outage or temporary refusal)."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | BusyLoadingError):
+        return True
+    if isinstance(exc, ReadOnlyError | OutOfMemoryError | ClusterDownError | TryAgainError):
+        return True
+    if isinstance(exc, AskError):
+        return True
+    return isinstance(exc, ResponseError) and bool(_TRANSIENT_CODES.search(str(exc)))
+
 
 class Processor:
-    """Shared by every agent of a worker; holds one store per partition."""
+    """Shared by every partition a worker holds; keeps one store per partition."""
 
     def __init__(
         self,
@@ -64,7 +104,7 @@ class Processor:
         dead_letters: DeadLetterSink,
         *,
         family_of: Callable[[str], str | None],
-        clock: str = "wall",
+        clock: Clock | None = None,
         max_future_seconds: float = 300.0,
         health: HealthConfig | None = None,
     ) -> None:
@@ -72,35 +112,37 @@ class Processor:
         self.config = config
         self.dead_letters = dead_letters
         self.family_of = family_of
-        self.clock = clock
+        self.clock = clock or Clock()
         self.max_future_seconds = max_future_seconds
         self.watermark = 0.0
+        """Largest stream time seen by this process (health index time under watermark)."""
         self._stores: dict[tuple[str, int], PartitionStore] = {}
-        self._registered: set[tuple[str, int]] = set()
-        self._watermark_loaded = False
+        self._rewound: dict[tuple[str, int], int] = {}
+        self._unfinished: dict[tuple[str, int], tuple[int, str, Plan, float]] = {}
         self.plans = PlanDirectory(redis, config.max_plans)
         self.health = HealthIndex(redis, health or HealthConfig.load())
 
     def store(self, topic: str, partition: int) -> PartitionStore:
         found = self._stores.get((topic, partition))
         if found is None:
+            family = self.family_of(topic) or ""
             found = self._stores[(topic, partition)] = PartitionStore(
-                self.redis, self.config, topic, partition
+                self.redis, self.config, topic, partition, family
             )
         return found
 
     async def applied_offset(self, topic: str, partition: int) -> int:
         """Last offset applied for the partition (-1 when none), from Redis; waits out outages."""
-        key = keys.meta(keys.partition_tag(topic, partition))
+        store = self.store(topic, partition)
+        offset: int = await self._redis_retry(
+            store.applied_offset, f"reading {topic}[{partition}]'s offset from Redis"
+        )
+        return offset
 
-        async def read() -> int:
-            raw = await self.redis.hget(key, "offset")
-            return int(raw) if raw is not None else -1
-
-        return await retry_outages(read, f"{topic}[{partition}]")
-
-    async def process(self, topic: str, partition: int, messages: Sequence[RawMessage]) -> int:
-        """Apply a batch; retries Redis faults until done. Returns the offset applied."""
+    async def process(
+        self, topic: str, partition: int, messages: Sequence[RawMessage]
+    ) -> int | Gap:
+        """Apply a batch (retrying Redis outages until done); the offset applied, or a Gap."""
         family = self.family_of(topic)
         if family is None or not messages:
             return messages[-1].offset if messages else -1
@@ -108,129 +150,174 @@ class Processor:
             return await self._with_retries(topic, partition, family, messages)
         except RedisError as exc:
             log.error(
-                "Redis rejected a batch of %s[%d] (%s); applying it message by message",
+                "Redis refused a batch of %s[%d] (%s); applying it message by message",
                 topic,
                 partition,
                 exc,
             )
-        for message in messages:
+        for index, message in enumerate(messages):
             try:
-                await self._with_retries(topic, partition, family, [message])
+                result = await self._with_retries(topic, partition, family, [message])
             except RedisError as exc:
-                await self._skip_poison(topic, partition, message, f"Redis rejected it: {exc}")
+                await self._skip_poison(topic, partition, message, f"Redis refused it: {exc}")
+                continue
+            if isinstance(result, Gap):
+                return result if index == 0 else messages[index - 1].offset
         return messages[-1].offset
 
-    async def _skip_poison(
-        self, topic: str, partition: int, message: RawMessage, detail: str
-    ) -> None:
-        """Dead-letter one message Redis refuses; if Redis refuses even that, keep trying.
+    async def _redis_retry(self, operation: Callable[[], Awaitable[Any]], what: str) -> Any:
+        def count(_exc: BaseException) -> None:
+            telemetry.REDIS_RETRIES.inc()
 
-        Never raise: an agent that crashes loses the batch it held.
-        """
-        delay = 0.5
-        while True:
-            try:
-                return await self._skip_poison_once(topic, partition, message, detail)
-            except Exception as exc:
-                log.error(
-                    "cannot skip %s[%d]@%d yet (%s); retrying in %.1fs",
-                    topic,
-                    partition,
-                    message.offset,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        return await retry_async(operation, REDIS_BACKOFF, is_transient, what, on_retry=count)
 
     async def _with_retries(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
-    ) -> int:
-        """Apply, waiting out Redis outages; any other error is logged and retried too,
-        because an agent that crashes loses the batch it held. Redis command errors
-        (a refused script) are raised for the message-by-message path."""
+    ) -> int | Gap:
+        """Apply, waiting out outages and temporary refusals. A bug of ours is logged and
+        retried too (a worker that gives up loses the batch it held); a command Redis
+        refuses for good is raised for the message-by-message path."""
 
-        async def attempt() -> int:
+        async def attempt() -> int | Gap:
             try:
                 return await self._process_once(topic, partition, family, messages)
-            except (RedisError, OSError):
+            except RedisError:
                 raise
             except Exception as exc:
                 log.exception("unexpected error applying %s[%d]", topic, partition)
                 raise _Retry from exc
 
-        return await retry_outages(attempt, f"{topic}[{partition}]", also=(_Retry,))
+        def retryable(exc: BaseException) -> bool:
+            return isinstance(exc, _Retry) or is_transient(exc)
 
-    async def _skip_poison_once(
+        def count(_exc: BaseException) -> None:
+            telemetry.REDIS_RETRIES.inc()
+
+        return await retry_async(
+            attempt,
+            REDIS_BACKOFF,
+            retryable,
+            f"applying {topic}[{partition}] to Redis",
+            on_retry=count,
+        )
+
+    async def _skip_poison(
         self, topic: str, partition: int, message: RawMessage, detail: str
     ) -> None:
-        """Dead-letter one message that cannot be applied, and move the offset past it."""
+        """Dead-letter one message Redis refuses for good and move the offset past it.
+
+        The letter is published once, before the offset moves (a crash in
+        between republishes it, never loses it); Redis faults while moving
+        the offset are waited out, not dead-lettered again.
+        """
         store = self.store(topic, partition)
         letter = DeadLetter(message, "processing_error", detail[:300])
-        while True:
-            loaded = await store.load((), {})
-            if loaded.offset >= message.offset:
-                return
-            await self.dead_letters(topic, partition, [letter])
-            if await store.apply(
-                Plan(Effects(), Outcome(), {}), loaded.offset, message.offset, 0.0
-            ):
-                telemetry.INVALID.labels(topic, "processing_error").inc()
-                return
+        published = False
 
-    async def _register(self, topic: str, partition: int, family: str) -> None:
-        if (topic, partition) not in self._registered:
-            await self.redis.hset(keys.REGISTRY, keys.partition_tag(topic, partition), family)
-            self._registered.add((topic, partition))
+        async def skip() -> None:
+            nonlocal published
+            while True:
+                loaded = await store.load((), {})
+                if loaded.offset >= message.offset:
+                    return
+                if not published:
+                    await self.dead_letters(topic, partition, [letter])
+                    published = True
+                empty = Plan(Effects(), Outcome(), {})
+                if await store.apply(empty, loaded.offset, message.offset, time.time()):
+                    telemetry.INVALID.labels(topic, "processing_error").inc()
+                    return
 
-    async def _load_watermark(self) -> None:
-        """Start from the largest event time any worker applied (kept in Redis)."""
-        tags = await self.redis.hkeys(keys.REGISTRY)
-        if tags:
-            pipe = self.redis.pipeline(transaction=False)
-            for tag in tags:
-                pipe.hget(keys.meta(keys.text(tag)), "max_ts")
-            values = await pipe.execute()
-            known = [float(v) for v in values if v is not None]
-            self.watermark = max([self.watermark, *known])
-        self._watermark_loaded = True
+        await retry_async(
+            skip,
+            REDIS_BACKOFF,
+            lambda e: True,
+            f"skipping a message of {topic}[{partition}] in Redis",
+        )
 
     async def _process_once(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
-    ) -> int:
+    ) -> int | Gap:
         started = time.perf_counter()
-        await self._register(topic, partition, family)
-        if self.clock == "watermark" and not self._watermark_loaded:
-            await self._load_watermark()
         store = self.store(topic, partition)
-        now = time.time()
-        offered, rejected = self._parse(topic, messages, now)
+        offered, rejected = self._parse(topic, messages, time.time())
         while True:
-            t = self.watermark if self.clock == "watermark" else time.time()
             entity_keys, digests = keys_to_load(family, [o.event for o in offered])
-            loaded = await store.load(entity_keys, digests, (o.event.account_id for o in offered))
+            accounts = (o.event.account_id for o in offered)
+            loaded = await store.load(entity_keys, digests, accounts)
             last = messages[-1].offset
+            await self._finish_unfinished(topic, partition, loaded)
             if last <= loaded.offset:
                 return loaded.offset
+            gap = self._gap(topic, partition, messages[0].offset, loaded.offset)
+            if gap is not None:
+                return gap
+            t = self.clock.batch_time(loaded.stream_time)
             fresh = [o for o in offered if o.offset > loaded.offset]
             labels = await self.plans.labels(
                 p for o in fresh if (p := getattr(o.event.data, "plan", None)) is not None
             )
-            plan = self._plan(family, fresh, loaded.states, loaded.seen, t, loaded.plans, labels)
+            plan = self._plan(family, fresh, loaded, t, labels)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
             letters += self._planned_letters(plan, messages)
             if letters:
                 await self.dead_letters(topic, partition, letters)
+            health_t = self._health_time(loaded.stream_time, plan)
+            self._unfinished[(topic, partition)] = (last, family, plan, health_t)
             if await store.apply(plan, loaded.offset, last, t):
-                await self.plans.save(plan.effects.plan_updates)
+                await self._after_apply(topic, partition, family, plan, health_t)
                 self._account(topic, plan, letters)
-                health_t = self.watermark if self.clock == "watermark" else time.time()
-                await self.health.update(family, plan.effects.facts, health_t)
+                self._rewound.pop((topic, partition), None)
                 telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
                 return last
+            self._unfinished.pop((topic, partition), None)
             log.info(
                 "fence moved on %s[%d]: another worker applied first; replanning", topic, partition
             )
+
+    def _gap(self, topic: str, partition: int, first: int, applied: int) -> Gap | None:
+        """A Gap when the batch starts past Redis's offset + 1 and was not re-read already.
+
+        After one re-read from offset + 1, a batch that still starts later means
+        the log itself has nothing in between (retention, compaction, transaction
+        markers): that is accepted.
+        """
+        expected = applied + 1
+        if first <= expected or self._rewound.get((topic, partition)) == expected:
+            return None
+        self._rewound[(topic, partition)] = expected
+        log.warning(
+            "%s[%d]: Redis has applied up to offset %d but the batch starts at %d "
+            "(Redis restored or failed over to an older copy); re-reading from %d",
+            topic,
+            partition,
+            applied,
+            first,
+            expected,
+        )
+        return Gap(expected)
+
+    async def _finish_unfinished(self, topic: str, partition: int, loaded: Loaded) -> None:
+        """Redo the after-apply steps of a batch Redis holds but whose apply reply was lost."""
+        pending = self._unfinished.pop((topic, partition), None)
+        if pending is None:
+            return
+        last, family, plan, health_t = pending
+        if loaded.offset >= last:
+            await self._after_apply(topic, partition, family, plan, health_t)
+
+    async def _after_apply(
+        self, topic: str, partition: int, family: str, plan: Plan, health_t: float
+    ) -> None:
+        """Idempotent writes outside the partition's slot: plan directory and health index."""
+        await self.plans.save(plan.effects.plan_updates)
+        await self.health.update(family, plan.effects.facts, health_t)
+        self._unfinished.pop((topic, partition), None)
+
+    def _health_time(self, stream_time: float | None, plan: Plan) -> float:
+        latest = plan.outcome.max_event_time
+        self.watermark = max(self.watermark, stream_time or 0.0, latest or 0.0)
+        return self.clock.batch_time(self.watermark)
 
     def _parse(
         self, topic: str, messages: Sequence[RawMessage], now: float
@@ -252,25 +339,17 @@ class Processor:
         return offered, rejected
 
     def _plan(
-        self,
-        family: str,
-        fresh: list[Offered],
-        states: dict[str, Any],
-        seen: set[str],
-        t: float,
-        plans: dict[str, str],
-        labels: dict[str, str],
+        self, family: str, fresh: list[Offered], loaded: Loaded, t: float, labels: dict[str, str]
     ) -> Plan:
-        clock = make_clock(self.config, t)
         return plan_batch(
             family,
             fresh,
-            states,
-            seen,
+            loaded.states,
+            loaded.seen,
             self.config,
-            clock,
-            advance_clock=self.clock == "watermark",
-            plans=plans,
+            make_clock(self.config, t),
+            advance_clock=self.clock.follows_events,
+            plans=loaded.plans,
             labels=labels,
         )
 
@@ -302,35 +381,7 @@ class Processor:
             telemetry.DUPLICATES.labels(topic).inc(outcome.duplicates)
         if outcome.stale:
             telemetry.STALE.labels(topic).inc(outcome.stale)
-        if outcome.max_event_time is not None:
-            self.watermark = max(self.watermark, outcome.max_event_time)
 
 
 class _Retry(Exception):
     """An unexpected error: log it and try the batch again."""
-
-
-async def retry_outages(
-    operation: Callable[[], Awaitable[T]],
-    what: str,
-    *,
-    also: tuple[type[BaseException], ...] = (),
-) -> T:
-    """Run ``operation`` until it succeeds, backing off on Redis outages (logged, counted)."""
-    retried: tuple[type[BaseException], ...] = (
-        RedisConnectionError,
-        RedisTimeoutError,
-        OSError,
-        *also,
-    )
-    delay = 0.1
-    while True:
-        try:
-            return await operation()
-        except retried as exc:
-            telemetry.REDIS_RETRIES.inc()
-            log.warning(
-                "Redis unavailable or batch failed (%s); retrying %s in %.1fs", exc, what, delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
 from streams.generator import EventGenerator, GeneratorConfig, Message
+from streams.kafka_options import client_options
 
 log = logging.getLogger("cspulse.generate")
 
@@ -48,7 +49,7 @@ async def generate_forever(settings: Settings, bootstrap: str, options: Generate
     )
     start = time.time()
     generator = EventGenerator(config, start, intensity=options.intensity)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings, bootstrap), linger_ms=10, acks="all")
     await producer.start()
     sent = 0
     last_report = start

@@ -1,10 +1,34 @@
-"""Per-process pipeline metrics (Prometheus sums them over replicas)."""
+"""Per-process pipeline metrics (Prometheus sums them over replicas), and build info."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+from importlib import metadata
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+# Counters and histograms would add a ``_created`` series each: a start time per
+# labelled series that no board or rule reads, doubling what Prometheus stores.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+def version() -> str:
+    """The installed cspulse version ("unknown" when run from an uninstalled tree)."""
+    try:
+        return metadata.version("cspulse")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO = Gauge(
+    "cspulse_build_info",
+    "Always 1; the labels tell which cspulse and Python serve these metrics",
+    ["version", "python_version"],
+    registry=REGISTRY,
+)
+BUILD_INFO.labels(version(), platform.python_version()).set(1)
 
 EVENTS = Counter("cs_events", "Events applied", ["topic", "type"], registry=REGISTRY)
 INVALID = Counter(

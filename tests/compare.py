@@ -20,6 +20,7 @@ NOT_IN_REFERENCE_PREFIXES = (
     "cs_health_score",
     "python_",
     "process_",
+    "cspulse_",
 )
 
 

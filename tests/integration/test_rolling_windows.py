@@ -45,7 +45,7 @@ def _effects(times: list[float], amount: float, config: MetricConfig) -> tuple[E
 
 async def _apply(url: str, config: MetricConfig, batches: list[tuple[Effects, float]]) -> None:
     redis = Redis.from_url(url)
-    store = PartitionStore(redis, config, TOPIC, 0)
+    store = PartitionStore(redis, config, TOPIC, 0, "tickets")
     for offset, (effects, t) in enumerate(batches):
         assert await store.apply(Plan(effects, Outcome(), {}), offset - 1, offset, t)
     await redis.aclose()

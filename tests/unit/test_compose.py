@@ -93,3 +93,19 @@ def test_worker_environment(services: dict[str, Any]) -> None:
         assert env["CSPULSE_KAFKA_BOOTSTRAP"] and env["CSPULSE_REDIS_URL"], name
         app_ids.add(env["CSPULSE_APP_ID"])
     assert len(app_ids) == 1, "workers must share one consumer group"
+
+
+def test_secrets_have_no_defaults_and_redis_is_capped(services: dict[str, Any]) -> None:
+    """Compose refuses to start without the passwords (``${VAR:?}``) instead of using weak ones."""
+    grafana = services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert grafana.startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    redis = services["redis"]
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    command = " ".join(redis["command"])
+    assert '--requirepass "$$REDIS_PASSWORD"' in command
+    assert '--maxmemory "$$REDIS_MAXMEMORY"' in command and "noeviction" in command
+    for name in WORKERS:
+        env = services[name]["environment"]
+        assert env["CSPULSE_REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+        assert "@" not in env["CSPULSE_REDIS_URL"]  # no password in the URL
+    assert "--web.enable-lifecycle" not in services["prometheus"]["command"]

@@ -24,7 +24,15 @@ SPEC = ROOT.parent / "shared" / "spec" / "metrics.md"
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 RULES = PROMETHEUS / "rules.yml"
 ALERTS_DOC = ROOT / "docs" / "alerts.md"
-ALERT_NAMES = {"ChurnSpike", "FCRDrop", "NPSDrop", "PipelineStalled", "DeadLetterRate"}
+ALERT_NAMES = {
+    "ChurnSpike",
+    "FCRDrop",
+    "NPSDrop",
+    "PipelineStalled",
+    "DeadLetterRate",
+    "RedisDown",
+    "TargetDown",
+}
 SELECTOR = re.compile(r"\b(cs_[a-z0-9_]+)\b(\{[^}]*\})?")
 BOARDS = dashboards.build_all()
 
@@ -242,7 +250,7 @@ def test_docs_quote_the_exact_rules() -> None:
     """docs/alerts.md shows each rule verbatim (whitespace aside), so it cannot drift."""
     rules = RULES.read_text(encoding="utf-8")
     exprs = re.findall(r"^ +expr: \|\n((?:(?: {10}.*)?\n)+)", rules, re.M)
-    assert len(exprs) == 6
+    assert len(exprs) == 8
     docs = " ".join(ALERTS_DOC.read_text(encoding="utf-8").split())
     for expr in exprs:
         assert " ".join(expr.split()) in docs, expr
@@ -271,6 +279,21 @@ def test_promtool_check_rules() -> None:
 
 def test_promtool_unit_tests() -> None:
     _run(_tool("promtool"), "test", "rules", "rules_test.yml", cwd=PROMETHEUS / "tests")
+
+
+def test_runbook_base_url_is_set_at_generation_time(tmp_path: Path) -> None:
+    from deploy.prometheus import rules as generator
+
+    committed = RULES.read_text(encoding="utf-8")
+    assert generator.render() == committed
+    custom = generator.render("https://wiki.example.com/ops/cspulse/")
+    links = re.findall(r"runbook_url: (\S+)$", custom, re.M)
+    assert len(links) == 8 and len(set(links)) == 7  # PipelineStalled has two causes
+    assert all(re.fullmatch(r"https://wiki\.example\.com/ops/cspulse#[a-z]+", u) for u in links)
+    assert re.sub(r"runbook_url: \S+", "", custom) == re.sub(r"runbook_url: \S+", "", committed)
+    path = tmp_path / "rules.yml"
+    generator.main(["--runbook-base-url", "https://wiki.example.com/x", "--output", str(path)])
+    _run(_tool("promtool"), "check", "rules", path)
 
 
 def test_promtool_check_config() -> None:

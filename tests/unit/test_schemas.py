@@ -186,6 +186,59 @@ def test_future_limit_is_inclusive_and_configurable() -> None:
     assert isinstance(parse(late, max_future_seconds=301), Event)
 
 
+@pytest.mark.parametrize(
+    ("time", "unix"),
+    [
+        ("2026-11-22T23:59:60Z", NOW - 7 * 3600),  # = 2026-11-23T00:00:00Z, as POSIX counts it
+        ("2026-11-22T23:59:60.25Z", NOW - 7 * 3600 + 0.25),
+        ("2026-11-22T15:59:60-08:00", NOW - 7 * 3600),
+        ("2026-11-23T01:29:60+01:30", NOW - 7 * 3600),
+    ],
+)
+def test_leap_second_at_the_end_of_a_utc_day_is_accepted(time: str, unix: float) -> None:
+    event = accepted(envelope("ticket.reopened", T, time=time))
+    assert event.time == pytest.approx(unix, abs=1e-6)
+
+
+def test_leap_second_then_a_bad_field_reports_that_field() -> None:
+    leap_first = {"time": "2026-11-22T23:59:60Z", **without(env(), "time")}
+    assert isinstance(parse(leap_first), Event)
+    leap_first["id"] = 5
+    assert parse(leap_first) == Rejected("bad_type", "Expected `str`, got `int` at `$.id`")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "field", "value"),
+    [
+        ("ticket.opened", "account_id", "a" * 128),
+        ("ticket.opened", "ticket_id", "é" * 128),  # characters, not bytes
+        ("ticket.opened", "user_id", 'org:7 / team@x "quoted" \\ 👍'),
+        ("session.started", "session_id", "s" * 128),
+        ("subscription.started", "plan", "p" * 64),
+        ("subscription.started", "plan", "Pro (annual) - €"),
+        ("cost.recorded", "category", "ü" * 64),
+        ("subscription.canceled", "reason", "r" * 256),
+        ("subscription.canceled", "reason", ""),
+        ("subscription.canceled", "reason", "non-breaking\u00a0space, line\u2028separator"),
+    ],
+)
+def test_names_within_their_limits_are_accepted(event_type: str, field: str, value: str) -> None:
+    event = accepted(payload(event_type, **{field: value}))
+    assert getattr(event.data, field) == value
+
+
+def test_event_id_at_its_limit_is_accepted() -> None:
+    assert accepted(env(id="i" * 128)).id == "i" * 128
+
+
+def test_control_character_detail_names_the_field_and_the_rule() -> None:
+    assert parse(payload("ticket.reopened", ticket_id="T\x1b[31m")) == Rejected(
+        "bad_type",
+        "control character U+001B at `$.data.ticket_id`: "
+        "ids, plans, categories and reasons must be printable",
+    )
+
+
 def test_comment_limit_counts_characters_not_bytes() -> None:
     data = {**A, "kind": "csat", "score": 5, "comment": "é" * 10_000}
     assert accepted(envelope("survey.answered", data)).data == SurveyAnswered(
@@ -228,6 +281,8 @@ def payload(event_type: str, **fields: Any) -> dict[str, Any]:
 OK = msgspec.json.encode(env())
 REPLY = payload("ticket.replied", author="agent", agent_id="ana")
 SURVEY = "survey.answered"
+CANCEL = "subscription.canceled"
+REOPEN = "ticket.reopened"
 DEEP = b"[" * 50_000 + b"]" * 50_000
 
 REJECTIONS: list[tuple[str, Any, str, str]] = [
@@ -297,6 +352,23 @@ REJECTIONS: list[tuple[str, Any, str, str]] = [
     ("csat 8 of 7", payload(SURVEY, score=8, scale_max=7), "score_range", "1-7"),
     ("csat 10.5 of 10", payload(SURVEY, score=10.5, scale_max=10), "score_range", "1-10"),
     ("huge score", payload(SURVEY, score=10**30), "score_range", "`$.data.score`"),
+    ("long account", payload("ticket.reopened", account_id="a" * 129), "bad_type", "account_id`"),
+    ("long user id", payload("session.ended", user_id="u" * 129), "bad_type", "`$.data.user_id`"),
+    ("long plan", payload("subscription.started", plan="p" * 65), "bad_type", "`$.data.plan`"),
+    ("empty plan", payload("trial.converted", plan=""), "bad_type", "`$.data.plan`"),
+    ("long category", payload("cost.recorded", category="c" * 65), "bad_type", "category`"),
+    ("empty category", payload("cost.recorded", category=""), "bad_type", "`$.data.category`"),
+    ("long reason", payload(CANCEL, reason="r" * 257), "bad_type", "`$.data.reason`"),
+    ("newline in account", payload(REOPEN, account_id="acme\n"), "bad_type", "U+000A at `$.data.a"),
+    ("escape in ticket", payload(REOPEN, ticket_id="\x1b[2J"), "bad_type", "U+001B at `$.data.t"),
+    ("NUL in plan", payload("subscription.changed", plan="pro\x00"), "bad_type", "U+0000 at `$.d"),
+    ("DEL in category", payload("cost.recorded", category="t\x7f"), "bad_type", "U+007F at `$.d"),
+    ("C1 in reason", payload(CANCEL, reason="a\x85b"), "bad_type", "U+0085 at `$.data.reason`"),
+    ("tab in event id", env(id="a\tb"), "bad_type", "U+0009 at `$.id`"),
+    ("leap second mid-day", env(time="2026-11-23T06:59:60Z"), "bad_time", "23:59:60 UTC"),
+    ("leap second, no offset", env(time="2026-11-22T23:59:60"), "bad_time", "`$.time`"),
+    ("second 61", env(time="2026-11-22T23:59:61Z"), "bad_time", "`$.time`"),
+    ("leap second, no such day", env(time="2026-02-29T23:59:60Z"), "bad_time", "`$.time`"),
     ("euro", payload("invoice.paid", currency="EUR"), "currency", "'EUR'"),
     ("lower case", payload("cost.recorded", currency="usd"), "currency", "'usd'"),
     ("mrr in euro", payload("subscription.started", currency="EUR"), "currency", "currency`"),

@@ -27,6 +27,8 @@ TIMES = [  # strings on which msgspec and the schema's pattern agree
     "2026-11-23T07:00:00",
     "2026-11-23",
     "2026-11-24T00:00:00Z",  # future
+    "2026-11-22T23:59:60Z",  # a leap second
+    "2026-11-22T15:59:60.5-08:00",  # the same, at another offset
 ]
 
 # Integral floats (5.0) are left out: JSON Schema counts them as integers,
@@ -157,3 +159,80 @@ def test_json_schema_accepts_what_parse_event_accepts(event: dict[str, Any]) -> 
     schema_ok = validator(event_type).is_valid(event)
     parse_ok = isinstance(result, Event) or result.reason == "currency"  # checked last
     assert parse_ok == schema_ok, result
+
+
+# --- bounded names: length and characters -------------------------------------
+
+BOUNDS: dict[tuple[str, str], tuple[int, int]] = {
+    ("ticket.opened", "account_id"): (1, 128),
+    ("ticket.opened", "user_id"): (1, 128),
+    ("ticket.replied", "agent_id"): (1, 128),
+    ("survey.answered", "ticket_id"): (1, 128),
+    ("session.heartbeat", "session_id"): (1, 128),
+    ("subscription.renewed", "subscription_id"): (1, 128),
+    ("invoice.failed", "invoice_id"): (1, 128),
+    ("subscription.changed", "plan"): (1, 64),
+    ("trial.converted", "plan"): (1, 64),
+    ("cost.recorded", "category"): (1, 64),
+    ("subscription.canceled", "reason"): (0, 256),
+}
+"""(type, field) -> inclusive character bounds, restated from events.md / docs."""
+
+CONTROL = [*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0))]
+NEAR_CONTROL = [" ", "~", "\xa0", "é", "\u2028", "\ufeff", "👍", ":", '"', "\\"]
+odd_chars = st.sampled_from(CONTROL + NEAR_CONTROL) | st.characters(exclude_categories=["Cs"])
+names = st.builds(
+    lambda head, n, tail: head + "a" * n + tail,
+    st.text(odd_chars, max_size=2),
+    st.sampled_from([0, 1, 62, 63, 64, 65, 125, 126, 127, 128, 253, 254, 255, 256]),
+    st.text(odd_chars, max_size=2),
+)
+
+
+def within_bounds(value: str, low: int, high: int) -> bool:
+    """The rule, written out: length in code points, no C0, DEL or C1 character."""
+    return low <= len(value) <= high and not any(
+        ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value
+    )
+
+
+@PROPERTY_SETTINGS
+@given(st.sampled_from(sorted(BOUNDS)), names)
+def test_bounded_names_are_accepted_exactly_within_their_bounds(
+    field: tuple[str, str], value: str
+) -> None:
+    event_type, name = field
+    data = {**(FULL.get(event_type) or MINIMAL[event_type][0]), name: value}
+    result = check(msgspec.json.encode(envelope(event_type, data)))
+    if within_bounds(value, *BOUNDS[field]):
+        assert isinstance(result, Event), result
+        assert getattr(result.data, name) == value
+    else:
+        assert isinstance(result, Rejected)
+        assert (result.reason, f"`$.data.{name}`" in result.detail) == ("bad_type", True)
+
+
+@PROPERTY_SETTINGS
+@given(names)
+def test_event_id_is_accepted_exactly_within_its_bounds(value: str) -> None:
+    result = check(
+        msgspec.json.encode(envelope("ticket.reopened", MINIMAL["ticket.reopened"][0], id=value))
+    )
+    assert isinstance(result, Event) == within_bounds(value, 1, 128), result
+
+
+@needs_jsonschema
+@PROPERTY_SETTINGS
+@given(st.sampled_from(sorted(BOUNDS)), names)
+def test_json_schema_bounds_names_like_parse_event(field: tuple[str, str], value: str) -> None:
+    event_type, name = field
+    event = envelope(event_type, {**(FULL.get(event_type) or MINIMAL[event_type][0]), name: value})
+    assert validator(event_type).is_valid(event) == within_bounds(value, *BOUNDS[field])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("a" * 128, True), ("a" * 129, False), ("", False), ("a\x7f", False), ("a\xa0", True)],
+)
+def test_within_bounds_restates_the_rule(value: str, expected: bool) -> None:
+    assert within_bounds(value, 1, 128) is expected

@@ -1,0 +1,223 @@
+"""The processor against a real Redis that misbehaves: refusals, lost replies, lost data.
+
+Every case is a real server condition (a full memory, a read-only replica, a
+busy script, a connection cut after the command ran, a key deleted), and
+each ends by checking the numbers the readers would serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+import redis
+
+from aggregators import keys
+from aggregators.reader import Reader
+from aggregators.store import APPLY_LUA
+from streams.embedded import free_port
+from streams.processor import Gap, RawMessage
+from tests.processor.conftest import Rig
+from tests.scenarios import event
+
+T0 = time.time() - 3600
+
+
+def opened(n: int, account: str = "acme", start: int = 0) -> list[RawMessage]:
+    """``n`` ticket.opened messages at offsets ``start``.. (one ticket each)."""
+    return [
+        RawMessage(
+            start + i,
+            account.encode(),
+            orjson.dumps(event("ticket.opened", T0 + i, account, ticket_id=f"T{start + i}")),
+        )
+        for i in range(n)
+    ]
+
+
+def open_tickets(rig: Rig) -> float:
+    reader = Reader(rig.client(), rig.settings.metric_config(), "watermark")
+    return reader.read().snapshot.gauges.get("tickets_open", 0.0)
+
+
+def applied(rig: Rig, topic: str = "tickets", partition: int = 0) -> int:
+    raw = rig.client().hget(
+        keys.meta(keys.partition_tag(rig.settings.topic(topic), partition)), "offset"
+    )
+    return int(raw) if raw is not None else -1
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def test_redelivered_batch_is_applied_once(rig: Rig) -> None:
+    async def scenario() -> None:
+        processor = rig.processor()
+        assert await rig.process(processor, "tickets", opened(3)) == 2
+        assert await rig.process(processor, "tickets", opened(3)) == 2
+        assert await rig.process(processor, "tickets", opened(5)) == 4
+
+    run(scenario)
+    assert open_tickets(rig) == 5
+    assert rig.box.letters == []
+
+
+def test_batch_starting_past_redis_offset_is_reread(rig: Rig) -> None:
+    """Redis went back in time: the batch in hand is dropped and the caller told where to resume."""
+
+    async def scenario() -> None:
+        processor = rig.processor()
+        assert await rig.process(processor, "tickets", opened(3)) == 2
+        later = opened(2, start=5)
+        assert await rig.process(processor, "tickets", later) == Gap(3)
+        assert open_tickets(rig) == 3, "the batch past the gap must not be applied"
+        assert await rig.process(processor, "tickets", opened(4, start=3)) == 6
+        # re-read and still no offsets 3..4 in the log (retention, compaction): accepted
+        assert await rig.process(processor, "tickets", opened(2, start=9)) == Gap(7)
+        assert await rig.process(processor, "tickets", opened(2, start=9)) == 10
+
+    run(scenario)
+    assert open_tickets(rig) == 9
+    assert applied(rig) == 10
+
+
+def _refused_then_restored(
+    rig: Rig, refuse: Callable[[redis.Redis], None], restore: Callable[[redis.Redis], None]
+) -> None:
+    """Process a batch while Redis refuses writes; restore after a second; nothing dead-lettered."""
+    control = rig.client()
+    processor = rig.processor()
+
+    async def scenario() -> None:
+        assert await rig.process(processor, "tickets", opened(1, start=0)) == 0
+        refuse(control)
+        task = asyncio.create_task(rig.process(processor, "tickets", opened(4, start=1)))
+        await asyncio.sleep(1.5)
+        assert not task.done(), "the batch must wait while Redis refuses writes"
+        restore(control)
+        assert await asyncio.wait_for(task, 30) == 4
+
+    run(scenario)
+    assert rig.box.letters == [], "a temporary refusal is not a poison message"
+    assert open_tickets(rig) == 5
+
+
+def test_out_of_memory_refusal_is_waited_out(rig: Rig) -> None:
+    _refused_then_restored(
+        rig,
+        lambda r: r.config_set("maxmemory", "1"),
+        lambda r: r.config_set("maxmemory", "0"),
+    )
+
+
+def test_read_only_replica_is_waited_out(rig: Rig) -> None:
+    nowhere = free_port()
+    _refused_then_restored(
+        rig,
+        lambda r: r.execute_command("REPLICAOF", "127.0.0.1", str(nowhere)),
+        lambda r: r.execute_command("REPLICAOF", "NO", "ONE"),
+    )
+
+
+def test_busy_script_is_waited_out(rig: Rig) -> None:
+    blocker = rig.client()
+    rig.client().config_set("lua-time-limit", "100")
+
+    def busy(_r: redis.Redis) -> None:
+        def spin() -> None:
+            with contextlib.suppress(redis.exceptions.RedisError):  # killed below
+                blocker.eval("while true do end", 0)
+
+        threading.Thread(target=spin, daemon=True).start()
+        time.sleep(0.3)
+
+    def kill(r: redis.Redis) -> None:
+        r.script_kill()
+
+    _refused_then_restored(rig, busy, kill)
+
+
+class CuttingProxy:
+    """A TCP proxy to Redis that cuts the connection instead of returning one apply's reply."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.sha = hashlib.sha1(APPLY_LUA.encode()).hexdigest().encode()
+        self.armed = True
+        self.cut = 0
+
+    async def start(self) -> asyncio.Server:
+        return await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        dropping = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if self.armed and self.sha in data:
+                    self.armed = False
+                    dropping.set()
+                up_w.write(data)
+                await up_w.drain()
+
+        async def downstream() -> None:
+            while data := await up_r.read(65536):
+                if dropping.is_set():
+                    self.cut += 1
+                    client_w.close()
+                    up_w.close()
+                    return
+                client_w.write(data)
+                await client_w.drain()
+
+        await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+        client_w.close()
+        up_w.close()
+
+
+def test_lost_apply_reply_still_writes_the_plan_directory(rig: Rig) -> None:
+    rig.client().script_load(APPLY_LUA)
+    proxy = CuttingProxy(rig.redis_process.port)
+    started = event(
+        "subscription.started",
+        T0,
+        "acme",
+        subscription_id="S1",
+        plan="team",
+        mrr_cents=9900,
+        currency="USD",
+    )
+
+    async def scenario() -> None:
+        server = await proxy.start()
+        processor = rig.processor(f"redis://127.0.0.1:{proxy.port}/0")
+        message = RawMessage(0, b"acme", orjson.dumps(started))
+        assert await rig.process(processor, "billing", [message]) == 0
+        server.close()
+
+    run(scenario)
+    assert proxy.cut == 1, "the apply's reply was cut once"
+    assert applied(rig, "billing") == 0
+    assert rig.client().hget(keys.ACCOUNT_PLANS, "acme") == b"team"
+
+
+def test_registry_lost_with_redis_data_comes_back(rig: Rig) -> None:
+    async def scenario() -> None:
+        processor = rig.processor()
+        await rig.process(processor, "tickets", opened(2))
+        rig.client().delete(keys.REGISTRY)
+        await rig.process(processor, "tickets", opened(1, start=2))
+
+    run(scenario)
+    registry = rig.client().hgetall(keys.REGISTRY)
+    assert registry == {keys.partition_tag(rig.settings.topic("tickets"), 0).encode(): b"tickets"}
+    assert open_tickets(rig) == 3

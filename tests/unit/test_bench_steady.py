@@ -1,0 +1,57 @@
+"""The steady-rate benchmark's bookkeeping: restamping events and pairing sends with scrapes."""
+
+import math
+
+import orjson
+import pytest
+
+from bench.steady import Scrape, Sent, Template, freshness, percentile, stamp_of
+from streams.generator import Message
+
+PREFIX = "p."
+
+
+def test_template_restamps_id_and_time_only() -> None:
+    data = {"account_id": "a", "ticket_id": "t"}
+    event = {"specversion": "1.0", "id": "abc", "source": "s", "type": "ticket.opened",
+             "time": "2024-01-01T00:00:00.000Z", "data": data}  # fmt: skip
+    template = Template.of(Message("tickets", b"a", orjson.dumps(event)))
+    value = orjson.loads(template.render(b"-7", b"2026-12-02T03:00:00.250Z"))
+    assert value == {**event, "id": "abc-7", "time": "2026-12-02T03:00:00.250Z"}
+    assert template.topic == 0 and template.key == b"a"
+
+
+def test_stamp_cuts_to_the_millisecond() -> None:
+    assert stamp_of(1_795_417_200.2509) == (b"2026-11-23T07:00:00.250Z", 1_795_417_200.25)
+
+
+def scrape(at: float, **latest: float) -> Scrape:
+    return Scrape(at, {PREFIX + k: v for k, v in latest.items()}, None, None)
+
+
+def test_each_send_is_visible_at_the_first_later_scrape_covering_its_stamp() -> None:
+    ticks = [Sent(10.0, 10.0, [2, 0, 0, 0]), Sent(10.5, 10.5, [1, 0, 0, 3])]
+    scrapes = [
+        scrape(10.2, tickets=9.0),  # shows nothing sent yet
+        scrape(10.6, tickets=10.0, billing=10.5),  # first tick of tickets; billing's tick
+        scrape(11.4, tickets=10.5, billing=10.5),  # second tick of tickets
+    ]
+    assert freshness(ticks, scrapes, PREFIX) == [
+        (10.0, pytest.approx(0.6), 2),
+        (10.5, pytest.approx(0.9), 1),
+        (10.5, pytest.approx(0.1), 3),
+    ]
+
+
+def test_a_send_never_shown_counts_as_infinitely_late() -> None:
+    assert freshness([Sent(1.0, 1.0, [0, 1, 0, 0])], [scrape(2.0, surveys=0.5)], PREFIX) == [
+        (1.0, math.inf, 1)
+    ]
+
+
+def test_percentiles_weigh_each_send_by_its_events() -> None:
+    points = [(0.0, 0.1, 98), (0.0, 1.0, 1), (0.0, 3.0, 1)]
+    assert percentile(points, 0.5) == 0.1
+    assert percentile(points, 0.99) == 1.0
+    assert percentile(points, 1.0) == 3.0
+    assert math.isnan(percentile([], 0.5))
