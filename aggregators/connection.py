@@ -10,6 +10,10 @@
   and ``CSPULSE_REDIS_MASTER`` the monitored master; the client asks the
   Sentinels for the current master and reconnects after a failover.
 
+Refusals during a failover or a resharding (TRYAGAIN, CLUSTERDOWN, MOVED
+after the client's own retries) are retried by the processor
+(``streams.processor.is_transient``), never dead-lettered.
+
 Every client gets socket and connect timeouts (a blackholed Redis fails a
 call in seconds instead of hanging a worker that keeps its partitions) and
 a periodic health check of idle connections.
@@ -29,51 +33,9 @@ from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import (
-    AskError,
-    BusyLoadingError,
-    ClusterDownError,
-    MasterDownError,
-    MovedError,
-    ReadOnlyError,
-    ResponseError,
-    TryAgainError,
-)
 from redis.sentinel import Sentinel
 
 MODES = ("standalone", "cluster", "sentinel")
-
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
-    AskError,
-    BusyLoadingError,
-    ClusterDownError,
-    MasterDownError,
-    MovedError,
-    ReadOnlyError,
-    TryAgainError,
-)
-"""Redis refusals that mean "not now" (failover, resharding, loading): retry, never
-dead-letter. See also :func:`is_transient` for the ones redis-py has no class for."""
-
-_TRANSIENT_PREFIXES = (
-    "READONLY",
-    "BUSY",
-    "LOADING",
-    "MASTERDOWN",
-    "TRYAGAIN",
-    "CLUSTERDOWN",
-    "MOVED",
-    "ASK",
-    "OOM",
-    "NOREPLICAS",
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a Redis error is a transient refusal rather than a rejected command."""
-    if isinstance(exc, TRANSIENT_ERRORS):
-        return True
-    return isinstance(exc, ResponseError) and str(exc).upper().startswith(_TRANSIENT_PREFIXES)
 
 
 class RedisSettingsError(ValueError):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from redis.exceptions import ClusterDownError, ResponseError
 
-from aggregators.connection import RedisOptions, RedisSettingsError, is_transient
+from aggregators.connection import RedisOptions, RedisSettingsError
 
 
 def test_cluster_seeds_are_comma_separated_with_default_ports() -> None:
@@ -41,20 +40,3 @@ def test_timeouts_come_from_the_environment() -> None:
     assert (options.socket_timeout, options.connect_timeout) == (2.5, 3.0)
     with pytest.raises(RedisSettingsError, match="not a number"):
         RedisOptions.from_env({"CSPULSE_REDIS_CONNECT_TIMEOUT": "soon"})
-
-
-@pytest.mark.parametrize(
-    ("error", "transient"),
-    [
-        (ClusterDownError("CLUSTERDOWN The cluster is down"), True),
-        (ResponseError("TRYAGAIN Multiple keys request during rehashing of slot"), True),
-        (ResponseError("READONLY You can't write against a read only replica."), True),
-        (ResponseError("OOM command not allowed when used memory > 'maxmemory'."), True),
-        (ResponseError("ERR Error running script: user_script:3: bad argument"), False),
-        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
-    ],
-)
-def test_transient_refusals_are_told_apart_from_rejected_commands(
-    error: Exception, transient: bool
-) -> None:
-    assert is_transient(error) is transient
