@@ -112,6 +112,8 @@ class RedisOptions:
             "socket_keepalive": True,
         }
         first = self._first
+        if first.scheme == "rediss" and self.mode != "standalone":
+            options["ssl"] = True  # standalone URLs carry it themselves
         if first.password:
             options["password"] = first.password
         if first.username:
@@ -119,9 +121,12 @@ class RedisOptions:
         return options
 
 
-def async_client(options: RedisOptions) -> Any:
-    """An asyncio client for the worker: ``redis.asyncio.Redis`` or ``RedisCluster``."""
-    common = options._common()
+def async_client(options: RedisOptions, **extra: Any) -> Any:
+    """An asyncio client for the worker: ``redis.asyncio.Redis`` or ``RedisCluster``.
+
+    ``extra`` keyword arguments (a password set apart, TLS files) go to every connection.
+    """
+    common = {**options._common(), **extra}
     if options.mode == "cluster":
         nodes = [AsyncClusterNode(host, port) for host, port in options.addresses]
         common.pop("health_check_interval")
@@ -132,9 +137,9 @@ def async_client(options: RedisOptions) -> Any:
     return redis.asyncio.Redis.from_url(options.url, **common)
 
 
-def sync_client(options: RedisOptions) -> Any:
+def sync_client(options: RedisOptions, **extra: Any) -> Any:
     """A blocking client for the reader (scrapes): ``redis.Redis`` or ``RedisCluster``."""
-    common = options._common()
+    common = {**options._common(), **extra}
     if options.mode == "cluster":
         nodes = [ClusterNode(host, port) for host, port in options.addresses]  # type: ignore[no-untyped-call]
         return RedisCluster(startup_nodes=nodes, **common)

@@ -40,3 +40,10 @@ def test_timeouts_come_from_the_environment() -> None:
     assert (options.socket_timeout, options.connect_timeout) == (2.5, 3.0)
     with pytest.raises(RedisSettingsError, match="not a number"):
         RedisOptions.from_env({"CSPULSE_REDIS_CONNECT_TIMEOUT": "soon"})
+
+
+def test_tls_and_a_password_reach_cluster_connections() -> None:
+    options = RedisOptions(url="rediss://:s3cret@10.0.0.1:7000", mode="cluster")
+    common = options._common()
+    assert common["ssl"] is True and common["password"] == "s3cret"
+    assert common["socket_timeout"] == 10.0 and common["socket_connect_timeout"] == 3.0
