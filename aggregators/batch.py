@@ -1,39 +1,66 @@
-"""Plan one batch: from validated events and loaded state to :class:`Effects`.
+"""Fold one batch of one topic-partition into :class:`~aggregators.effects.Effects`.
 
-Pure. The Redis layer loads what :func:`keys_to_load` names (entity states
-and which event ids were already seen), calls :func:`plan_batch`, and writes
-the resulting effects atomically with the partition's new offset.
+Pure: :func:`fold_batch` gets the batch's events and what Redis holds for
+them (:class:`BatchInput`) and returns the writes (:class:`BatchResult`);
+:mod:`aggregators.store` loads the input and applies the result atomically.
+
+Per event: a duplicate id is skipped; an event too late for every retained
+bucket still changes current state when its family says so (a ticket, a
+subscription) and is otherwise handed back to be dead-lettered; the rest
+feeds the family's counter and entity. Each touched entity's contribution is
+diffed once, at the end, and each touched account's facts computed once.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from collections.abc import Mapping, Sequence
+import math
+from collections import Counter, defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aggregators.config import BatchClock, MetricConfig
-from aggregators.effects import Contribution, Effects, Gauges
+from aggregators.effects import EMPTY, Effects, Tally
+from aggregators.entity_keys import EntityKey, facts_key
+from aggregators.facts import BillingFacts
 from aggregators.families import FAMILIES, Family
-from aggregators.families.base import State
-from aggregators.families.tickets import ACCOUNT_FACT
+from aggregators.families.base import Change
 from aggregators.plans import NONE
-from aggregators.windows import is_too_late, retention_cutoff
+from aggregators.windows import retention_cutoff
 from schemas import Event
 
 
 def event_digest(event_id: str) -> str:
-    """Short, fixed-size stand-in for an event id in the dedup sets (64 bits, hex)."""
+    """Short, fixed-size stand-in for an event id in the dedup index (64 bits, hex)."""
     return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class Offered:
-    """A valid event offered to a batch, with its Kafka offset."""
+    """A valid event offered to a batch, with its Kafka offset and id digest."""
 
     offset: int
     event: Event
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", event_digest(self.event.id))
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """What Redis holds for a batch (read by :meth:`PartitionStore.load`)."""
+
+    states: Mapping[EntityKey, bytes | str] = field(default_factory=dict)
+    """Encoded entity states and per-account facts, as stored."""
+    seen: Collection[str] = frozenset()
+    """Digests of the batch's ids that were applied before."""
+    plans: Mapping[str, str] = field(default_factory=dict)
+    """Account -> plan label (the segment its events count in)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Raw plan name -> bounded plan label."""
 
 
 @dataclass
@@ -41,9 +68,12 @@ class Outcome:
     """What happened to each offered event (for counters and dead letters)."""
 
     applied: Counter[str] = field(default_factory=Counter)
-    """Applied events by type."""
+    """Applied events by type (too-late events that changed state included)."""
     duplicates: int = 0
-    late: list[Offered] = field(default_factory=list)
+    late: int = 0
+    """Events too late for their buckets, applied to state or not."""
+    too_late: list[Offered] = field(default_factory=list)
+    """Too-late events that change no state: to dead-letter as ``too_late``."""
     stale: int = 0
     failed: list[tuple[Offered, str]] = field(default_factory=list)
     """Events an aggregator could not process (poison messages), with why."""
@@ -51,145 +81,173 @@ class Outcome:
 
 
 @dataclass
-class Plan:
+class BatchResult:
     effects: Effects
     outcome: Outcome
     seen: dict[str, float]
     """Digest -> event time of the event ids applied in this batch (to remember)."""
 
 
-def keys_to_load(family_name: str, events: Sequence[Event]) -> tuple[set[str], dict[str, float]]:
-    """Entity keys, and id digests with their event times, the planner needs from Redis."""
-    family = FAMILIES[family_name]
-    entity_keys = {key for e in events if (key := family.entity_key(e)) is not None}
-    entity_keys |= {facts_key(e.account_id) for e in events}
-    digests = {event_digest(e.id): e.time for e in events}
-    return entity_keys, digests
+def keys_to_load(family_name: str, events: Sequence[Event]) -> set[EntityKey]:
+    """Entity and facts keys the planner needs from Redis for these events."""
+    entity = FAMILIES[family_name].entity
+    wanted = {facts_key(account) for account in {e.account_id for e in events}}
+    if entity is not None:
+        wanted.update(key for e in events if (key := entity.key(e)) is not None)
+    return wanted
 
 
-def facts_key(account: str) -> str:
-    """Entity key of an account's health facts within a partition."""
-    return f"f:{account}"
+def make_clock(config: MetricConfig, t: float, *, advancing: bool = False) -> BatchClock:
+    """The clock of a batch read at ``t``; ``advancing`` for stream time."""
+    return BatchClock(t=t, cutoff=retention_cutoff(config.windows, t), advancing=advancing)
 
 
-def make_clock(config: MetricConfig, t: float) -> BatchClock:
-    return BatchClock(t=t, cutoff=retention_cutoff(config.windows, t))
+class _Fold:
+    """The working state of one batch: touched entities, accounts, the tally."""
+
+    def __init__(self, family: Family[Any, Any], inputs: BatchInput, config: MetricConfig) -> None:
+        self.family, self.inputs, self.config = family, inputs, config
+        self.entity, self.counter = family.entity, family.counter
+        self.plans, self.labels = inputs.plans, inputs.labels
+        self.faults = config.fault_injection_ids
+        self.tally = Tally(config.granularities)
+        self.touched: dict[EntityKey, tuple[bytes | str | None, Any]] = {}
+        """Key -> (state as loaded, state being folded)."""
+        self.events: defaultdict[str, list[Event]] = defaultdict(list)
+        """Account -> its events applied in this batch."""
+
+    def state(self, key: EntityKey, event: Event) -> Any:
+        found = self.touched.get(key)
+        if found is not None:
+            return found[1]
+        assert self.family.entity is not None
+        raw = self.inputs.states.get(key)
+        if raw is None:
+            segment = self.inputs.plans.get(event.account_id, NONE)
+            state = self.family.entity.new(event, segment)
+        else:
+            state = self.family.decode(raw)
+        self.touched[key] = (raw, state)
+        return state
 
 
-def plan_batch(
+def fold_batch(
     family_name: str,
     offered: Sequence[Offered],
-    states: Mapping[str, State | None],
-    seen: set[str],
+    inputs: BatchInput,
     config: MetricConfig,
     clock: BatchClock,
-    *,
-    advance_clock: bool = False,
-    plans: dict[str, str] | None = None,
-    labels: dict[str, str] | None = None,
-) -> Plan:
-    """Fold a batch into effects. ``seen``: digests already applied (from Redis).
-
-    With ``advance_clock`` (the watermark clock) lateness is judged against
-    the largest event time applied so far, the batch's own events included.
-    """
-    family = FAMILIES[family_name]
-    effects, outcome = Effects(plans=plans or {}, labels=labels or {}), Outcome()
-    touched: dict[str, tuple[State, Contribution, Gauges]] = {}
-    applied_digests: dict[str, float] = {}
-    batch_seen: set[str] = set()
-    t = clock.t
+) -> BatchResult:
+    """Fold a batch into effects, judged against ``clock`` (see :class:`BatchClock`)."""
+    fold = _Fold(FAMILIES[family_name], inputs, config)
+    outcome, applied, seen = Outcome(), {}, inputs.seen
+    applied_types: dict[str, int] = {}
+    t, cutoff, advancing = clock.t, clock.cutoff, clock.advancing
+    next_cutoff_move = _cutoff_until(config, t)[1] if advancing else math.inf
+    newest = -math.inf
     for item in offered:
-        event = item.event
-        digest = event_digest(event.id)
-        if digest in seen or digest in batch_seen:
+        digest, event = item.digest, item.event
+        if digest in seen or digest in applied:
             outcome.duplicates += 1
             continue
-        if is_too_late(event.time, config.windows, t):
-            outcome.late.append(item)
-            continue
-        stale_before = effects.stale
+        ts = event.time
+        if advancing and ts > t:
+            t = ts
+            if ts >= next_cutoff_move:
+                cutoff, next_cutoff_move = _cutoff_until(config, ts)
+        late = ts < cutoff
         try:
-            _apply_event(family, item, states, touched, effects, config)
+            folded = _fold_event(fold, item, late)
         except Exception as exc:  # a poison event must not stop the partition
             outcome.failed.append((item, f"{type(exc).__name__}: {exc}"[:300]))
             continue
-        batch_seen.add(digest)
-        applied_digests[digest] = event.time
-        outcome.stale += effects.stale - stale_before
-        outcome.applied[event.type] += 1
-        outcome.max_event_time = max(outcome.max_event_time or event.time, event.time)
-        if advance_clock:
-            t = max(t, event.time)
-    final_clock = make_clock(config, t) if advance_clock else clock
-    for key, (state, old_contribution, old_gauges) in touched.items():
-        _finish_entity(
-            family, key, state, old_contribution, old_gauges, effects, config, final_clock
-        )
-    for account, facts in effects.facts.items():
-        effects.entities[facts_key(account)] = facts
-    return Plan(effects=effects, outcome=outcome, seen=applied_digests)
+        if folded is None:
+            outcome.late += 1
+            outcome.too_late.append(item)
+            continue
+        if late:
+            outcome.late += 1
+        if not folded:
+            outcome.stale += 1
+        applied_types[event.type] = applied_types.get(event.type, 0) + 1
+        applied[digest] = ts
+        fold.events[event.account_id].append(event)
+        if ts > newest:
+            newest = ts
+    outcome.applied.update(applied_types)
+    outcome.max_event_time = newest if applied else None
+    effects = Effects()
+    changes = _finish_entities(fold, effects, cutoff)
+    _account_facts(fold, effects, changes)
+    fold.tally.into(effects)
+    return BatchResult(effects=effects, outcome=outcome, seen=applied)
 
 
-def _apply_event(
-    family: Family,
-    item: Offered,
-    states: Mapping[str, State | None],
-    touched: dict[str, tuple[State, Contribution, Gauges]],
-    effects: Effects,
-    config: MetricConfig,
-) -> None:
-    event = item.event
-    if event.id in config.fault_injection_ids:
+def _cutoff_until(config: MetricConfig, t: float) -> tuple[float, float]:
+    """The cutoff at ``t``, and the time from which it moves (the next coarse bucket)."""
+    granularity = config.windows.longest.granularity
+    return retention_cutoff(config.windows, t), (math.floor(t / granularity) + 1) * granularity
+
+
+def _fold_event(fold: _Fold, item: Offered, late: bool) -> bool | None:
+    """Apply one event: True applied, False stale (no change), None too late to apply."""
+    event, entity = item.event, fold.entity
+    key = entity.key(event) if entity is not None else None
+    if late and (key is None or entity is None or not entity.applies_late):
+        return None
+    if fold.faults and event.id in fold.faults:
         raise RuntimeError(f"fault injected for event {event.id}")
-    family.count(event, effects, config)
-    facts = effects.facts.get(event.account_id)
-    if facts is None:
-        facts = effects.facts[event.account_id] = states.get(facts_key(event.account_id)) or {}
-    family.note(facts, event, config)
-    facts["last"] = max(facts.get("last", event.time), event.time)
-    key = family.entity_key(event)
-    if key is None:
-        return
-    if key not in touched:
-        state = states.get(key)
-        if state is None:
-            state = family.new_state(event)
-            if "p" in state:  # the segment an entity counts in: its account's plan when first seen
-                state["p"] = effects.plans.get(event.account_id, NONE)
-        touched[key] = (state, *family.contribute(state, config))
-    family.update(touched[key][0], event, item.offset, effects)
+    if not late and fold.counter is not None:
+        segment = fold.plans.get(event.account_id, NONE)
+        fold.counter.count(event, segment, fold.tally, fold.config)
+    if key is None or entity is None:
+        return True
+    return entity.fold(fold.state(key, event), event, item.offset, fold.labels)
 
 
-def _finish_entity(
-    family: Family,
-    key: str,
-    state: State,
-    old_contribution: Contribution,
-    old_gauges: Gauges,
-    effects: Effects,
-    config: MetricConfig,
-    clock: BatchClock,
-) -> None:
-    final: Any = family.finish(key, state, effects, config, clock)
-    new_contribution, new_gauges = family.contribute(final, config) if final else ({}, {})
-    effects.apply_diff(old_contribution, new_contribution, config.granularities, clock.cutoff)
-    _shift_account_facts(state, old_gauges, new_gauges, effects)
-    effects.shift_gauges(
-        {k: v for k, v in old_gauges.items() if not k.startswith(ACCOUNT_FACT)},
-        {k: v for k, v in new_gauges.items() if not k.startswith(ACCOUNT_FACT)},
-    )
-    effects.entities[key] = final
+def _finish_entities(
+    fold: _Fold, effects: Effects, cutoff: float
+) -> defaultdict[str, list[Change[Any]]]:
+    """Diff each touched entity's contribution and write its final state."""
+    family, config, tally = fold.family, fold.config, fold.tally
+    changes: defaultdict[str, list[Change[Any]]] = defaultdict(list)
+    entity = family.entity
+    if entity is None:
+        return changes
+    for key, (raw, state) in fold.touched.items():
+        before = family.decode(raw) if raw is not None else None
+        kept = entity.finish(state, cutoff)
+        old = entity.contribute(before, config) if before is not None else EMPTY
+        new = entity.contribute(kept.state, config) if kept is not None else EMPTY
+        tally.apply_diff(old.windowed, new.windowed, cutoff)
+        tally.shift_gauges(old.gauges, new.gauges)
+        if entity.tracks_live:
+            effects.live[key.member()] = new.live
+        if kept is None:
+            effects.entities[key] = None
+            changes[key.account].append(Change(before, None))
+            continue
+        effects.entities[key] = family.encode(kept.state)
+        if kept.persistent:
+            effects.persistent.add(key)
+        changes[key.account].append(Change(before, kept.state, new))
+    return changes
 
 
-def _shift_account_facts(state: State, old: Gauges, new: Gauges, effects: Effects) -> None:
-    """Gauges named ``~x`` are per-account facts: add their change to the account's facts."""
-    names = {k for k in (*old, *new) if k.startswith(ACCOUNT_FACT)}
-    if not names or "a" not in state:
-        return
-    facts = effects.facts.setdefault(state["a"], {})
-    for name in names:
-        delta = new.get(name, 0.0) - old.get(name, 0.0)
-        if delta:
-            field_name = name[len(ACCOUNT_FACT) :]
-            facts[field_name] = facts.get(field_name, 0.0) + delta
+def _account_facts(fold: _Fold, effects: Effects, changes: Mapping[str, list[Change[Any]]]) -> None:
+    """Each touched account's facts: the family's one say on the account's health."""
+    family, states = fold.family, fold.inputs.states
+    for account in fold.events.keys() | changes.keys():
+        key = facts_key(account)
+        raw = states.get(key)
+        previous = family.decode_facts(raw) if raw is not None else family.facts.facts_type()
+        events = fold.events.get(account, [])
+        facts = family.facts.facts(previous, events, changes.get(account, []), fold.config)
+        if events:
+            facts.last = max(facts.last, max(e.time for e in events))
+        effects.facts[account] = facts
+        effects.entities[key] = family.encode(facts)
+        if facts.persistent():
+            effects.persistent.add(key)
+        if isinstance(facts, BillingFacts) and facts.subscribed is not None:
+            effects.plan_updates[account] = facts.subscribed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aggregators.entity_keys import SESSION
 from aggregators.windows import DEFAULT_WINDOWS, WindowSet
 
 DEFAULT_CSAT_THRESHOLDS: dict[int, float] = {5: 4.0, 7: 6.0, 10: 8.0}
@@ -32,18 +33,28 @@ class MetricConfig:
     def granularities(self) -> tuple[int, ...]:
         return self.windows.granularities
 
-    def entity_ttl(self, entity_key: str) -> int:
-        """Seconds an entity's state outlives its last event (sessions are short-lived)."""
-        if entity_key.startswith("s:"):
-            return self.session_state_ttl
+    @property
+    def retention(self) -> int:
+        """Seconds state about an account outlives its last event: the longest window
+        plus one bucket."""
         longest = self.windows.longest
         return longest.seconds + longest.granularity
+
+    def entity_ttl(self, kind: str) -> int:
+        """Seconds an entity's state outlives its last event (sessions are short-lived)."""
+        return self.session_state_ttl if kind == SESSION else self.retention
 
 
 @dataclass(frozen=True)
 class BatchClock:
-    """The reading time a batch is judged against, and what it implies."""
+    """The time a batch of one partition is judged against.
+
+    ``t`` is the partition's stream time (the largest event time applied in
+    that topic partition, with ``clock=watermark``) or the wall clock.
+    """
 
     t: float
     cutoff: float
-    """Earliest event time still in a retained bucket (older is too late)."""
+    """Earliest event time still in a retained bucket at ``t`` (older is too late)."""
+    advancing: bool = False
+    """True for stream time: ``t`` moves forward with the batch's own events."""

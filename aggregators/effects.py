@@ -1,105 +1,138 @@
 """What one batch does to the state: a pure, pre-aggregated description.
 
 A batch of events becomes one :class:`Effects` value: counter deltas per
-event-time bucket, HyperLogLog members, per-partition gauge deltas, entity
-writes and live-session updates. The Redis layer turns it into a single
-atomic script call, so the pure part decides *what* changes and the I/O part
-only decides *how* it is written.
+event-time bucket, distinct members with their latest event time,
+per-partition gauge deltas, entity writes, live-session updates and the
+accounts' health facts. The Redis layer turns it into a single atomic
+script call, so the pure part decides *what* changes and the I/O part only
+decides *how* it is written.
 
 Entities (a ticket, a session, a billing account) change their contribution
 to the buckets as out-of-order events arrive. Each entity's contribution is a
 pure function of its state; the batch applies ``new - old``, which retracts
 and re-adds exactly what moved (a late reopen leaves the FCR numerator of the
 bucket where the ticket was resolved, a late heartbeat splits a gap in two).
+
+While a batch is folded, amounts go into a :class:`Tally` keyed by (field,
+plan segment, bucket of the finest granularity); it is expanded to every
+granularity and to the whole-base and segment fields once, at the end.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from aggregators.plans import NONE, segmented
-from aggregators.windows import bucket_of
+from aggregators.entity_keys import EntityKey
+from aggregators.facts import Facts
+from aggregators.plans import segmented
 
-Contribution = dict[tuple[str, float], float]
-"""(counter field, event time) -> amount an entity adds to that time's buckets."""
+Windowed = dict[tuple[str, str, float], float]
+"""(counter field, plan segment, event time) -> amount an entity adds to that time's buckets."""
 
-Gauges = dict[str, float]
-"""Per-partition, non-windowed amounts (backlog, MRR, paying accounts)."""
+Gauges = dict[tuple[str, str], float]
+"""(gauge field, plan segment) -> per-partition, non-windowed amount (backlog, MRR)."""
+
+
+@dataclass(slots=True)
+class Contribution:
+    """What one entity state adds to the partition: a pure function of the state."""
+
+    windowed: Windowed = field(default_factory=dict)
+    gauges: Gauges = field(default_factory=dict)
+    live: float | None = None
+    """Latest event time of a live session; None when the entity is not a live session."""
+
+
+EMPTY = Contribution()
+
+Counters = defaultdict[tuple[int, int], defaultdict[str, float]]
+"""(granularity, bucket index) -> field -> amount."""
 
 
 @dataclass
 class Effects:
-    """The pre-aggregated writes of one batch for one topic-partition."""
+    """The writes of one batch for one topic-partition (outputs only)."""
 
-    counters: defaultdict[tuple[int, int], defaultdict[str, float]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(float))
-    )
+    counters: Counters = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
     last_seen: defaultdict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     """Distinct-count name -> member -> latest event time seen in this batch."""
     gauges: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
-    entities: dict[str, Any] = field(default_factory=dict)
-    """Entity key -> new state (JSON-able), or None to delete it."""
-    persistent: set[str] = field(default_factory=set)
+    entities: dict[EntityKey, str | None] = field(default_factory=dict)
+    """Entity key -> new encoded state, or None to delete it."""
+    persistent: set[EntityKey] = field(default_factory=set)
     """Entity keys that must not expire (open tickets, billing accounts)."""
     live: dict[str, float | None] = field(default_factory=dict)
     """Live-session member -> latest event time, or None when it ended."""
-    stale: int = 0
-    plans: dict[str, str] = field(default_factory=dict)
-    """Account -> plan label at the time of this batch (input, read from Redis)."""
-    labels: dict[str, str] = field(default_factory=dict)
-    """Raw plan name -> bounded plan label (input, resolved in Redis)."""
-    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    facts: dict[str, Facts] = field(default_factory=dict)
     """Account -> this family's health facts for the account (full values)."""
     plan_updates: dict[str, str] = field(default_factory=dict)
-    """Account -> plan label after this batch (billing output)."""
+    """Account -> plan label after this batch (from billing)."""
 
-    def count(
-        self,
-        field_name: str,
-        ts: float,
-        amount: float,
-        granularities: tuple[int, ...],
-        account: str | None = None,
-    ) -> None:
-        """Add ``amount`` to ``field_name`` in the bucket of ``ts`` at every granularity,
-        and to the segment of the account's plan when ``account`` is given."""
-        names = [field_name]
-        if account is not None:
-            names.append(segmented(field_name, self.plans.get(account, NONE)))
-        for g in granularities:
-            bucket = self.counters[(g, bucket_of(ts, g))]
-            for name in names:
-                bucket[name] += amount
 
-    def distinct(self, name: str, member: str, ts: float, account: str) -> None:
+class Tally:
+    """Accumulates a batch's windowed amounts, distinct members and gauge deltas.
+
+    Amounts are keyed by the bucket of the finest granularity; every coarser
+    granularity that is a multiple of it is derived at the end, so an event
+    costs one dict update per field, not one per granularity and segment.
+    """
+
+    def __init__(self, granularities: tuple[int, ...]) -> None:
+        self.granularities = granularities
+        self.finest = min(granularities)
+        self.rolls_up = all(g % self.finest == 0 for g in granularities)
+        self.amounts: defaultdict[tuple[str, str, float], float] = defaultdict(float)
+        self.latest: dict[tuple[str, str, str], float] = {}
+        self.gauges: defaultdict[tuple[str, str], float] = defaultdict(float)
+
+    def add(self, name: str, segment: str, ts: float, amount: float) -> None:
+        """Add ``amount`` to ``name`` in the buckets of ``ts``, whole base and segment."""
+        slot = math.floor(ts / self.finest) if self.rolls_up else ts
+        self.amounts[(name, segment, slot)] += amount
+
+    def distinct(self, name: str, segment: str, member: str, ts: float) -> None:
         """Note that ``member`` was active at ``ts`` (exact distinct counts by latest time)."""
-        for n in (name, segmented(name, self.plans.get(account, NONE))):
-            seen = self.last_seen[n]
-            if ts > seen.get(member, float("-inf")):
-                seen[member] = ts
+        key = (name, segment, member)
+        if ts > self.latest.get(key, -math.inf):
+            self.latest[key] = ts
 
-    def apply_diff(
-        self,
-        old: Contribution,
-        new: Contribution,
-        granularities: tuple[int, ...],
-        since: float,
-    ) -> None:
-        """Apply ``new - old``, ignoring times before ``since`` (expired buckets)."""
-        for (name, ts), amount in new.items():
-            if ts >= since:
-                delta = amount - old.get((name, ts), 0.0)
+    def apply_diff(self, old: Windowed, new: Windowed, since: float) -> None:
+        """Add ``new - old``, ignoring times before ``since`` (expired buckets)."""
+        for key, amount in new.items():
+            if key[2] >= since:
+                delta = amount - old.get(key, 0.0)
                 if delta:
-                    self.count(name, ts, delta, granularities)
-        for (name, ts), amount in old.items():
-            if ts >= since and (name, ts) not in new and amount:
-                self.count(name, ts, -amount, granularities)
+                    self.add(key[0], key[1], key[2], delta)
+        for key, amount in old.items():
+            if amount and key[2] >= since and key not in new:
+                self.add(key[0], key[1], key[2], -amount)
 
-    def shift_gauges(self, old: Mapping[str, float], new: Mapping[str, float]) -> None:
-        for name in old.keys() | new.keys():
-            delta = new.get(name, 0.0) - old.get(name, 0.0)
+    def shift_gauges(self, old: Gauges, new: Gauges) -> None:
+        for key in old.keys() | new.keys():
+            delta = new.get(key, 0.0) - old.get(key, 0.0)
             if delta:
-                self.gauges[name] += delta
+                self.gauges[key] += delta
+
+    def into(self, effects: Effects) -> None:
+        """Expand the tally into ``effects``: every granularity, whole base plus segment."""
+        names: dict[tuple[str, str], str] = {}
+        for (name, segment, slot), amount in self.amounts.items():
+            if not amount:
+                continue
+            seg = names.get((name, segment))
+            if seg is None:
+                seg = names[(name, segment)] = segmented(name, segment)
+            for g in self.granularities:
+                index = (int(slot) * self.finest) // g if self.rolls_up else math.floor(slot / g)
+                bucket = effects.counters[(g, index)]
+                bucket[name] += amount
+                bucket[seg] += amount
+        for (name, segment, member), ts in self.latest.items():
+            for target in (effects.last_seen[name], effects.last_seen[segmented(name, segment)]):
+                if ts > target.get(member, -math.inf):
+                    target[member] = ts
+        for (name, segment), amount in self.gauges.items():
+            effects.gauges[name] += amount
+            effects.gauges[segmented(name, segment)] += amount

@@ -1,17 +1,20 @@
 """Customer health: a 0-100 score per account from usage, support, sentiment, billing.
 
-Pure. The facts each family keeps per account (see the family modules'
-``account_facts``) go in; components, score, band and the reasons it is
-low come out. Weights and limits live in ``health.toml`` beside this module.
+Pure. The facts each family keeps per account (:mod:`aggregators.facts`,
+one ``facts`` method per family) go in; components, score, band and the
+reasons it is low come out. Weights and limits live in ``health.toml``
+beside this module.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aggregators.facts import AccountFacts, SurveyFacts
 
 DEFAULT_CONFIG = Path(__file__).with_name("health.toml")
 DAY = 86400
@@ -39,33 +42,28 @@ class Health:
     reasons: list[str]
 
 
-def active_days(days: list[int], t: float) -> int:
+def active_days(days: Iterable[int], t: float) -> int:
     """Distinct active days among the 30 days ending at ``t``."""
     today = int(t // DAY)
     return sum(1 for d in set(days) if today - 30 < d <= today)
 
 
-def recent(times: list[float], t: float) -> int:
+def recent(times: Iterable[float], t: float) -> int:
     return sum(1 for ts in times if t - 30 * DAY < ts <= t)
 
 
-def components(
-    facts: Mapping[str, Mapping[str, Any]], t: float, cfg: HealthConfig
-) -> dict[str, float]:
+def components(facts: AccountFacts, t: float, cfg: HealthConfig) -> dict[str, float]:
     """Each component 0-100 from the account's facts (missing facts count as no signal)."""
-    logins, tickets = facts.get("logins", {}), facts.get("tickets", {})
-    surveys, billing = facts.get("surveys", {}), facts.get("billing", {})
-    days = active_days(logins.get("days", []), t)
+    tickets, billing = facts.tickets, facts.billing
+    days = active_days(facts.logins.days, t)
     usage = 100.0 * min(1.0, days / cfg.get("usage", "full_active_days"))
-    open_tickets = max(0.0, float(tickets.get("open", 0)))
-    resolved, fcr = float(tickets.get("resolved", 0)), float(tickets.get("fcr", 0))
+    open_tickets = max(0.0, tickets.open)
     backlog = max(0.0, 100.0 - cfg.get("support", "open_ticket_penalty") * open_tickets)
-    support = 0.5 * backlog + 0.5 * (100.0 * fcr / resolved if resolved > 0 else 100.0)
-    sentiment = _sentiment(surveys, cfg)
-    failures = recent(billing.get("failures", []), t)
-    contractions = recent(billing.get("contractions", []), t)
-    pay = 100.0 - cfg.get("billing", "failure_penalty") * failures
-    pay -= cfg.get("billing", "contraction_penalty") * contractions
+    fcr = 100.0 * tickets.fcr / tickets.resolved if tickets.resolved > 0 else 100.0
+    support = 0.5 * backlog + 0.5 * fcr
+    sentiment = _sentiment(facts.surveys, cfg)
+    pay = 100.0 - cfg.get("billing", "failure_penalty") * recent(billing.failures, t)
+    pay -= cfg.get("billing", "contraction_penalty") * recent(billing.contractions, t)
     return {
         "usage": usage,
         "support": support,
@@ -74,14 +72,12 @@ def components(
     }
 
 
-def _sentiment(surveys: Mapping[str, Any], cfg: HealthConfig) -> float:
+def _sentiment(surveys: SurveyFacts, cfg: HealthConfig) -> float:
     parts = []
-    nps_sum, nps_n = surveys.get("nps", [0, 0])
-    if nps_n:
-        parts.append(100.0 * nps_sum / (10.0 * nps_n))
-    csat_sat, csat_n = surveys.get("csat", [0, 0])
-    if csat_n:
-        parts.append(100.0 * csat_sat / csat_n)
+    if surveys.nps_answers:
+        parts.append(100.0 * surveys.nps_sum / (10.0 * surveys.nps_answers))
+    if surveys.csat_answers:
+        parts.append(100.0 * surveys.csat_satisfied / surveys.csat_answers)
     return sum(parts) / len(parts) if parts else cfg.get("sentiment", "no_answers")
 
 
@@ -93,7 +89,7 @@ def band_of(score: float, cfg: HealthConfig) -> str:
     return "neutral"
 
 
-def assess(facts: Mapping[str, Mapping[str, Any]], t: float, cfg: HealthConfig) -> Health:
+def assess(facts: AccountFacts, t: float, cfg: HealthConfig) -> Health:
     """Score, band and reasons for one account."""
     parts = components(facts, t, cfg)
     weights = {name: cfg.get("weights", name) for name in parts}
@@ -104,23 +100,21 @@ def assess(facts: Mapping[str, Mapping[str, Any]], t: float, cfg: HealthConfig) 
 
 
 def _reasons(
-    facts: Mapping[str, Mapping[str, Any]], parts: Mapping[str, float], t: float, cfg: HealthConfig
+    facts: AccountFacts, parts: Mapping[str, float], t: float, cfg: HealthConfig
 ) -> list[str]:
     """What pulls the score down, worst component first, in words."""
     below = cfg.get("reasons", "below")
+    tickets, billing = facts.tickets, facts.billing
     explain: dict[str, Callable[[], str]] = {
-        "usage": lambda: (
-            f"{active_days(facts.get('logins', {}).get('days', []), t)} active days of the last 30"
-        ),
+        "usage": lambda: f"{active_days(facts.logins.days, t)} active days of the last 30",
         "support": lambda: (
-            f"{int(facts.get('tickets', {}).get('open', 0))} open tickets, "
-            f"{int(facts.get('tickets', {}).get('fcr', 0))} of "
-            f"{int(facts.get('tickets', {}).get('resolved', 0))} resolved at first contact"
+            f"{int(tickets.open)} open tickets, {int(tickets.fcr)} of "
+            f"{int(tickets.resolved)} resolved at first contact"
         ),
         "sentiment": lambda: "low NPS/CSAT answers",
         "billing": lambda: (
-            f"{recent(facts.get('billing', {}).get('failures', []), t)} payment failures, "
-            f"{recent(facts.get('billing', {}).get('contractions', []), t)} contractions in 30 days"
+            f"{recent(billing.failures, t)} payment failures, "
+            f"{recent(billing.contractions, t)} contractions in 30 days"
         ),
     }
     low = sorted((v, n) for n, v in parts.items() if v < below)

@@ -1,20 +1,32 @@
-"""Health scores in Redis: per-account facts, and an index that counts bands cheaply.
+"""Health scores in Redis: per-account facts, and indexes that count cheaply.
 
 Each family's facts for an account are part of its partition's atomic state
-(entity ``f:<account>``). After a batch is applied, the worker mirrors the
-touched accounts' facts into ``cs:acct:{<account>}`` (one hash per account,
-a field per family), recomputes their scores and updates the index:
+(the entity :func:`~aggregators.entity_keys.facts_key`). After a batch is
+applied, the worker mirrors the touched accounts' facts into
+``cs:acct:{<account>}`` (one hash per account, a field per family, plus a
+``~version`` that grows with every write), recomputes their scores and
+updates the indexes, all in the ``{health}`` slot:
 
 * ``cs:{health}:scores``: sorted set account -> score, so band counts are
   three ``ZCOUNT``s (O(log n)) and the worst accounts one ``ZRANGE``;
 * ``cs:{health}:last``: sorted set account -> latest event time, to drop
   accounts with no event in 30 days;
-* ``cs:{health}:sum``: the sum of scores, for the mean without a scan.
+* ``cs:{health}:sum``: the sum of scores, for the mean without a scan;
+* ``cs:{health}:version``: hash account -> the mirror version last indexed.
+  Two workers (two topics) may score one account at once; each score is
+  computed from one atomic read of the mirror, and only a read newer than
+  the one indexed may replace it, so the last write always wins;
+* ``cs:{health}:usage`` and ``cs:{health}:usage:<plan>``: sorted sets
+  account -> latest session event time, for accounts paying now (by plan in
+  ``cs:{health}:usage_plan``). Paying accounts active in a window are one
+  ``ZCOUNT`` from the window's start (``cs_product_usage_ratio``).
 
 Updating one account costs O(log n); a scrape costs O(log n) whatever the
-number of accounts. The mirror and index are rewritten from state, not
+number of accounts. The mirror and indexes are rewritten from state, not
 incremented per event, so repeating an update is harmless; an update lost
-to a crash is redone at the account's next event.
+to a crash is redone at the account's next event. A mirror expires one
+retention after its last write, unless a family's facts must persist (an
+open ticket).
 """
 
 from __future__ import annotations
@@ -23,16 +35,54 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from aggregators import keys
+from aggregators.facts import FAMILY_NAMES, AccountFacts, Facts, encode_facts, merge
 from aggregators.health import BANDS, DAY, Health, HealthConfig, assess
 
 SCORES = f"{keys.PREFIX}:{{health}}:scores"
 LAST = f"{keys.PREFIX}:{{health}}:last"
 SUM = f"{keys.PREFIX}:{{health}}:sum"
+VERSIONS = f"{keys.PREFIX}:{{health}}:version"
+USAGE = f"{keys.PREFIX}:{{health}}:usage"
+USAGE_PLAN = f"{keys.PREFIX}:{{health}}:usage_plan"
+VERSION_FIELD = "~version"
+KEEP_FIELD = "~keep:"
+_KEEP_FIELDS = tuple(KEEP_FIELD + name for name in FAMILY_NAMES)
+
+
+def usage_key(plan: str | None = None) -> str:
+    """Paying accounts by latest session time: the whole base, or one plan's."""
+    return USAGE if plan is None else f"{USAGE}:{plan}"
+
+
+MIRROR_LUA = """
+local k = KEYS[1]
+local version = redis.call('HINCRBY', k, '~version', 1)
+if version == 1 then
+  local now = redis.call('TIME')
+  version = string.format('%.0f', now[1] * 1000000 + now[2])
+  redis.call('HSET', k, '~version', version)
+end
+if ARGV[3] == '1' then redis.call('HSET', k, ARGV[1], ARGV[2], '~keep:' .. ARGV[1], '1')
+else
+  redis.call('HSET', k, ARGV[1], ARGV[2])
+  redis.call('HDEL', k, '~keep:' .. ARGV[1])
+end
+local keep = false
+for _, flag in ipairs(redis.call('HMGET', k, unpack(ARGV, 5))) do
+  if flag then keep = true end
+end
+if keep then redis.call('PERSIST', k) else redis.call('EXPIRE', k, ARGV[4]) end
+return redis.call('HGETALL', k)
+"""
+"""Write one family's facts of an account, bump its version, return the whole mirror.
+
+The version starts from the server clock in microseconds, so it keeps growing
+even when an expired mirror is created again."""
 
 INDEX_LUA = """
 -- The sum is read and written with GET/SET, never INCRBYFLOAT: called from Lua
@@ -41,14 +91,36 @@ INDEX_LUA = """
 -- argument array and the next long command overruns it (heap corruption).
 local cutoff = tonumber(ARGV[1])
 local sum = tonumber(redis.call('GET', KEYS[3])) or 0
-for i = 2, #ARGV, 3 do
+local usage = KEYS[6]
+local function unlist(account)
+  local plan = redis.call('HGET', KEYS[5], account)
+  if plan then
+    redis.call('ZREM', usage .. ':' .. plan, account)
+    redis.call('HDEL', KEYS[5], account)
+  end
+  redis.call('ZREM', usage, account)
+end
+for i = 2, #ARGV, 7 do
   local account, score, last = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local old = redis.call('ZSCORE', KEYS[1], account)
-  redis.call('ZADD', KEYS[1], score, account)
-  sum = sum + score - (tonumber(old) or 0)
-  local seen = redis.call('ZSCORE', KEYS[2], account)
-  if (not seen) or tonumber(seen) < tonumber(last) then
-    redis.call('ZADD', KEYS[2], last, account)
+  local version, paying, plan, used = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local indexed = tonumber(redis.call('HGET', KEYS[4], account) or '0')
+  if version > indexed then
+    redis.call('HSET', KEYS[4], account, ARGV[i + 3])
+    local old = redis.call('ZSCORE', KEYS[1], account)
+    redis.call('ZADD', KEYS[1], score, account)
+    sum = sum + score - (tonumber(old) or 0)
+    local seen = redis.call('ZSCORE', KEYS[2], account)
+    if (not seen) or tonumber(seen) < tonumber(last) then
+      redis.call('ZADD', KEYS[2], last, account)
+    end
+    if paying == '1' and tonumber(used) > 0 then
+      if redis.call('HGET', KEYS[5], account) ~= plan then unlist(account) end
+      redis.call('ZADD', usage, used, account)
+      redis.call('ZADD', usage .. ':' .. plan, used, account)
+      redis.call('HSET', KEYS[5], account, plan)
+    else
+      unlist(account)
+    end
   end
 end
 local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
@@ -59,44 +131,89 @@ for _, account in ipairs(stale) do
     redis.call('ZREM', KEYS[1], account)
   end
   redis.call('ZREM', KEYS[2], account)
+  redis.call('HDEL', KEYS[4], account)
+  unlist(account)
 end
 redis.call('SET', KEYS[3], string.format('%.17g', sum))
 return #stale
 """
+"""Index the scores of accounts whose mirror read is newer than the one indexed; drop
+accounts with no event since the cutoff."""
 
 
 def account_key(account: str) -> str:
     return f"{keys.PREFIX}:acct:{{{account}}}"
 
 
-def decode_facts(raw: Mapping[Any, Any]) -> dict[str, dict[str, Any]]:
-    return {keys.text(k): orjson.loads(v) for k, v in raw.items()}
+def _mirror(raw: Mapping[Any, Any]) -> tuple[AccountFacts, int]:
+    fields = {keys.text(k): v for k, v in raw.items()}
+    return merge(fields), int(fields.get(VERSION_FIELD, 0))
 
 
 class HealthIndex:
     """The worker side: mirror facts, rescore touched accounts."""
 
-    def __init__(self, redis: Redis, config: HealthConfig) -> None:
+    def __init__(self, redis: Redis, config: HealthConfig, retention: int = 31 * DAY) -> None:
         self.redis = redis
         self.config = config
+        self.retention = retention
+        self._mirror_sha: str | None = None
         self._index = redis.register_script(INDEX_LUA)
 
-    async def update(self, family: str, facts: Mapping[str, Mapping[str, Any]], t: float) -> None:
+    async def update(self, family: str, facts: Mapping[str, Facts], t: float) -> None:
         if not facts:
             return
         accounts = sorted(facts)
-        pipe = self.redis.pipeline(transaction=False)
-        for account in accounts:
-            pipe.hset(account_key(account), family, orjson.dumps(facts[account]))
-            pipe.hgetall(account_key(account))
-        replies = await pipe.execute()
+        replies = await self.write_mirrors(family, accounts, facts)
+        await self.index(dict(zip(accounts, replies, strict=True)), t)
+
+    async def index(self, mirrors: Mapping[str, list[Any]], t: float) -> None:
+        """Score each account from its mirror as read, and index the scores of reads newer
+        than the ones indexed."""
         args: list[Any] = [t - 30 * DAY]
-        for account, raw in zip(accounts, replies[1::2], strict=True):
-            merged = decode_facts(raw)
+        for account, raw in mirrors.items():
+            merged, version = _mirror(dict(zip(raw[::2], raw[1::2], strict=True)))
             health = assess(merged, t, self.config)
-            last = max(f.get("last", 0.0) for f in merged.values())
-            args += [account, repr(health.score), repr(float(last))]
-        await self._index(keys=[SCORES, LAST, SUM], args=args)
+            billing = merged.billing
+            args += [
+                account,
+                repr(health.score),
+                repr(float(merged.last)),
+                version,
+                int(billing.paying),
+                billing.plan,
+                repr(float(merged.logins.last)),
+            ]
+        await self._index(keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE], args=args)
+
+    async def write_mirrors(
+        self, family: str, accounts: list[str], facts: Mapping[str, Facts]
+    ) -> list[Any]:
+        """One pipelined ``EVALSHA`` per account. The script is loaded once, not checked
+        before every pipeline; if Redis lost it (a restart), it is loaded again."""
+        for _attempt in range(2):
+            if self._mirror_sha is None:
+                self._mirror_sha = keys.text(await self.redis.script_load(MIRROR_LUA))
+            pipe = self.redis.pipeline(transaction=False)
+            for account in accounts:
+                own = facts[account]
+                # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
+                pipe.execute_command(
+                    "EVALSHA",
+                    self._mirror_sha,
+                    1,
+                    account_key(account),
+                    family,
+                    encode_facts(own),
+                    int(own.persistent()),
+                    self.retention,
+                    *_KEEP_FIELDS,
+                )
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                self._mirror_sha = None
+        raise NoScriptError("the health mirror script could not be loaded into Redis")
 
 
 def band_counts(redis: SyncRedis, config: HealthConfig) -> tuple[dict[str, int], float | None]:
@@ -124,7 +241,7 @@ def at_risk(
         pipe.hgetall(account_key(account))
     rows = []
     for account, raw in zip(worst, pipe.execute(), strict=True):
-        rows.append(_row(account, assess(decode_facts(raw), now, config)))
+        rows.append(_row(account, assess(_mirror(raw)[0], now, config)))
     return sorted(rows, key=lambda r: r["score"])
 
 

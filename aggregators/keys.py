@@ -3,7 +3,9 @@
 Every key a batch writes carries the hash tag of its Kafka topic-partition,
 ``{<topic>:<partition>}``, so one batch touches one hash slot: the atomic
 apply script works unchanged on Redis Cluster, and partitions are summed
-at read time. The only untagged key is the partition registry.
+at read time. Untagged: the partition registry and the plan directory
+(``cs:account_plans``, ``cs:plan_names``); the health keys are in
+:mod:`aggregators.health_index`.
 
 =================================  ==========================================
 key                                holds
@@ -20,9 +22,9 @@ key                                holds
                                    ``c:<window>`` (a meta field) on
 ``cs:{tp}:z:<name>``               sorted set: user/account -> latest event time
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
-``cs:{tp}:e:<entity>``             JSON state of a ticket/session/account
+``cs:{tp}:e:<entity>``             msgpack state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
-``cs:{tp}:seen:<generation>``      set of event-id digests (dedup, TTL)
+``cs:{tp}:seen``                   sorted set: event-id digest -> event time
 ``cs:{tp}:guard``                  never written: declared by every script
                                    (see :func:`guard`)
 =================================  ==========================================
@@ -88,8 +90,9 @@ def live_sessions(tag: str) -> str:
     return f"{PREFIX}:{tag}:live"
 
 
-def seen(tag: str, generation: int) -> str:
-    return f"{PREFIX}:{tag}:seen:{generation}"
+def seen(tag: str) -> str:
+    """Dedup index: digests of applied ids, scored by event time, pruned past the horizon."""
+    return f"{PREFIX}:{tag}:seen"
 
 
 def text(value: bytes | str) -> str:

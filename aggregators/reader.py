@@ -23,7 +23,9 @@ from redis.exceptions import NoScriptError
 
 from aggregators import keys, plans
 from aggregators.config import MetricConfig
+from aggregators.facts import LOGINS
 from aggregators.families import sessions
+from aggregators.health_index import usage_key
 from aggregators.readout import Snapshot
 from aggregators.rolling import WINDOW_LUA, window_specs
 
@@ -132,10 +134,10 @@ class Reader:
             pipe.hgetall(keys.gauges(tag))
             plan.append(("sums", tag))
             plan.append(("gauges", tag))
-            if parts[tag] == "logins":
+            if parts[tag] == LOGINS:
                 pipe.zcount(keys.live_sessions(tag), f"({t - self.config.idle_timeout}", "+inf")
                 plan.append(("live", tag))
-        usage_tags = [tag for tag, family in parts.items() if family == "logins"]
+        usage_tags = [tag for tag, family in parts.items() if family == LOGINS]
         distinct_plan = self._queue_distinct(pipe, usage_tags, t, self._plan_labels())
         replies = pipe.execute()
         return self._snapshot(plan, distinct_plan, replies)
@@ -177,6 +179,10 @@ class Reader:
                 for tag in tags:
                     pipe.zcount(keys.last_seen(tag, name), start, "+inf")
                     queued.append((name, window.name))
+            for plan in (None, *plan_labels):
+                pipe.zcount(usage_key(plan), start, "+inf")
+                name = sessions.PAYING_ACTIVE
+                queued.append((name if plan is None else plans.segmented(name, plan), window.name))
         return queued
 
     def _snapshot(

@@ -36,7 +36,7 @@ class Snapshot:
     """Window name -> counter field -> sum over the window's buckets."""
     gauges: dict[str, float] = field(default_factory=dict)
     distinct: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(HyperLogLog name, window name) -> estimated distinct count."""
+    """(distinct-count name, window name) -> exact distinct count."""
     live_sessions: int | None = None
     """Live sessions now (whole base only: not segmented by plan)."""
 
@@ -81,7 +81,12 @@ def compute_segment(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
 
 
 def split_by_plan(snapshot: Snapshot) -> dict[str, Snapshot]:
-    """One snapshot per plan segment; fields named ``x@plan`` become ``x`` in ``plan``."""
+    """One snapshot per plan segment; fields named ``x@plan`` become ``x`` in ``plan``.
+
+    Values add up: should two stored fields ever map to one segment and name,
+    neither replaces the other (plan labels are escaped so that no plan is
+    named ``all``; see :func:`aggregators.plans.label_of`).
+    """
     segments: dict[str, Snapshot] = {ALL: Snapshot(live_sessions=snapshot.live_sessions)}
 
     def segment(plan: str) -> Snapshot:
@@ -90,13 +95,16 @@ def split_by_plan(snapshot: Snapshot) -> dict[str, Snapshot]:
     for window, fields in snapshot.sums.items():
         for name, value in fields.items():
             base, plan = split(name)
-            segment(plan).sums.setdefault(window, {})[base] = value
+            sums = segment(plan).sums.setdefault(window, {})
+            sums[base] = sums.get(base, 0.0) + value
     for name, value in snapshot.gauges.items():
         base, plan = split(name)
-        segment(plan).gauges[base] = value
-    for (name, window), value in snapshot.distinct.items():
+        gauges = segment(plan).gauges
+        gauges[base] = gauges.get(base, 0.0) + value
+    for (name, window), count in snapshot.distinct.items():
         base, plan = split(name)
-        segment(plan).distinct[(base, window)] = value
+        distinct = segment(plan).distinct
+        distinct[(base, window)] = distinct.get((base, window), 0) + count
     return segments
 
 
@@ -151,7 +159,9 @@ def _usage(out: _Out, window: str, w: Mapping[str, float], snapshot: Snapshot) -
     out.add("cs_sessions", w.get(s.SESSIONS, 0.0), window=window)
     out.add("cs_time_in_app_seconds", time_in_app, window=window)
     out.add("cs_time_in_app_seconds_per_user", _ratio(time_in_app, users), window=window)
-    out.add("cs_product_usage_ratio", _ratio(accounts, paying), window=window)
+    paying_active = snapshot.distinct.get((s.PAYING_ACTIVE, window), 0)
+    usage = _ratio(paying_active, paying)
+    out.add("cs_product_usage_ratio", None if usage is None else min(1.0, usage), window=window)
 
 
 def churn_base(w: Mapping[str, float], paying_now: float) -> tuple[float, float, float]:

@@ -10,20 +10,19 @@ the fence (another worker applied in between) is planned again.
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import orjson
 from redis.asyncio import Redis
 
 from aggregators import keys
-from aggregators.batch import Plan
+from aggregators.batch import BatchInput, BatchResult
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
+from aggregators.entity_keys import EntityKey
+from aggregators.plans import label_of
 from aggregators.rolling import WINDOW_LUA, bucket_ttl, ttl_base, window_specs
 
 APPLY_LUA = (
@@ -66,6 +65,7 @@ for i = 1, #ops do
     if op[4] > 0 then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
   elseif c == 'del' then redis.call('DEL', k)
   elseif c == 'za' then redis.call('ZADD', k, op[3], op[4])
+  elseif c == 'zm' then redis.call('ZADD', k, unpack(op, 3))
   elseif c == 'zr' then redis.call('ZREM', k, op[3])
   elseif c == 'zt' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. op[3])
   end
@@ -97,7 +97,7 @@ return out
 """
 
 _CHUNK = 500
-"""Members per PFADD/SADD op: Lua's unpack() has a small stack."""
+"""Members per multi-member op: Lua's unpack() has a small stack."""
 
 
 def number(value: float) -> str:
@@ -113,12 +113,16 @@ class Loaded:
 
     offset: int
     """Last applied offset of the partition, -1 when none."""
-    states: dict[str, Any]
-    seen: set[str]
+    stream_time: float | None = None
+    """Largest event time applied in the partition (None before its first event): the
+    partition's clock under ``clock=watermark``."""
+    states: dict[EntityKey, bytes | str] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
     plans: dict[str, str] = field(default_factory=dict)
     """Account -> plan label, for the batch's accounts that have one."""
-    stream_time: float | None = None
-    """Largest event time applied in the partition (None before its first event)."""
+
+    def batch_input(self, labels: Mapping[str, str]) -> BatchInput:
+        return BatchInput(states=self.states, seen=self.seen, plans=self.plans, labels=labels)
 
 
 class _Script:
@@ -144,6 +148,10 @@ class _Script:
             self.op(code, key, *members[start : start + _CHUNK])
 
 
+_LABEL_CACHE = 10_000
+"""Raw plan names a worker remembers the label of; past it the memo starts over."""
+
+
 class PlanDirectory:
     """Account -> plan label, and the bounded set of labels, shared by all partitions.
 
@@ -159,12 +167,20 @@ class PlanDirectory:
         self._label_script = redis.register_script(PLAN_LABEL_LUA)
 
     async def labels(self, raw_plans: Iterable[str]) -> dict[str, str]:
-        """Bounded label of each raw plan name (admitted once, remembered)."""
-        missing = sorted({p for p in raw_plans if p not in self._labels})
+        """Bounded label of each raw plan name (admitted once, remembered).
+
+        Names that would read as a reserved segment (``all``, ``other``,
+        ``none``, or containing the segment separator) are escaped first.
+        """
+        wanted = set(raw_plans)
+        if len(self._labels) > _LABEL_CACHE:
+            self._labels.clear()  # many raw names (most reported as ``other``): start over
+        missing = sorted(p for p in wanted if p not in self._labels)
         if missing:
-            got = await self._label_script(keys=[keys.PLAN_NAMES], args=[self.max_plans, *missing])
+            escaped = [label_of(p) for p in missing]
+            got = await self._label_script(keys=[keys.PLAN_NAMES], args=[self.max_plans, *escaped])
             self._labels.update({raw: keys.text(v) for raw, v in zip(missing, got, strict=True)})
-        return dict(self._labels)
+        return {raw: self._labels[raw] for raw in wanted}
 
     async def save(self, updates: Mapping[str, str]) -> None:
         if updates:
@@ -188,67 +204,58 @@ class PartitionStore:
         raw = await self.redis.hget(keys.meta(self.tag), "offset")
         return int(raw) if raw is not None else -1
 
-    def generation(self, t: float) -> int:
-        return math.floor(t / self.config.dedup_horizon)
-
     async def load(
         self,
-        entity_keys: Iterable[str],
-        digests: Mapping[str, float],
+        entity_keys: Iterable[EntityKey],
+        digests: Sequence[str],
         accounts: Iterable[str] = (),
     ) -> Loaded:
-        """One pipelined round trip: offset, entity states, already-seen ids, account plans.
+        """One pipelined round trip: offset and stream time, entity states, which of the
+        batch's id digests were applied before, account plans.
 
         It also (re)registers the partition for the readers, so a registry
-        lost with Redis's data comes back with the next batch.
-
-        ``digests`` maps each event-id digest to its event time: ids are
-        remembered per event-time generation, so a duplicate (same event,
-        same time) is always looked up in the set its first copy went to.
+        lost with Redis's data comes back with the next batch. Digests live in
+        one sorted set per partition scored by event time, so an id seen
+        before counts as a duplicate whatever time its new copy carries.
         """
         entity_keys, accounts = list(entity_keys), sorted(set(accounts))
-        by_generation: defaultdict[int, list[str]] = defaultdict(list)
-        for digest, ts in digests.items():
-            by_generation[self.generation(ts)].append(digest)
+        digests = list(digests)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(keys.REGISTRY, self.tag, self.family)
         pipe.hmget(keys.meta(self.tag), ["offset", "max_ts"])
         if entity_keys:
             # MGET by name: redis-py's cluster pipeline refuses .mget() even within one slot
-            pipe.execute_command("MGET", *[keys.entity(self.tag, k) for k in entity_keys])
-        for gen, members in by_generation.items():
-            pipe.smismember(keys.seen(self.tag, gen), members)
+            pipe.execute_command("MGET", *[keys.entity(self.tag, k.text()) for k in entity_keys])
+        if digests:
+            pipe.zmscore(keys.seen(self.tag), digests)
         if accounts:
             pipe.hmget(keys.ACCOUNT_PLANS, accounts)
-        replies = await pipe.execute()
-        raw_offset, raw_max_ts = replies[1]
-        offset = int(raw_offset) if raw_offset is not None else -1
-        stream_time = float(raw_max_ts) if raw_max_ts is not None else None
-        states: dict[str, Any] = {}
-        rest = replies[2:]
+        replies = iter(await pipe.execute())
+        next(replies)  # the registry write
+        raw_offset, raw_max_ts = next(replies)
+        loaded = Loaded(
+            offset=int(raw_offset) if raw_offset is not None else -1,
+            stream_time=float(raw_max_ts) if raw_max_ts is not None else None,
+        )
         if entity_keys:
-            raw_states = rest.pop(0)
-            states = {k: orjson.loads(v) for k, v in zip(entity_keys, raw_states, strict=True) if v}
-        plans: dict[str, str] = {}
+            found = zip(entity_keys, next(replies), strict=True)
+            loaded.states = {k: v for k, v in found if v is not None}
+        if digests:
+            scores = next(replies)
+            loaded.seen = {d for d, score in zip(digests, scores, strict=True) if score is not None}
         if accounts:
-            raw_plans = rest.pop()
-            plans = {a: keys.text(v) for a, v in zip(accounts, raw_plans, strict=True) if v}
-        seen = {
-            d
-            for members, reply in zip(by_generation.values(), rest, strict=True)
-            for d, hit in zip(members, reply, strict=True)
-            if hit
-        }
-        return Loaded(offset, states, seen, plans, stream_time)
+            raw_plans = zip(accounts, next(replies), strict=True)
+            loaded.plans = {a: keys.text(v) for a, v in raw_plans if v is not None}
+        return loaded
 
-    async def apply(self, plan: Plan, expected: int, new_offset: int, t: float) -> bool:
-        """Write the plan and advance the offset, unless the fence moved (False)."""
-        max_ts = plan.outcome.max_event_time
+    async def apply(self, result: BatchResult, expected: int, new_offset: int, t: float) -> bool:
+        """Write a batch's result and advance the offset, unless the fence moved (False)."""
+        max_ts = result.outcome.max_event_time
         base = ttl_base(t, max_ts)
-        script = self._render(plan, t, base)
-        windows = self._windows(script, plan.effects, base)
+        script = self._render(result, t, base)
+        windows = self._windows(script, result.effects, base)
         script.key(keys.guard(self.tag))
-        result = await self._apply(
+        reply = await self._apply(
             keys=script.keys,
             args=[
                 str(expected),
@@ -260,7 +267,7 @@ class PartitionStore:
                 number(base),
             ],
         )
-        return int(result[0]) == 1
+        return int(reply[0]) == 1
 
     def _windows(self, script: _Script, effects: Effects, base: float) -> list[list[Any]]:
         """The rolling windows this batch's buckets feed (none when it counts nothing)."""
@@ -271,19 +278,23 @@ class PartitionStore:
             if spec[1] in touched
         ]
 
-    def _render(self, plan: Plan, t: float, base: float) -> _Script:
+    def _render(self, result: BatchResult, t: float, base: float) -> _Script:
         script = _Script(keys.meta(self.tag))
-        self._render_counters(script, plan.effects, t, base)
-        self._render_entities(script, plan.effects)
-        self._render_live(script, plan.effects, t)
-        by_generation: defaultdict[int, list[str]] = defaultdict(list)
-        for digest, ts in plan.seen.items():
-            by_generation[self.generation(ts)].append(digest)
-        for gen, members in by_generation.items():
-            seen_key = keys.seen(self.tag, gen)
-            script.members("sa", seen_key, members)
-            script.op("ex", seen_key, 2 * self.config.dedup_horizon)
+        self._render_counters(script, result.effects, t, base)
+        self._render_entities(script, result.effects)
+        self._render_live(script, result.effects, t)
+        self._render_seen(script, result)
         return script
+
+    def _render_seen(self, script: _Script, result: BatchResult) -> None:
+        """Remember the applied ids by event time; forget those past the dedup horizon."""
+        if not result.seen:
+            return
+        seen = keys.seen(self.tag)
+        pairs = [x for digest, ts in result.seen.items() for x in (number(ts), digest)]
+        script.members("zm", seen, pairs)
+        newest = max(result.seen.values())
+        script.op("zt", seen, number(newest - self.config.dedup_horizon))
 
     def _render_counters(self, script: _Script, effects: Effects, t: float, base: float) -> None:
         """One ``b`` op per bucket: its TTL, then field, amount pairs (zeros left out)."""
@@ -303,12 +314,12 @@ class PartitionStore:
 
     def _render_entities(self, script: _Script, effects: Effects) -> None:
         for key, state in effects.entities.items():
-            full = keys.entity(self.tag, key)
+            full = keys.entity(self.tag, key.text())
             if state is None:
                 script.op("del", full)
                 continue
-            ttl = 0 if key in effects.persistent else self.config.entity_ttl(key)
-            script.op("set", full, orjson.dumps(state).decode(), ttl)
+            ttl = 0 if key in effects.persistent else self.config.entity_ttl(key.kind)
+            script.op("set", full, state, ttl)
 
     def _render_live(self, script: _Script, effects: Effects, t: float) -> None:
         if not effects.live:

@@ -32,7 +32,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from aggregators import keys, plans
-from aggregators.batch import Outcome, Plan
+from aggregators.batch import BatchResult, Outcome
 from aggregators.effects import Effects
 from aggregators.reader import Reader
 from aggregators.readout import Snapshot, compute
@@ -157,7 +157,7 @@ async def fill_full(
                     for i, name in enumerate(names):
                         bucket[name] = float(1 + (i + k) % 7)
                 offset = start // _BUCKETS_PER_APPLY
-                await store.apply(Plan(effects, Outcome(), {}), offset - 1, offset, t)
+                await store.apply(BatchResult(effects, Outcome(), {}), offset - 1, offset, t)
             written += len(wanted)
     await redis.aclose()
     return written

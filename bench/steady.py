@@ -77,32 +77,38 @@ TOPICS = tuple(FAMILY_TOPICS)
 # ------------------------------------------------------------------ events
 
 
+RENEWED_IDS = (b'"id":"', b'"session_id":"', b'"ticket_id":"')
+"""Ids that get a new suffix in every replay of the pool: the event id, so nothing is a
+duplicate, and sessions and tickets, so a replay starts new ones instead of stretching
+the same few over the whole run (an endless session's state grows with every event)."""
+
+
 @dataclass(frozen=True)
 class Template:
-    """A generated event cut around its id's end and its time, to restamp cheaply."""
+    """A generated event cut where ids end and around its time, to restamp cheaply."""
 
     topic: int
     key: bytes
-    head: bytes
-    middle: bytes
-    tail: bytes
+    parts: tuple[bytes, ...]
+    """Text between the slots; a slot is an id's new suffix, or the time (``time_slot``)."""
+    time_slot: int
 
     @classmethod
     def of(cls, message: Message) -> Template:
         value = message.value
-        id_end = value.index(b'"', value.index(b'"id":"') + 6)
+        cuts = [value.index(b'"', value.index(k) + len(k)) for k in RENEWED_IDS if k in value]
         time_start = value.index(b'"time":"') + 8
         time_end = value.index(b'"', time_start)
-        return cls(
-            TOPICS.index(message.topic),
-            message.key,
-            value[:id_end],
-            value[id_end:time_start],
-            value[time_end:],
-        )
+        ends = sorted([*cuts, time_start])
+        starts = [0, *(time_end if e == time_start else e for e in ends)]
+        parts = tuple(value[a:b] for a, b in zip(starts, [*ends, len(value)], strict=True))
+        return cls(TOPICS.index(message.topic), message.key, parts, ends.index(time_start))
 
     def render(self, id_suffix: bytes, stamp: bytes) -> bytes:
-        return b"".join((self.head, id_suffix, self.middle, stamp, self.tail))
+        out = [self.parts[0]]
+        for slot, part in enumerate(self.parts[1:]):
+            out += (stamp if slot == self.time_slot else id_suffix, part)
+        return b"".join(out)
 
 
 def stamp_of(t: float) -> tuple[bytes, float]:
@@ -315,6 +321,9 @@ class Result:
     redis_end_mib: float
     worker_cpu_us: float | None
     redis_cpu_us: float | None
+    broker_cpu_us: float | None
+    producer_cpu_us: float | None
+    """This process: the producer, and the reads of the latest event times."""
     scrape_ms: float | None
     unseen: int
     """Events not visible when the drain ended: the worker fell behind the rate."""
@@ -337,6 +346,7 @@ def summarize(
     redis_mib = [s.redis_mib for s in observer.samples] or [math.nan]
     collect = [s.collect_s for s in observer.scrapes if s.collect_s is not None]
     per_event = [c / produced * 1e6 if c is not None and produced else None for c in cpu]
+    worker_cpu, redis_cpu, broker_cpu, own_cpu = per_event
     return Result(
         args.rate,
         seconds,
@@ -351,8 +361,10 @@ def summarize(
         (max(rss) - min(rss)) / min(rss) if rss else None,
         redis_mib[0],
         redis_mib[-1],
-        per_event[0],
-        per_event[1],
+        worker_cpu,
+        redis_cpu,
+        broker_cpu,
+        own_cpu,
         statistics.median(collect) * 1000 if collect else None,
         sum(n for _, wait, n in points if math.isinf(wait)),
         by_minute(started, points, observer.samples),
@@ -403,7 +415,8 @@ def report(result: Result) -> str:
         f"({verdict_rss} the 10 % target)",
         f"Redis used_memory: {result.redis_start_mib:.1f} -> {result.redis_end_mib:.1f} MiB",
         f"CPU µs/event: worker {fmt(result.worker_cpu_us, '.1f')}, "
-        f"Redis {fmt(result.redis_cpu_us, '.1f')}; /metrics scrape (median "
+        f"Redis {fmt(result.redis_cpu_us, '.1f')}, broker {fmt(result.broker_cpu_us, '.1f')}, "
+        f"this benchmark (producer) {fmt(result.producer_cpu_us, '.1f')}; /metrics scrape (median "
         f"cs_collect_duration_seconds): {fmt(result.scrape_ms, '.1f')} ms",
         *(
             [
@@ -456,7 +469,7 @@ async def steady_run(
     port = int(child.env["CSPULSE_METRICS_PORT"])
     client = redis.Redis.from_url(services.redis_url, socket_timeout=30)
     observer = Observer(port, child.pid, client, args.poll, args.scrape, args.sample)
-    meter = CpuMeter((child.pid, services.redis.proc.pid))
+    meter = CpuMeter((child.pid, services.redis.proc.pid, services.broker.proc.pid, None))
     stop = asyncio.Event()
     watching = asyncio.create_task(observer.run(stop))
     meter.mark()

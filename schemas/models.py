@@ -61,21 +61,20 @@ EventId = Annotated[
 Plan = Annotated[
     str,
     msgspec.Meta(
-        min_length=1,
         max_length=NAME_MAX,
-        description="Plan name: 1-64 characters, no control characters.",
+        description="Plan name: at most 64 characters, no control characters.",
         extra_json_schema=PRINTABLE,
     ),
 ]
 """A subscription plan: it becomes a `plan` label value and part of Redis keys,
-so it is short and printable."""
+so it is short and printable. The contract does not require it to be non-empty,
+so an empty name is a plan like any other."""
 
 Category = Annotated[
     str,
     msgspec.Meta(
-        min_length=1,
         max_length=NAME_MAX,
-        description="Cost category (e.g. payroll, tooling, training): 1-64 characters, "
+        description="Cost category (e.g. payroll, tooling, training): at most 64 characters, "
         "no control characters.",
         extra_json_schema=PRINTABLE,
     ),

@@ -1,7 +1,7 @@
 """Apply one Kafka batch of one topic-partition to Redis, exactly once in effect.
 
 Bytes -> :func:`schemas.parse_event` -> invalid ones to the dead-letter topic
--> :func:`aggregators.batch.plan_batch` -> one atomic script in Redis that
+-> :func:`aggregators.batch.fold_batch` -> one atomic script in Redis that
 also advances the partition's applied offset. Messages at or below that
 offset were applied before (a redelivery) and are skipped; a batch that
 starts *after* offset + 1 means Redis went back in time (a restore, a
@@ -33,7 +33,14 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aggregators.batch import Offered, Outcome, Plan, keys_to_load, make_clock, plan_batch
+from aggregators.batch import (
+    BatchResult,
+    Offered,
+    Outcome,
+    fold_batch,
+    keys_to_load,
+    make_clock,
+)
 from aggregators.clock import Clock
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
@@ -118,7 +125,7 @@ class Processor:
         """Largest stream time seen by this process (health index time under watermark)."""
         self._stores: dict[tuple[str, int], PartitionStore] = {}
         self._rewound: dict[tuple[str, int], int] = {}
-        self._unfinished: dict[tuple[str, int], tuple[int, str, Plan, float]] = {}
+        self._unfinished: dict[tuple[str, int], tuple[int, str, BatchResult, float]] = {}
         self.plans = PlanDirectory(redis, config.max_plans)
         self.health = HealthIndex(redis, health or HealthConfig.load())
 
@@ -217,13 +224,13 @@ class Processor:
         async def skip() -> None:
             nonlocal published
             while True:
-                loaded = await store.load((), {})
+                loaded = await store.load((), ())
                 if loaded.offset >= message.offset:
                     return
                 if not published:
                     await self.dead_letters(topic, partition, [letter])
                     published = True
-                empty = Plan(Effects(), Outcome(), {})
+                empty = BatchResult(Effects(), Outcome(), {})
                 if await store.apply(empty, loaded.offset, message.offset, time.time()):
                     telemetry.INVALID.labels(topic, "processing_error").inc()
                     return
@@ -241,8 +248,9 @@ class Processor:
         started = time.perf_counter()
         store = self.store(topic, partition)
         offered, rejected = self._parse(topic, messages, time.time())
+        entity_keys = keys_to_load(family, [o.event for o in offered])
+        digests = [o.digest for o in offered]
         while True:
-            entity_keys, digests = keys_to_load(family, [o.event for o in offered])
             accounts = (o.event.account_id for o in offered)
             loaded = await store.load(entity_keys, digests, accounts)
             last = messages[-1].offset
@@ -307,14 +315,14 @@ class Processor:
             await self._after_apply(topic, partition, family, plan, health_t)
 
     async def _after_apply(
-        self, topic: str, partition: int, family: str, plan: Plan, health_t: float
+        self, topic: str, partition: int, family: str, plan: BatchResult, health_t: float
     ) -> None:
         """Idempotent writes outside the partition's slot: plan directory and health index."""
         await self.plans.save(plan.effects.plan_updates)
         await self.health.update(family, plan.effects.facts, health_t)
         self._unfinished.pop((topic, partition), None)
 
-    def _health_time(self, stream_time: float | None, plan: Plan) -> float:
+    def _health_time(self, stream_time: float | None, plan: BatchResult) -> float:
         latest = plan.outcome.max_event_time
         self.watermark = max(self.watermark, stream_time or 0.0, latest or 0.0)
         return self.clock.batch_time(self.watermark)
@@ -340,27 +348,20 @@ class Processor:
 
     def _plan(
         self, family: str, fresh: list[Offered], loaded: Loaded, t: float, labels: dict[str, str]
-    ) -> Plan:
-        return plan_batch(
-            family,
-            fresh,
-            loaded.states,
-            loaded.seen,
-            self.config,
-            make_clock(self.config, t),
-            advance_clock=self.clock.follows_events,
-            plans=loaded.plans,
-            labels=labels,
-        )
+    ) -> BatchResult:
+        clock = make_clock(self.config, t, advancing=self.clock.follows_events)
+        return fold_batch(family, fresh, loaded.batch_input(labels), self.config, clock)
 
     @staticmethod
-    def _planned_letters(plan: Plan, messages: Sequence[RawMessage]) -> list[DeadLetter]:
+    def _planned_letters(plan: BatchResult, messages: Sequence[RawMessage]) -> list[DeadLetter]:
         by_offset = {m.offset: m for m in messages}
         letters = [
             DeadLetter(
-                by_offset[item.offset], "too_late", "event time is older than every retained bucket"
+                by_offset[item.offset],
+                "too_late",
+                "event time is older than every retained bucket and the event changes no state",
             )
-            for item in plan.outcome.late
+            for item in plan.outcome.too_late
         ]
         letters += [
             DeadLetter(by_offset[item.offset], "processing_error", detail)
@@ -368,14 +369,14 @@ class Processor:
         ]
         return letters
 
-    def _account(self, topic: str, plan: Plan, letters: list[DeadLetter]) -> None:
+    def _account(self, topic: str, plan: BatchResult, letters: list[DeadLetter]) -> None:
         outcome = plan.outcome
         for event_type, n in outcome.applied.items():
             telemetry.EVENTS.labels(topic, event_type).inc(n)
+        if outcome.late:
+            telemetry.LATE.labels(topic).inc(outcome.late)
         for letter in letters:
-            if letter.reason == "too_late":
-                telemetry.LATE.labels(topic).inc()
-            else:
+            if letter.reason != "too_late":
                 telemetry.INVALID.labels(topic, letter.reason).inc()
         if outcome.duplicates:
             telemetry.DUPLICATES.labels(topic).inc(outcome.duplicates)

@@ -150,10 +150,17 @@ def is_too_late(ts: Fraction, t: Fraction, config: RefConfig) -> bool:
     return math.floor(ts / g) < math.floor(t / g) - Fraction(config.windows[longest], g)
 
 
-def admit(events: Sequence[Mapping[str, Any]], t: Fraction, config: RefConfig) -> list[Event]:
-    """Drop duplicate ids (first occurrence wins), then too-late events; keep arrival order.
+STATEFUL_PREFIXES = ("ticket.", "subscription.", "trial.")
+"""Event types that change current state (a ticket, a subscription): metrics.md "Lateness"."""
 
-    Dedup runs first so that a repeated id never counts, whatever its content.
+
+def admit(events: Sequence[Mapping[str, Any]], t: Fraction, config: RefConfig) -> list[Event]:
+    """Drop duplicate ids (first occurrence wins), then too-late events that change no
+    state; keep arrival order.
+
+    Dedup runs first so that a repeated id never counts, whatever its content or time.
+    A too-late ticket or subscription event is kept: its change to current state
+    counts, while its windowed amounts fall outside every window at ``t`` anyway.
     """
     seen: set[str] = set()
     admitted: list[Event] = []
@@ -163,8 +170,9 @@ def admit(events: Sequence[Mapping[str, Any]], t: Fraction, config: RefConfig) -
             continue
         seen.add(event_id)
         ts = parse_time(str(raw["time"]))
-        if not is_too_late(ts, t, config):
-            admitted.append(Event(seq, str(raw["type"]), ts, raw["data"]))
+        kind = str(raw["type"])
+        if kind.startswith(STATEFUL_PREFIXES) or not is_too_late(ts, t, config):
+            admitted.append(Event(seq, kind, ts, raw["data"]))
     return admitted
 
 
@@ -398,12 +406,20 @@ def distinct_in(events: list[Event], name: str, w: Window, t: Fraction) -> int:
 
 
 def usage_window(
-    events: list[Event], gaps: list[tuple[Fraction, Fraction]], w: Window, t: Fraction, paying: int
+    events: list[Event],
+    gaps: list[tuple[Fraction, Fraction]],
+    w: Window,
+    t: Fraction,
+    paying: set[str],
 ) -> Metrics:
-    """Windowed usage metrics; time per user and usage ratio absent without a denominator."""
+    """Windowed usage metrics; time per user and usage ratio absent without a denominator.
+
+    Usage ratio: paying accounts active in the window / paying accounts now (metrics.md).
+    """
     label = {"window": w.name}
     users = distinct_in(events, "user_id", w, t)
     accounts = distinct_in(events, "account_id", w, t)
+    active_paying = len({e.account for e in events if w.contains(e.ts, t)} & paying)
     seconds = sum((gap for later, gap in gaps if w.contains(later, t)), Fraction(0))
     started = [e.ts for e in events if e.type == "session.started"]
     out: Metrics = {
@@ -413,12 +429,12 @@ def usage_window(
         key("cs_time_in_app_seconds", **label): float(seconds),
     }
     put(out, key("cs_time_in_app_seconds_per_user", **label), ratio(seconds, users))
-    put(out, key("cs_product_usage_ratio", **label), ratio(accounts, paying))
+    put(out, key("cs_product_usage_ratio", **label), ratio(active_paying, len(paying)))
     return out
 
 
-def usage_metrics(events: list[Event], t: Fraction, config: RefConfig, paying: int) -> Metrics:
-    """All product-usage metrics; ``paying`` is paying accounts now (from billing)."""
+def usage_metrics(events: list[Event], t: Fraction, config: RefConfig, paying: set[str]) -> Metrics:
+    """All product-usage metrics; ``paying`` is the accounts paying now (from billing)."""
     session_events = of_types(events, *SESSION_TYPES)
     sessions = group_sessions(session_events)
     gaps = session_gaps(sessions.values(), config.idle_timeout)
@@ -492,7 +508,11 @@ class Ledger:
     @property
     def paying(self) -> int:
         """Accounts paying now: their MRR is > 0."""
-        return sum(1 for cents in self.account_mrr.values() if cents > 0)
+        return len(self.paying_accounts)
+
+    @property
+    def paying_accounts(self) -> set[str]:
+        return {account for account, cents in self.account_mrr.items() if cents > 0}
 
     @property
     def mrr_cents(self) -> int:
@@ -638,6 +658,6 @@ def compute(
     out: Metrics = {}
     out.update(support_metrics(admitted, now, config))
     out.update(survey_metrics(admitted, now, config))
-    out.update(usage_metrics(admitted, now, config, ledger.paying))
+    out.update(usage_metrics(admitted, now, config, ledger.paying_accounts))
     out.update(revenue_metrics(admitted, ledger, now, config))
     return out

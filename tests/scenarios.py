@@ -59,6 +59,9 @@ class Scenario:
     invalid: list[tuple[str, bytes, str]] = field(default_factory=list)
     """(topic suffix, value, reason) of messages the contract rejects."""
     late: int = 0
+    """Too-late events that change no state: dead-lettered as ``too_late``."""
+    late_applied: int = 0
+    """Too-late events that change state: applied (so also valid), counted as late."""
     duplicates: int = 0
 
     def add(self, ev: dict[str, Any]) -> None:
@@ -76,6 +79,11 @@ class Scenario:
         self.duplicates += 1
 
     def add_late(self, ev: dict[str, Any]) -> None:
+        """An event too late for its buckets: dead-lettered unless it changes state."""
+        if ev["type"].startswith(("ticket.", "subscription.", "trial.")):
+            self.add(ev)
+            self.late_applied += 1
+            return
         self.messages.append(
             (topic_of(ev["type"]), ev["data"]["account_id"].encode(), orjson.dumps(ev))
         )
@@ -222,4 +230,5 @@ def standard(now: float, seed: int = 7, accounts: int = 20) -> Scenario:
     for index in rng.sample(range(len(bulk)), max(3, len(bulk) // 50)):
         scenario.add_duplicate(index)
     scenario.add_late(event("ticket.opened", now - 40 * 86400, "acme", ticket_id="OLD"))
+    scenario.add_late(event("survey.answered", now - 40 * 86400, "acme", kind="nps", score=3))
     return scenario

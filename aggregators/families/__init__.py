@@ -1,22 +1,20 @@
 """One module per event family: how its events change state and buckets.
 
-Every family implements :class:`~aggregators.families.base.Family`; the batch
-planner in :mod:`aggregators.batch` drives them all the same way, so there is
-one code path from event to Redis update whatever the metric.
+Each module builds a :class:`~aggregators.families.base.Family` from its
+counter, entity and facts parts; the batch planner in
+:mod:`aggregators.batch` drives them all the same way, so there is one code
+path from event to Redis update whatever the metric.
 """
 
-from aggregators.families.base import Family
-from aggregators.families.billing import BillingFamily
-from aggregators.families.sessions import SessionFamily
-from aggregators.families.surveys import SurveyFamily
-from aggregators.families.tickets import TicketFamily
+from typing import Any
 
-FAMILIES: dict[str, Family] = {
-    "tickets": TicketFamily(),
-    "surveys": SurveyFamily(),
-    "logins": SessionFamily(),
-    "billing": BillingFamily(),
+from aggregators.families import billing, sessions, surveys, tickets
+from aggregators.families.base import Family
+
+FAMILIES: dict[str, Family[Any, Any]] = {
+    family.name: family
+    for family in (tickets.FAMILY, surveys.FAMILY, sessions.FAMILY, billing.FAMILY)
 }
-"""Topic suffix -> the family that handles its events."""
+"""Family name (the suffix of its topic, see :data:`aggregators.facts.FAMILY_NAMES`) -> family."""
 
 __all__ = ["FAMILIES", "Family"]

@@ -1,43 +1,139 @@
-"""The interface every event family implements."""
+"""The interfaces an event family implements, and the bundle the planner drives.
+
+A family has up to three parts, each typed:
+
+* a :class:`Counter`: stateless, per-event windowed amounts (a survey answer
+  adds to its bucket's counters and nothing else);
+* an :class:`Entity` over a state type ``S``: events that change something
+  that lives on (a ticket, a session, a billing account) are folded into
+  that entity's state, and the entity's contribution to the buckets and
+  gauges is a pure function of its state, diffed once per batch;
+* a :class:`FactSource`: the family's health facts of an account, as one
+  typed value per account.
+
+Every method is pure: it reads its arguments, mutates nothing but the state
+or tally it is handed, and does no I/O.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
-from aggregators.config import BatchClock, MetricConfig
-from aggregators.effects import Contribution, Effects, Gauges
+import msgspec
+
+from aggregators.config import MetricConfig
+from aggregators.effects import Contribution, Tally
+from aggregators.entity_keys import EntityKey
+from aggregators.facts import Facts
 from schemas import Event
 
-State = dict[str, Any]
+S = TypeVar("S", bound=msgspec.Struct)
+F = TypeVar("F", bound=Facts)
 
 
-class Family(Protocol):
-    """How one topic's events turn into state changes.
+class Counter(Protocol):
+    """Stateless per-event amounts."""
 
-    Stateless effects (plain counts) go straight into :class:`Effects`;
-    entity state is loaded once per batch, updated per event, and its
-    contribution diffed once at the end of the batch.
-    """
+    def count(self, event: Event, segment: str, tally: Tally, config: MetricConfig) -> None:
+        """Add the event's windowed amounts to ``tally`` (``segment``: its account's plan)."""
 
-    def entity_key(self, event: Event) -> str | None:
-        """Key of the entity the event updates, or None for a stateless event."""
 
-    def new_state(self, event: Event) -> State:
-        """State of an entity seen for the first time."""
+@dataclass(frozen=True, slots=True)
+class Kept(Generic[S]):
+    """An entity state to write back after a batch."""
 
-    def update(self, state: State, event: Event, offset: int, effects: Effects) -> None:
-        """Fold one event into its entity's state (in place)."""
+    state: S
+    persistent: bool
+    """True: never expires (an open ticket, a billing account); False: expires after its TTL."""
 
-    def count(self, event: Event, effects: Effects, config: MetricConfig) -> None:
-        """Stateless per-event effects (counters, distinct members)."""
 
-    def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
-        """What an entity adds to the buckets and to the partition gauges."""
+class Entity(Protocol[S]):
+    """State that events fold into; its contribution is a pure function of it."""
 
-    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
-        """Fold one event into its account's health facts (see aggregators/health.py)."""
+    state_type: type[S]
+    applies_late: bool
+    """Whether an event too late for its buckets still changes this state (metrics.md
+    "Lateness"): True for current state such as a ticket's or a subscription's."""
+    tracks_live: bool
+    """Whether the entity is a session whose latest time feeds the live-session set."""
 
-    def finish(
-        self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
-    ) -> State | None:
-        """Last word on a touched entity: compact it, mark it persistent, or drop it."""
+    def key(self, event: Event) -> EntityKey | None:
+        """The entity the event updates; None: the event updates no entity."""
+
+    def new(self, event: Event, segment: str) -> S:
+        """State of an entity first seen with ``event``; ``segment``: its account's plan."""
+
+    def fold(self, state: S, event: Event, offset: int, labels: Mapping[str, str]) -> bool:
+        """Fold one event into ``state`` in place. False: the event was stale and changed
+        nothing. ``labels``: raw plan name -> bounded plan label."""
+
+    def contribute(self, state: S, config: MetricConfig) -> Contribution:
+        """What the state adds to the buckets and gauges; never mutates ``state``."""
+
+    def finish(self, state: S, cutoff: float) -> Kept[S] | None:
+        """The state to keep after a batch, compacted for ``cutoff`` (the earliest event
+        time a retained bucket holds); None deletes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change(Generic[S]):
+    """One entity touched by a batch: its state before (None: new) and after (None: deleted)."""
+
+    before: S | None
+    after: S | None
+    contribution: Contribution | None = None
+    """What ``after`` contributes (None when deleted), so facts need not recompute it."""
+
+
+class FactSource(Protocol[S, F]):
+    """A family's health facts of one account."""
+
+    facts_type: type[F]
+
+    def facts(
+        self,
+        previous: F,
+        events: Sequence[Event],
+        changes: Sequence[Change[S]],
+        config: MetricConfig,
+    ) -> F:
+        """The account's facts after a batch, from ``previous`` (defaults when none), the
+        account's applied events and its touched entities. May return ``previous`` updated."""
+
+
+@dataclass(frozen=True)
+class Family(Generic[S, F]):
+    """One topic's event family: what the batch planner drives."""
+
+    name: str
+    counter: Counter | None
+    entity: Entity[S] | None
+    facts: FactSource[S, F]
+    _encoder: msgspec.json.Encoder = field(
+        default_factory=msgspec.json.Encoder, repr=False, compare=False
+    )
+
+    def decode(self, raw: bytes | str) -> S:
+        """Decode an entity state written by :meth:`encode`."""
+        assert self.entity is not None, f"{self.name} keeps no entity state"
+        return _decoder(self.entity.state_type).decode(raw)
+
+    def encode(self, state: msgspec.Struct) -> str:
+        """Compact JSON (array-like structs): text, as the apply script's msgpack reader
+        takes strings but no binary values."""
+        return self._encoder.encode(state).decode()
+
+    def decode_facts(self, raw: bytes | str) -> F:
+        return _decoder(self.facts.facts_type).decode(raw)
+
+
+_DECODERS: dict[type, msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(kind: type[S]) -> msgspec.json.Decoder[S]:
+    found = _DECODERS.get(kind)
+    if found is None:
+        found = _DECODERS[kind] = msgspec.json.Decoder(kind)
+    return found

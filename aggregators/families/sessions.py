@@ -2,67 +2,120 @@
 
 A session's state is the sorted list of its event times, so a late event
 lands between its neighbours: the gap it splits is retracted from the bucket
-of its later event and the two new gaps are added where they belong.
+of its later event and the two new gaps are added where they belong. Times
+older than the retention fold away (all but the last one before it, which
+still bounds the first retained gap), so a session that never ends keeps
+at most one retention's worth of times.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Mapping, Sequence
 
-from aggregators.config import BatchClock, MetricConfig
-from aggregators.effects import Contribution, Effects, Gauges
-from aggregators.families.base import State
-from aggregators.plans import with_plan
+import msgspec
+
+from aggregators.config import MetricConfig
+from aggregators.effects import Contribution, Tally
+from aggregators.entity_keys import SESSION, EntityKey
+from aggregators.facts import ACTIVE_DAYS_KEPT, LOGINS, UsageFacts
+from aggregators.families.base import Change, Family, Kept
 from schemas import Event
+from schemas.models import SessionEnded, SessionHeartbeat, SessionStarted
 
 SESSIONS = "sessions"
 TIME_IN_APP = "time_in_app"
 USERS = "u"
 ACCOUNTS = "a"
 """Distinct-count names: users and accounts, each kept with its latest event time."""
+PAYING_ACTIVE = "paying_active"
+"""Distinct-count name: accounts paying now, by latest session time (the health index)."""
+DAY = 86400
 
 
-class SessionFamily:
-    """Entity: one session (account + session id)."""
+class SessionState(msgspec.Struct, array_like=True):
+    """One session: its event times, sorted, and whether it ended."""
 
-    def entity_key(self, event: Event) -> str | None:
-        return f"s:{event.account_id}:{event.data.session_id}"  # type: ignore[union-attr]
+    segment: str
+    times: list[float] = msgspec.field(default_factory=list)
+    ended: bool = False
 
-    def new_state(self, event: Event) -> State:
-        return {"t": [], "e": False, "p": None}
 
-    def update(self, state: State, event: Event, offset: int, effects: Effects) -> None:
-        bisect.insort(state["t"], event.time)
-        if event.type == "session.ended":
-            state["e"] = True
+class Sessions:
+    """Entity: one session (account + session id); counters: sessions, distinct users."""
 
-    def count(self, event: Event, effects: Effects, config: MetricConfig) -> None:
-        grans = config.granularities
-        if event.type == "session.started":
-            effects.count(SESSIONS, event.time, 1, grans, event.account_id)
-        user_id: str = event.data.user_id  # type: ignore[union-attr,assignment]
-        effects.distinct(USERS, user_id, event.time, event.account_id)
-        effects.distinct(ACCOUNTS, event.account_id, event.time, event.account_id)
+    state_type = SessionState
+    applies_late = False
+    tracks_live = True
+    facts_type = UsageFacts
 
-    def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
-        contribution: Contribution = {}
-        times = state["t"]
-        for earlier, later in itertools.pairwise(times):
+    def count(self, event: Event, segment: str, tally: Tally, config: MetricConfig) -> None:
+        match event.data:
+            case SessionStarted(user_id=user):
+                tally.add(SESSIONS, segment, event.time, 1)
+            case SessionHeartbeat(user_id=user) | SessionEnded(user_id=user):
+                pass
+            case _:
+                return
+        tally.distinct(USERS, segment, user, event.time)
+        tally.distinct(ACCOUNTS, segment, event.account_id, event.time)
+
+    def key(self, event: Event) -> EntityKey | None:
+        match event.data:
+            case (
+                SessionStarted(session_id=session)
+                | SessionHeartbeat(session_id=session)
+                | SessionEnded(session_id=session)
+            ):
+                return EntityKey(SESSION, event.account_id, session)
+        return None
+
+    def new(self, event: Event, segment: str) -> SessionState:
+        return SessionState(segment)
+
+    def fold(
+        self, state: SessionState, event: Event, offset: int, labels: Mapping[str, str]
+    ) -> bool:
+        times = state.times
+        if not times or event.time >= times[-1]:
+            times.append(event.time)
+        else:
+            bisect.insort(times, event.time)
+        if isinstance(event.data, SessionEnded):
+            state.ended = True
+        return True
+
+    def contribute(self, state: SessionState, config: MetricConfig) -> Contribution:
+        windowed: dict[tuple[str, str, float], float] = {}
+        idle, seg = config.idle_timeout, state.segment
+        for earlier, later in itertools.pairwise(state.times):
             gap = later - earlier
-            if 0 < gap <= config.idle_timeout:
-                contribution[(TIME_IN_APP, later)] = contribution.get((TIME_IN_APP, later), 0) + gap
-        return with_plan(contribution, state.get("p")), {}
+            if 0 < gap <= idle:
+                key = (TIME_IN_APP, seg, later)
+                windowed[key] = windowed.get(key, 0.0) + gap
+        live = None if state.ended or not state.times else state.times[-1]
+        return Contribution(windowed, {}, live)
 
-    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
-        """Active days (day index, UTC) of the account; the 31 most recent are kept."""
-        days = set(facts.get("days", []))
-        days.add(int(event.time // 86400))
-        facts["days"] = sorted(days)[-31:]
+    def finish(self, state: SessionState, cutoff: float) -> Kept[SessionState] | None:
+        first_kept = bisect.bisect_left(state.times, cutoff) - 1
+        if first_kept > 0:
+            del state.times[:first_kept]
+        return Kept(state, persistent=False)
 
-    def finish(
-        self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
-    ) -> State | None:
-        member = key[2:]
-        effects.live[member] = None if state["e"] else state["t"][-1]
-        return state
+    def facts(
+        self,
+        previous: UsageFacts,
+        events: Sequence[Event],
+        changes: Sequence[Change[SessionState]],
+        config: MetricConfig,
+    ) -> UsageFacts:
+        """Active days (UTC day index) of the account; the most recent are kept."""
+        days = set(previous.days)
+        days.update(int(event.time // DAY) for event in events)
+        previous.days = sorted(days)[-ACTIVE_DAYS_KEPT:]
+        return previous
+
+
+_SESSIONS = Sessions()
+FAMILY: Family[SessionState, UsageFacts] = Family(LOGINS, _SESSIONS, _SESSIONS, _SESSIONS)

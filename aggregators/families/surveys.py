@@ -7,18 +7,17 @@ and never written anywhere.
 
 from __future__ import annotations
 
-from aggregators.config import BatchClock, MetricConfig
-from aggregators.effects import Contribution, Effects, Gauges
-from aggregators.families.base import State
+from collections.abc import Sequence
+
+import msgspec
+
+from aggregators.config import MetricConfig
+from aggregators.effects import Tally
+from aggregators.facts import SURVEYS, SurveyFacts
+from aggregators.families.base import Change, Family
 from aggregators.sentiment import classify
 from schemas import Event
-
-CSAT_DEFAULT_SCALE = 5
-
-
-def responses(kind: str) -> str:
-    return f"responses_{kind}"
-
+from schemas.models import CSAT_DEFAULT_MAX, SurveyAnswered
 
 NPS_PROMOTERS = "nps_promoters"
 NPS_DETRACTORS = "nps_detractors"
@@ -26,59 +25,66 @@ CSAT_SATISFIED = "csat_satisfied"
 CES_SUM = "ces_sum"
 
 
+def responses(kind: str) -> str:
+    return f"responses_{kind}"
+
+
 def comments(sentiment: str) -> str:
     return f"comments_{sentiment}"
 
 
-class SurveyFamily:
-    """Stateless: no entity."""
+_RESPONSES = {kind: responses(kind) for kind in ("nps", "csat", "ces")}
 
-    def entity_key(self, event: Event) -> str | None:
-        return None
 
-    def new_state(self, event: Event) -> State:
-        raise NotImplementedError("surveys keep no entity state")
+def is_satisfied(answer: SurveyAnswered, config: MetricConfig) -> bool:
+    """CSAT satisfied: the score reaches its scale's configured threshold."""
+    return answer.score >= config.csat_thresholds[answer.scale_max or CSAT_DEFAULT_MAX]
 
-    def update(self, state: State, event: Event, offset: int, effects: Effects) -> None:
-        raise NotImplementedError("surveys keep no entity state")
 
-    def count(self, event: Event, effects: Effects, config: MetricConfig) -> None:
-        data = event.data
-        kind, score = data.kind, data.score  # type: ignore[union-attr]
-        grans = config.granularities
-        effects.count(responses(kind), event.time, 1, grans, event.account_id)
+class Surveys:
+    """Stateless: each answer counts in its bucket."""
+
+    facts_type = SurveyFacts
+
+    def count(self, event: Event, segment: str, tally: Tally, config: MetricConfig) -> None:
+        answer = event.data
+        if not isinstance(answer, SurveyAnswered):
+            return
+        ts, kind, score = event.time, answer.kind, answer.score
+        tally.add(_RESPONSES[kind], segment, ts, 1)
         if kind == "nps":
             if score >= 9:
-                effects.count(NPS_PROMOTERS, event.time, 1, grans, event.account_id)
+                tally.add(NPS_PROMOTERS, segment, ts, 1)
             elif score <= 6:
-                effects.count(NPS_DETRACTORS, event.time, 1, grans, event.account_id)
+                tally.add(NPS_DETRACTORS, segment, ts, 1)
         elif kind == "csat":
-            scale = data.scale_max or CSAT_DEFAULT_SCALE  # type: ignore[union-attr]
-            if score >= config.csat_thresholds[scale]:
-                effects.count(CSAT_SATISFIED, event.time, 1, grans, event.account_id)
-        elif kind == "ces":
-            effects.count(CES_SUM, event.time, score, grans, event.account_id)
-        comment = data.comment  # type: ignore[union-attr]
+            if is_satisfied(answer, config):
+                tally.add(CSAT_SATISFIED, segment, ts, 1)
+        else:
+            tally.add(CES_SUM, segment, ts, score)
+        comment = answer.comment
         if comment and comment.strip():
             sentiment = classify(comment, config.sentiment_threshold)
-            effects.count(comments(sentiment), event.time, 1, grans, event.account_id)
+            tally.add(comments(sentiment), segment, ts, 1)
 
-    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
-        """The account's NPS [score sum, answers] and CSAT [satisfied, answers]."""
-        data = event.data
-        kind, score = data.kind, data.score  # type: ignore[union-attr]
-        if kind == "nps":
-            total, n = facts.get("nps", [0, 0])
-            facts["nps"] = [total + score, n + 1]
-        elif kind == "csat":
-            scale = data.scale_max or CSAT_DEFAULT_SCALE  # type: ignore[union-attr]
-            satisfied, n = facts.get("csat", [0, 0])
-            facts["csat"] = [satisfied + (score >= config.csat_thresholds[scale]), n + 1]
+    def facts(
+        self,
+        previous: SurveyFacts,
+        events: Sequence[Event],
+        changes: Sequence[Change[msgspec.Struct]],
+        config: MetricConfig,
+    ) -> SurveyFacts:
+        """The account's NPS score sum and answers, CSAT satisfied and answers."""
+        for event in events:
+            match event.data:
+                case SurveyAnswered(kind="nps", score=score):
+                    previous.nps_sum += score
+                    previous.nps_answers += 1
+                case SurveyAnswered(kind="csat") as answer:
+                    previous.csat_satisfied += is_satisfied(answer, config)
+                    previous.csat_answers += 1
+        return previous
 
-    def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
-        return {}, {}
 
-    def finish(
-        self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
-    ) -> State | None:
-        return state
+_SURVEYS = Surveys()
+FAMILY: Family[msgspec.Struct, SurveyFacts] = Family(SURVEYS, _SURVEYS, None, _SURVEYS)

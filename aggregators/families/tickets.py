@@ -8,12 +8,17 @@ times. Everything else is derived, so events may arrive in any order.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping, Sequence
 
-from aggregators.config import BatchClock, MetricConfig
-from aggregators.effects import Contribution, Effects, Gauges
-from aggregators.families.base import State
-from aggregators.plans import gauges_with_plan, with_plan
+import msgspec
+
+from aggregators.config import MetricConfig
+from aggregators.effects import Contribution
+from aggregators.entity_keys import TICKET, EntityKey
+from aggregators.facts import TICKETS, TicketFacts
+from aggregators.families.base import Change, Family, Kept
 from schemas import Event
+from schemas.models import TicketOpened, TicketReopened, TicketReplied, TicketResolved
 
 OPENED = "tickets_opened"
 RESOLVED = "tickets_resolved"
@@ -23,8 +28,40 @@ FIRST_RESPONSE_N = "first_response_n"
 RESOLUTION_SUM = "resolution_sum"
 RESOLUTION_N = "resolution_n"
 BACKLOG = "tickets_open"
-ACCOUNT_FACT = "~"
-"""Gauge names starting with this are the account's health facts, not partition gauges."""
+
+
+class TicketState(msgspec.Struct, array_like=True):
+    """One ticket, in any arrival order."""
+
+    segment: str
+    """Plan label of the account when the ticket was first seen."""
+    opened_first: float | None = None
+    opened_last: float | None = None
+    resolved_first: float | None = None
+    resolved_last: float | None = None
+    reopened_last: float | None = None
+    agent_replies: list[float] = msgspec.field(default_factory=list)
+    """Agent reply times, sorted."""
+
+    def is_open(self) -> bool:
+        """Open when the latest of opened/reopened/resolved is not a resolution (ties: resolved)."""
+        latest_open = max(
+            (ts for ts in (self.opened_last, self.reopened_last) if ts is not None), default=None
+        )
+        if latest_open is None:
+            return False
+        return self.resolved_last is None or latest_open > self.resolved_last
+
+    @property
+    def first_agent_reply(self) -> float | None:
+        return min(self.agent_replies, default=None)
+
+    def first_contact(self) -> bool:
+        """Resolved after exactly one agent reply, and never reopened."""
+        resolved = self.resolved_first
+        if resolved is None or self.reopened_last is not None:
+            return False
+        return bisect.bisect_left(self.agent_replies, resolved) == 1
 
 
 def _earliest(current: float | None, ts: float) -> float:
@@ -35,84 +72,85 @@ def _latest(current: float | None, ts: float) -> float:
     return ts if current is None or ts > current else current
 
 
-class TicketFamily:
-    """Entity: one ticket (account + ticket id)."""
+class Tickets:
+    """Entity: one ticket (account + ticket id). No stateless counters."""
 
-    def entity_key(self, event: Event) -> str | None:
-        return f"t:{event.account_id}:{event.data.ticket_id}"  # type: ignore[union-attr]
+    state_type = TicketState
+    applies_late = True
+    tracks_live = False
+    facts_type = TicketFacts
 
-    def new_state(self, event: Event) -> State:
-        return {
-            "a": event.account_id,
-            "o": None,
-            "om": None,
-            "r": None,
-            "rm": None,
-            "ro": None,
-            "ar": [],
-            "p": None,
-        }
+    def key(self, event: Event) -> EntityKey | None:
+        match event.data:
+            case (
+                TicketOpened(ticket_id=ticket)
+                | TicketReplied(ticket_id=ticket)
+                | TicketResolved(ticket_id=ticket)
+                | TicketReopened(ticket_id=ticket)
+            ):
+                return EntityKey(TICKET, event.account_id, ticket)
+        return None
 
-    def update(self, state: State, event: Event, offset: int, effects: Effects) -> None:
+    def new(self, event: Event, segment: str) -> TicketState:
+        return TicketState(segment)
+
+    def fold(
+        self, state: TicketState, event: Event, offset: int, labels: Mapping[str, str]
+    ) -> bool:
         ts = event.time
-        kind = event.type
-        if kind == "ticket.opened":
-            state["o"] = _earliest(state["o"], ts)
-            state["om"] = _latest(state["om"], ts)
-        elif kind == "ticket.resolved":
-            state["r"] = _earliest(state["r"], ts)
-            state["rm"] = _latest(state["rm"], ts)
-        elif kind == "ticket.reopened":
-            state["ro"] = _latest(state["ro"], ts)
-        elif kind == "ticket.replied" and event.data.author == "agent":  # type: ignore[union-attr]
-            bisect.insort(state["ar"], ts)
+        match event.data:
+            case TicketOpened():
+                state.opened_first = _earliest(state.opened_first, ts)
+                state.opened_last = _latest(state.opened_last, ts)
+            case TicketResolved():
+                state.resolved_first = _earliest(state.resolved_first, ts)
+                state.resolved_last = _latest(state.resolved_last, ts)
+            case TicketReopened():
+                state.reopened_last = _latest(state.reopened_last, ts)
+            case TicketReplied(author="agent"):
+                bisect.insort(state.agent_replies, ts)
+        return True
 
-    def count(self, event: Event, effects: Effects, config: MetricConfig) -> None:
-        """Tickets have no stateless counters: everything hangs off the ticket."""
-
-    def contribute(self, state: State, config: MetricConfig) -> tuple[Contribution, Gauges]:
-        contribution: Contribution = {}
-        opened, resolved, replies = state["o"], state["r"], state["ar"]
+    def contribute(self, state: TicketState, config: MetricConfig) -> Contribution:
+        windowed: dict[tuple[str, str, float], float] = {}
+        seg = state.segment
+        opened, resolved = state.opened_first, state.resolved_first
         if opened is not None:
-            contribution[(OPENED, opened)] = 1.0
-        first_contact = False
+            windowed[(OPENED, seg, opened)] = 1.0
         if resolved is not None:
-            contribution[(RESOLVED, resolved)] = 1.0
-            first_contact = state["ro"] is None and bisect.bisect_left(replies, resolved) == 1
-            if first_contact:
-                contribution[(FCR, resolved)] = 1.0
+            windowed[(RESOLVED, seg, resolved)] = 1.0
+            if state.first_contact():
+                windowed[(FCR, seg, resolved)] = 1.0
             if opened is not None:
-                contribution[(RESOLUTION_SUM, resolved)] = max(0.0, resolved - opened)
-                contribution[(RESOLUTION_N, resolved)] = 1.0
-        if replies and opened is not None:
-            first = replies[0]
-            contribution[(FIRST_RESPONSE_SUM, first)] = max(0.0, first - opened)
-            contribution[(FIRST_RESPONSE_N, first)] = 1.0
-        gauges = {BACKLOG: 1.0 if is_open(state) else 0.0}
-        account_facts = {
-            "open": gauges[BACKLOG],
-            "resolved": 1.0 if resolved is not None else 0.0,
-            "fcr": 1.0 if first_contact else 0.0,
-        }
-        plan = state.get("p")
-        gauges = gauges_with_plan(gauges, plan)
-        gauges.update({f"{ACCOUNT_FACT}{k}": v for k, v in account_facts.items()})
-        return with_plan(contribution, plan), gauges
+                windowed[(RESOLUTION_SUM, seg, resolved)] = max(0.0, resolved - opened)
+                windowed[(RESOLUTION_N, seg, resolved)] = 1.0
+        first = state.first_agent_reply
+        if first is not None and opened is not None:
+            windowed[(FIRST_RESPONSE_SUM, seg, first)] = max(0.0, first - opened)
+            windowed[(FIRST_RESPONSE_N, seg, first)] = 1.0
+        gauges = {(BACKLOG, seg): 1.0} if state.is_open() else {}
+        return Contribution(windowed, gauges)
 
-    def note(self, facts: State, event: Event, config: MetricConfig) -> None:
-        """Ticket facts move with the ticket's contribution (see ACCOUNT_FACT)."""
+    def finish(self, state: TicketState, cutoff: float) -> Kept[TicketState] | None:
+        return Kept(state, persistent=state.is_open())
 
-    def finish(
-        self, key: str, state: State, effects: Effects, config: MetricConfig, clock: BatchClock
-    ) -> State | None:
-        if is_open(state):
-            effects.persistent.add(key)
-        return state
+    def facts(
+        self,
+        previous: TicketFacts,
+        events: Sequence[Event],
+        changes: Sequence[Change[TicketState]],
+        config: MetricConfig,
+    ) -> TicketFacts:
+        """Open, resolved and first-contact-resolved tickets of the account: each touched
+        ticket's old share is taken out and its new share added."""
+        for change in changes:
+            for state, sign in ((change.before, -1.0), (change.after, 1.0)):
+                if state is not None:
+                    previous.open += sign * state.is_open()
+                    previous.resolved += sign * (state.resolved_first is not None)
+                    previous.fcr += sign * state.first_contact()
+        return previous
 
 
-def is_open(state: State) -> bool:
-    """Open when the latest of opened/reopened/resolved is not a resolution (ties: resolved)."""
-    latest_open = max((ts for ts in (state["om"], state["ro"]) if ts is not None), default=None)
-    if latest_open is None:
-        return False
-    return state["rm"] is None or latest_open > state["rm"]
+_TICKETS = Tickets()
+FAMILY: Family[TicketState, TicketFacts] = Family(TICKETS, None, _TICKETS, _TICKETS)

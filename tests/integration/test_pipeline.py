@@ -50,9 +50,9 @@ def test_pipeline_counters_balance(scenario_run) -> None:  # type: ignore[no-unt
     dups = sum(v for (n, _), v in metrics.items() if n == "cs_events_duplicate_total")
     assert applied == len(scenario.valid)
     assert invalid == len(scenario.invalid)
-    assert late == scenario.late
+    assert late == scenario.late + scenario.late_applied  # applied or not, every one is late
     assert dups == scenario.duplicates
-    assert applied + invalid + late + dups == len(published)
+    assert applied + invalid + scenario.late + dups == len(published)
     by_reason: dict[str, float] = {}
     for (n, labels), v in metrics.items():
         if n == "cs_events_invalid_total" and v:

@@ -16,11 +16,12 @@ import pytest
 from redis.asyncio import Redis
 
 from aggregators import keys
-from aggregators.batch import Outcome, Plan
+from aggregators.batch import BatchResult, Outcome
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
 from aggregators.reader import Reader
 from aggregators.store import PartitionStore
+from aggregators.windows import bucket_of
 from tests.harness import Stack
 
 T0 = 1_700_000_000.0
@@ -37,7 +38,8 @@ def _effects(times: list[float], amount: float, config: MetricConfig) -> tuple[E
     applied: Applied = []
     for i, ts in enumerate(times):
         for field in ("tickets_opened", "tickets_opened@team"):
-            effects.count(field, ts, amount + i * 0.25, config.granularities)
+            for g in config.granularities:
+                effects.counters[(g, bucket_of(ts, g))][field] += amount + i * 0.25
     for (g, k), fields in effects.counters.items():
         applied += [(g, k, f, v) for f, v in fields.items()]
     return effects, applied
@@ -47,7 +49,7 @@ async def _apply(url: str, config: MetricConfig, batches: list[tuple[Effects, fl
     redis = Redis.from_url(url)
     store = PartitionStore(redis, config, TOPIC, 0, "tickets")
     for offset, (effects, t) in enumerate(batches):
-        assert await store.apply(Plan(effects, Outcome(), {}), offset - 1, offset, t)
+        assert await store.apply(BatchResult(effects, Outcome(), {}), offset - 1, offset, t)
     await redis.aclose()
 
 

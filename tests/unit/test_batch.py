@@ -6,8 +6,10 @@ from typing import Any
 
 import orjson
 
-from aggregators.batch import Offered, event_digest, make_clock, plan_batch
+from aggregators.batch import BatchInput, Offered, event_digest, fold_batch, make_clock
 from aggregators.config import MetricConfig
+from aggregators.entity_keys import EntityKey
+from aggregators.families.billing import FAMILY as BILLING
 from schemas import Event, parse_event
 
 CONFIG = MetricConfig()
@@ -40,10 +42,16 @@ def _iso(ts: float) -> str:
 def plan(
     family: str,
     items: list[Offered],
-    states: dict[str, Any] | None = None,
+    states: dict[EntityKey, str] | None = None,
     seen: set[str] | None = None,
 ):  # type: ignore[no-untyped-def]
-    return plan_batch(family, items, states or {}, seen or set(), CONFIG, make_clock(CONFIG, NOW))
+    inputs = BatchInput(states=states or {}, seen=seen or set())
+    return fold_batch(family, items, inputs, CONFIG, make_clock(CONFIG, NOW))
+
+
+TICKET_T1 = EntityKey("t", "acme", "T1")
+SESSION_S1 = EntityKey("s", "acme", "S1")
+ACME_BILLING = EntityKey("b", "acme")
 
 
 def minute(offset: float) -> tuple[int, int]:
@@ -66,8 +74,9 @@ def test_fcr_counted_then_retracted_by_a_late_reopen() -> None:
     assert counters[minute(160)]["first_response_sum"] == 60
     assert counters[minute(220)]["resolution_sum"] == 120
     assert first.effects.gauges.get("tickets_open", 0) == 0  # opened and resolved in one batch
-    state = orjson.loads(orjson.dumps(first.effects.entities["t:acme:T1"]))
-    second = plan("tickets", [ev("ticket.reopened", 400, 4, ticket_id="T1")], {"t:acme:T1": state})
+    state = first.effects.entities[TICKET_T1]
+    assert state is not None
+    second = plan("tickets", [ev("ticket.reopened", 400, 4, ticket_id="T1")], {TICKET_T1: state})
     assert second.effects.counters[minute(220)]["fcr_resolved"] == -1
     assert second.effects.counters[(3600, int((T0 + 220) // 3600))]["fcr_resolved"] == -1
     assert second.effects.gauges["tickets_open"] == 1
@@ -85,8 +94,9 @@ def test_a_late_heartbeat_splits_the_gap_it_falls_into() -> None:
     )
     assert first.effects.counters[minute(60)]["time_in_app"] == 60
     assert first.effects.counters[minute(180)]["time_in_app"] == 120
-    state = orjson.loads(orjson.dumps(first.effects.entities["s:acme:S1"]))
-    late = plan("logins", [ev("session.heartbeat", 120, 4, **session)], {"s:acme:S1": state})
+    state = first.effects.entities[SESSION_S1]
+    assert state is not None
+    late = plan("logins", [ev("session.heartbeat", 120, 4, **session)], {SESSION_S1: state})
     assert late.effects.counters[minute(120)]["time_in_app"] == 60
     assert late.effects.counters[minute(180)]["time_in_app"] == -60  # 120 retracted, 60 added
 
@@ -133,7 +143,8 @@ def test_duplicates_and_late_events_are_not_applied() -> None:
     old = ev("survey.answered", -40 * 86400, 3, kind="nps", score=10)
     result = plan("surveys", [known, again, again, old], seen={event_digest("e1")})
     assert result.outcome.duplicates == 2  # e1 seen before, e2 repeated in the batch
-    assert [o.offset for o in result.outcome.late] == [3]
+    assert [o.offset for o in result.outcome.too_late] == [3]
+    assert result.outcome.late == 1
     assert result.outcome.applied == {"survey.answered": 1}
     assert result.effects.counters[minute(20)]["nps_detractors"] == 1
 
@@ -141,7 +152,8 @@ def test_duplicates_and_late_events_are_not_applied() -> None:
 def test_compacting_old_log_entries_keeps_movements_and_state() -> None:
     money = {"subscription_id": "B1", "plan": "team", "currency": "USD"}
     first = plan("billing", [ev("subscription.started", 0, 1, mrr_cents=10000, **money)])
-    state = orjson.loads(orjson.dumps(first.effects.entities["b:acme"]))
+    state = first.effects.entities[ACME_BILLING]
+    assert state is not None
     # 31 days later the start is older than the retention: it folds into the base ...
     later = T0 + 31 * 86400
     config_clock = make_clock(CONFIG, later + 60)
@@ -157,12 +169,13 @@ def test_compacting_old_log_entries_keeps_movements_and_state() -> None:
     )
     change = parse_event(raw, now=later + 60)
     assert isinstance(change, Event)
-    result = plan_batch(
-        "billing", [Offered(9, change)], {"b:acme": state}, set(), CONFIG, config_clock
-    )
-    compacted = result.effects.entities["b:acme"]
-    assert [e[3] for e in compacted["log"]] == ["change"]
-    assert compacted["base"]["paid"] is True
+    inputs = BatchInput(states={ACME_BILLING: state})
+    result = fold_batch("billing", [Offered(9, change)], inputs, CONFIG, config_clock)
+    raw = result.effects.entities[ACME_BILLING]
+    assert raw is not None
+    compacted = BILLING.decode(raw)
+    assert [e.op for e in compacted.log] == ["change"]
+    assert compacted.ever_paid is True
     # ... and the change is an expansion (not "new"), with no retraction of the old "new"
     hour = (3600, int(later // 3600))
     assert result.effects.counters[hour]["mrr_expansion_cents"] == 2000

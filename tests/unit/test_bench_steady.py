@@ -11,14 +11,25 @@ from streams.generator import Message
 PREFIX = "p."
 
 
-def test_template_restamps_id_and_time_only() -> None:
+def test_template_restamps_ids_and_time_only() -> None:
     data = {"account_id": "a", "ticket_id": "t"}
     event = {"specversion": "1.0", "id": "abc", "source": "s", "type": "ticket.opened",
              "time": "2024-01-01T00:00:00.000Z", "data": data}  # fmt: skip
     template = Template.of(Message("tickets", b"a", orjson.dumps(event)))
     value = orjson.loads(template.render(b"-7", b"2026-12-02T03:00:00.250Z"))
-    assert value == {**event, "id": "abc-7", "time": "2026-12-02T03:00:00.250Z"}
+    renewed = {**data, "ticket_id": "t-7"}
+    assert value == {**event, "id": "abc-7", "time": "2026-12-02T03:00:00.250Z", "data": renewed}
     assert template.topic == 0 and template.key == b"a"
+
+
+def test_template_keeps_user_and_account_ids() -> None:
+    data = {"account_id": "a", "session_id": "s", "user_id": "u"}
+    event = {"id": "e", "time": "2024-01-01T00:00:00.000Z", "type": "session.heartbeat",
+             "data": data}  # fmt: skip
+    template = Template.of(Message("logins", b"a", orjson.dumps(event)))
+    value = orjson.loads(template.render(b"-1", b"2026-12-02T03:00:00.000Z"))
+    assert value["data"] == {"account_id": "a", "session_id": "s-1", "user_id": "u"}
+    assert (value["id"], value["time"], template.topic) == ("e-1", "2026-12-02T03:00:00.000Z", 2)
 
 
 def test_stamp_cuts_to_the_millisecond() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from aggregators.facts import AccountFacts, BillingFacts, SurveyFacts, TicketFacts, UsageFacts
 from aggregators.health import DAY, HealthConfig, assess, band_of
 
 CFG = HealthConfig.load()
@@ -13,7 +14,7 @@ TODAY = int(T // DAY)
 
 def test_a_quiet_account_with_no_facts() -> None:
     # usage 0 (no active day), support 100 (no tickets), sentiment 60 (no answers), billing 100
-    health = assess({}, T, CFG)
+    health = assess(AccountFacts(), T, CFG)
     expected = (0 * 0.35 + 100 * 0.20 + 60 * 0.25 + 100 * 0.20) / 1.0
     assert math.isclose(health.score, expected)
     assert health.band == "neutral"  # 55 is between 40 and 70
@@ -21,12 +22,12 @@ def test_a_quiet_account_with_no_facts() -> None:
 
 
 def test_every_component_from_facts() -> None:
-    facts = {
-        "logins": {"days": [TODAY - d for d in range(10)] + [TODAY - 45]},  # 10 days count
-        "tickets": {"open": 2.0, "resolved": 4.0, "fcr": 3.0},
-        "surveys": {"nps": [16.0, 2], "csat": [1, 2]},
-        "billing": {"failures": [T - 3600, T - 40 * DAY], "contractions": [T - 7200]},
-    }
+    facts = AccountFacts(
+        logins=UsageFacts(days=[TODAY - d for d in range(10)] + [TODAY - 45]),  # 10 days count
+        tickets=TicketFacts(open=2.0, resolved=4.0, fcr=3.0),
+        surveys=SurveyFacts(nps_sum=16.0, nps_answers=2, csat_satisfied=1, csat_answers=2),
+        billing=BillingFacts(failures=[T - 3600, T - 40 * DAY], contractions=[T - 7200]),
+    )
     health = assess(facts, T, CFG)
     usage = 100 * 10 / 20
     support = 0.5 * (100 - 15 * 2) + 0.5 * (100 * 3 / 4)
@@ -50,5 +51,5 @@ def test_band_limits() -> None:
 
 
 def test_score_is_clamped_and_billing_never_negative() -> None:
-    facts = {"billing": {"failures": [T - i for i in range(10)]}}
+    facts = AccountFacts(billing=BillingFacts(failures=[T - i for i in range(10)]))
     assert assess(facts, T, CFG).components["billing"] == 0.0

@@ -101,19 +101,20 @@ def test_window_edges_future_and_too_late() -> None:
         -601200: "7d 30d",
         -601201: "30d",
         -2592000: "",  # in no window, but retained (not too late)
-        -2592001: None,  # too late: dropped altogether
+        -2592001: None,  # too late: in no bucket, but the ticket is open all the same
     }
     events = [ev("ticket.opened", at, ticket_id=f"t{at}") for at in offsets]
     m = compute(events, T)
     expected = {w: sum(w in (v or "").split() for v in offsets.values()) for w in WINDOWS}
     assert per_window(m, "cs_tickets_opened") == {"1h": 2, "1d": 5, "7d": 8, "30d": 9}
     assert per_window(m, "cs_tickets_opened") == expected
-    # Backlog is state: 10 tickets (the too-late one never happened for cspulse).
-    assert m[key("cs_tickets_open")] == 10
+    # Backlog is state: all 11 tickets, the too-late one included (metrics.md "Lateness").
+    assert m[key("cs_tickets_open")] == 11
 
 
-def test_lateness_is_relative_to_reading_time() -> None:
-    # Started exactly at T-30d: its 1-hour bucket is still retained at t=T...
+def test_lateness_drops_buckets_but_never_current_state() -> None:
+    # Started exactly at T-30d: retained at t=T, too late at t=T+1h. Either way it
+    # makes today's MRR; only state-free events (a survey answer) vanish when too late.
     events = [
         ev(
             "subscription.started",
@@ -122,11 +123,69 @@ def test_lateness_is_relative_to_reading_time() -> None:
             plan="p",
             mrr_cents=10000,
             currency="USD",
-        )
+        ),
+        ev("survey.answered", -2592000, kind="nps", score=10),
     ]
-    assert compute(events, T)[key("cs_mrr", currency="USD")] == 100.0
-    # ...but not at t=T+1h, where the same event is too late and never applied.
-    assert compute(events, T + HOUR)[key("cs_mrr", currency="USD")] == 0.0
+    for t in (T, T + HOUR):
+        m = compute(events, t)
+        assert m[key("cs_mrr", currency="USD")] == 100.0
+        assert m[key("cs_paying_accounts")] == 1
+        assert per_window(m, "cs_mrr_movement", currency="USD", kind="new")["30d"] == 0.0
+        assert per_window(m, "cs_nps") == {}  # the answer is in no window either way
+
+
+def test_a_60_day_old_ticket_is_open_and_a_60_day_old_answer_is_gone() -> None:
+    events = [
+        ev("ticket.opened", -60 * DAY, ticket_id="old"),
+        ev("survey.answered", -60 * DAY, kind="csat", score=5),
+    ]
+    m = compute(events, T)
+    assert m[key("cs_tickets_open")] == 1  # state applied ...
+    assert per_window(m, "cs_tickets_opened") == {w: 0 for w in WINDOWS}  # ... no bucket
+    assert per_window(m, "cs_csat_ratio") == {}
+
+
+def test_a_backfill_gives_the_same_numbers_in_any_partition_order() -> None:
+    # Two "partitions" (accounts) read one after the other, either way round: with the
+    # state-changing events of the older one too late by then, the numbers agree.
+    acme = [
+        ev(
+            "subscription.started",
+            -40 * DAY,
+            "acme",
+            subscription_id="a",
+            plan="p",
+            mrr_cents=5000,
+            currency="USD",
+        ),
+        ev("ticket.opened", -35 * DAY, "acme", ticket_id="A1"),
+        ev(
+            "subscription.changed",
+            -HOUR,
+            "acme",
+            subscription_id="a",
+            plan="p",
+            mrr_cents=7000,
+            currency="USD",
+        ),
+    ]
+    globex = [
+        ev(
+            "subscription.started",
+            -2 * HOUR,
+            "globex",
+            subscription_id="g",
+            plan="p",
+            mrr_cents=3000,
+            currency="USD",
+        ),
+        ev("ticket.opened", -HOUR, "globex", ticket_id="G1"),
+    ]
+    first, second = compute(acme + globex, T), compute(globex + acme, T)
+    assert first == second
+    assert first[key("cs_mrr", currency="USD")] == 100.0
+    assert first[key("cs_tickets_open")] == 2
+    assert per_window(first, "cs_mrr_movement", currency="USD", kind="expansion")["1d"] == 20.0
 
 
 def test_duplicate_ids_count_once_first_wins() -> None:
@@ -313,8 +372,10 @@ def test_product_usage_ratio_uses_paying_accounts_now() -> None:
         for acct in ("a1", "a2")
     ]
     m = compute(usage_events() + subs, T)
-    # active accounts / 2 paying: 2/2 in 1h, 3/2 in 30d.
-    assert per_window(m, "cs_product_usage_ratio") == {"1h": 1.0, "1d": 1.0, "7d": 1.0, "30d": 1.5}
+    # paying accounts active / 2 paying: a1 and a2 are active in every window; a3 is
+    # active in 30d too but does not pay, so it counts on neither side (never above 1).
+    assert per_window(m, "cs_product_usage_ratio") == {"1h": 1.0, "1d": 1.0, "7d": 1.0, "30d": 1.0}
+    assert per_window(m, "cs_active_accounts")["30d"] == 3
 
 
 # --------------------------------------------------------------------------- surveys
@@ -592,10 +653,10 @@ def test_custom_windows() -> None:
     config = RefConfig(windows={"2h": 7200}, granularity={"2h": 600})
     events = [
         ev("ticket.opened", -7200, ticket_id="kept"),  # bucket T/600 - 12: retained, no window
-        ev("ticket.opened", -7201, ticket_id="late"),  # bucket T/600 - 13: too late
+        ev("ticket.opened", -7201, ticket_id="late"),  # bucket T/600 - 13: too late, yet open
         ev("ticket.opened", -6600, ticket_id="in"),  # bucket T/600 - 11: in 2h
     ]
     m = compute(events, T, config)
     assert m[key("cs_tickets_opened", window="2h")] == 1
-    assert m[key("cs_tickets_open")] == 2
+    assert m[key("cs_tickets_open")] == 3
     assert key("cs_stickiness_ratio") not in m

@@ -171,9 +171,9 @@ BOUNDS: dict[tuple[str, str], tuple[int, int]] = {
     ("session.heartbeat", "session_id"): (1, 128),
     ("subscription.renewed", "subscription_id"): (1, 128),
     ("invoice.failed", "invoice_id"): (1, 128),
-    ("subscription.changed", "plan"): (1, 64),
-    ("trial.converted", "plan"): (1, 64),
-    ("cost.recorded", "category"): (1, 64),
+    ("subscription.changed", "plan"): (0, 64),
+    ("trial.converted", "plan"): (0, 64),
+    ("cost.recorded", "category"): (0, 64),
     ("subscription.canceled", "reason"): (0, 256),
 }
 """(type, field) -> inclusive character bounds, restated from events.md / docs."""
