@@ -16,6 +16,7 @@ key                                holds
 ``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``,
                                    window cursors ``c:<window>``, newest
                                    bucket written ``k:<g>``
+``cs:{tp}:applied_at``             wall-clock time of the latest apply
 ``cs:{tp}:b:<g>:<bucket>``         hash: counter field -> amount (TTL)
 ``cs:{tp}:w:<window>``             hash: counter field -> rolling sum of the
                                    window's buckets from the cursor
@@ -47,6 +48,10 @@ def partition_tag(topic: str, partition: int) -> str:
 
 def meta(tag: str) -> str:
     return f"{PREFIX}:{tag}:meta"
+
+
+def applied_at(tag: str) -> str:
+    return f"{PREFIX}:{tag}:applied_at"
 
 
 def bucket(tag: str, granularity: int, index: int) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from aggregators import histograms as hg
 from aggregators.config import MetricConfig
 from aggregators.families import billing as b
 from aggregators.families import sessions as s
 from aggregators.families import surveys as sv
 from aggregators.families import tickets as tk
+from aggregators.histograms import LE_BOUNDS, histogram_fields, le_label
 from aggregators.plans import ALL, split
 from aggregators.sentiment import SENTIMENTS
 
@@ -73,9 +75,11 @@ def compute_segment(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
     for window in config.windows:
         w = snapshot.sums.get(window.name, {})
         _support(out, window.name, w)
+        _response_histograms(out, window.name, w)
         _surveys(out, window.name, w)
         _usage(out, window.name, w, snapshot)
         _revenue(out, window.name, w, snapshot.gauges, config)
+        _revenue_retention(out, window.name, w, snapshot.gauges, config)
     _gauges(out, snapshot, config)
     return out.samples
 
@@ -123,6 +127,30 @@ def _support(out: _Out, window: str, w: Mapping[str, float]) -> None:
         _ratio(w.get(tk.RESOLUTION_SUM, 0.0), w.get(tk.RESOLUTION_N, 0.0)),
         window=window,
     )
+
+
+def _response_histograms(out: _Out, window: str, w: Mapping[str, float]) -> None:
+    """Gauge histograms of first-response and resolution times (cumulative ``le`` buckets).
+
+    Each ticket sits in exactly one stored bucket field (the smallest bound it
+    fits), so a late reply or reopen moves it with one retraction; the
+    cumulative counts Prometheus expects are summed here.
+    """
+    for name, histogram, total, count in (
+        (
+            "cs_first_response_seconds",
+            hg.FIRST_RESPONSE,
+            tk.FIRST_RESPONSE_SUM,
+            tk.FIRST_RESPONSE_N,
+        ),
+        ("cs_resolution_seconds", hg.RESOLUTION, tk.RESOLUTION_SUM, tk.RESOLUTION_N),
+    ):
+        cumulative = 0.0
+        for bound, field_name in zip(LE_BOUNDS, histogram_fields(histogram), strict=True):
+            cumulative += w.get(field_name, 0.0)
+            out.add(f"{name}_bucket", cumulative, le=le_label(bound), window=window)
+        out.add(f"{name}_gcount", w.get(count, 0.0), window=window)
+        out.add(f"{name}_gsum", w.get(total, 0.0), window=window)
 
 
 def _surveys(out: _Out, window: str, w: Mapping[str, float]) -> None:
@@ -209,6 +237,32 @@ def _revenue(
         currency=currency,
         window=window,
     )
+
+
+def mrr_start_cents(w: Mapping[str, float], mrr_now_cents: float) -> float:
+    """MRR at the window's start: MRR now minus the window's net movement (cents)."""
+    net = sum(w.get(b.movement(k), 0.0) for k in ("new", "reactivation", "expansion"))
+    net -= w.get(b.movement("contraction"), 0.0) + w.get(b.movement("churned"), 0.0)
+    return mrr_now_cents - net
+
+
+def _revenue_retention(
+    out: _Out,
+    window: str,
+    w: Mapping[str, float],
+    gauges: Mapping[str, float],
+    config: MetricConfig,
+) -> None:
+    """Movement-based revenue retention (ChartMogul style): start + movements = now."""
+    start = mrr_start_cents(w, gauges.get(b.MRR_CENTS, 0.0))
+    gained = sum(w.get(b.movement(k), 0.0) for k in ("new", "reactivation"))
+    expansion = w.get(b.movement("expansion"), 0.0)
+    lost = w.get(b.movement("contraction"), 0.0) + w.get(b.movement("churned"), 0.0)
+    out.add("cs_mrr_start", start / 100.0, currency=config.currency, window=window)
+    out.add("cs_revenue_churn_ratio", _ratio(lost, start), window=window)
+    out.add("cs_nrr_ratio", _ratio(start + expansion - lost, start), window=window)
+    out.add("cs_grr_ratio", _ratio(start - lost, start), window=window)
+    out.add("cs_quick_ratio", _ratio(gained + expansion, lost), window=window)
 
 
 def _gauges(out: _Out, snapshot: Snapshot, config: MetricConfig) -> None:

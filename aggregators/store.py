@@ -10,6 +10,7 @@ the fence (another worker applied in between) is planned again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,6 +281,7 @@ class PartitionStore:
 
     def _render(self, result: BatchResult, t: float, base: float) -> _Script:
         script = _Script(keys.meta(self.tag))
+        script.op("set", keys.applied_at(self.tag), f"{time.time():.3f}", 0)  # for `cspulse status`
         self._render_counters(script, result.effects, t, base)
         self._render_entities(script, result.effects)
         self._render_live(script, result.effects, t)

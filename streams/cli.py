@@ -19,7 +19,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from aggregators.health import HealthConfig
+from aggregators.windows import parse_duration
 from streams.config import SaslMechanism, SecurityProtocol, Settings
+from streams.deadletter import deadletter_app, status
 from streams.embedded import ServiceError, embedded_services
 from streams.exporter import HttpServer, MetricsApp, serve
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
@@ -39,6 +41,8 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Manage cspulse's Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+app.add_typer(deadletter_app, name="deadletter")
+app.command("status")(status)
 
 log = logging.getLogger("cspulse")
 
@@ -153,6 +157,13 @@ TopicPrefix = Annotated[
         "--topic-prefix", envvar="CSPULSE_TOPIC_PREFIX", help="Prefix of the topic names."
     ),
 ]
+History = Annotated[
+    str,
+    typer.Option(
+        "--history",
+        help="Publish this much realistic history first (e.g. 30d; 0 for none), then go live.",
+    ),
+]
 Windows = Annotated[
     str,
     typer.Option(
@@ -194,6 +205,17 @@ def _settings(**overrides: Any) -> Settings:
         raise  # unreachable
     register_secrets(settings.secrets())
     return settings
+
+
+def history_days(text: str) -> float:
+    """``--history`` in days; a clear error for anything but 0 or 1 to 60 days."""
+    try:
+        days = parse_duration(text) / 86400
+    except ValueError as exc:
+        fail(f"--history: {exc}")
+    if days and not 1 <= days <= 60:
+        fail(f"--history must be 0 or between 1d and 60d, not {text}.")
+    return days
 
 
 def _first_error(exc: ValueError) -> str:
@@ -381,6 +403,7 @@ def run(
     malformed_share: Annotated[
         float, typer.Option(help="Share of deliberately invalid events.")
     ] = 0.01,
+    history: History = "30d",
     redis_password: RedisPassword = None,
     kafka_security_protocol: SecurityProtocolOption = None,
     kafka_sasl_mechanism: SaslMechanismOption = None,
@@ -410,7 +433,10 @@ def run(
                 f"/metrics (Kafka {bootstrap}, Redis {redact(url)}). Ctrl-C stops everything."
             )
             options = GenerateOptions(
-                accounts=accounts, intensity=rate, malformed_share=malformed_share
+                accounts=accounts,
+                intensity=rate,
+                malformed_share=malformed_share,
+                history_days=history_days(history),
             )
             run_worker(settings, bootstrap, url, generate=options, banner=banner)
     except ServiceError as exc:
@@ -492,6 +518,7 @@ def generate(
         float, typer.Option(help="Share of deliberately invalid events.")
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    history: History = "0",
     kafka_security_protocol: SecurityProtocolOption = None,
     kafka_sasl_mechanism: SaslMechanismOption = None,
     kafka_sasl_username: SaslUsername = None,
@@ -515,6 +542,7 @@ def generate(
         malformed_share=malformed_share,
         seed=seed,
         verbose=True,
+        history_days=history_days(history),
     )
     ensure_topics(settings, settings.kafka_bootstrap, 30)
     with contextlib.suppress(KeyboardInterrupt):

@@ -44,6 +44,8 @@ from aggregators.health_index import at_risk, band_counts
 from aggregators.reader import Reader
 from aggregators.readout import compute
 from streams import telemetry
+from streams.board import Board
+from streams.catalogue import RETENTION_HELP, metric_families
 from streams.webconfig import WebConfig
 
 log = logging.getLogger("cspulse.exporter")
@@ -82,6 +84,7 @@ HELP: dict[str, str] = {
     "cs_payment_failures": "Failed invoices in the window",
     "cs_accounts_by_health": "Accounts per health band",
     "cs_health_score_avg": "Mean account health score",
+    **RETENTION_HELP,
 }
 
 
@@ -119,14 +122,9 @@ class RedisCollector(Collector):
             result = self.reader.read()
             self.last_ok = True
             latest = result.latest
-            for sample in compute(result.snapshot, self.config):
-                family = families.get(sample.name) or families.setdefault(
-                    sample.name, _gauge(sample.name)
-                )
-                labels = dict(sample.labels)
-                variants = _whole_base(labels) if labels.get("plan") == "all" else [labels]
-                for variant in variants:
-                    family.add_sample(sample.name, variant, sample.value)
+            samples = compute(result.snapshot, self.config)
+            for family in metric_families(samples, HELP, _serving_labels):
+                families[family.name] = family
         except (RedisError, OSError) as exc:
             self.last_ok = False
             log.warning("scrape could not read Redis: %s", exc)
@@ -145,6 +143,10 @@ class RedisCollector(Collector):
 
 def _gauge(name: str) -> Metric:
     return Metric(name, HELP.get(name, name), "gauge")
+
+
+def _serving_labels(labels: dict[str, str]) -> list[dict[str, str]]:
+    return _whole_base(labels) if labels.get("plan") == "all" else [labels]
 
 
 def _whole_base(labels: dict[str, str]) -> list[dict[str, str]]:
@@ -239,12 +241,15 @@ class MetricsApp:
         self.registry.register(self.collector)
         self.exposed = CollectorRegistry(auto_describe=False)
         self.exposed.register(_Union(self.registry, telemetry.REGISTRY))
+        self.board = Board(reader, config, health_config, telemetry.REGISTRY)
         self.ready = ready
         self.routes: dict[str, Route] = {
             "/metrics": Route(self.metrics),
             "/healthz": Route(lambda _: Response(200, b"ok\n"), public=True),
             "/readyz": Route(self.readiness, public=True),
             "/accounts/at-risk": Route(self.at_risk),
+            "/": Route(self.board_page),
+            "/api/series": Route(self.board_series),
         }
 
     def add_route(self, path: str, handler: Handler, *, public: bool = False) -> None:
@@ -260,6 +265,13 @@ class MetricsApp:
                 200, gzip.compress(body, 6), content_type, (("Content-Encoding", "gzip"),)
             )
         return Response(200, body, content_type)
+
+    def board_page(self, _: Request) -> Response:
+        return Response(200, self.board.page(), "text/html; charset=utf-8")
+
+    def board_series(self, request: Request) -> Response:
+        status, body = self.board.series(request.query)
+        return _json(status, body)
 
     def readiness(self, _: Request) -> Response:
         if self.ready():

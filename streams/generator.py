@@ -63,6 +63,19 @@ BURST_DELAY_MS = 2 * MINUTE_MS  # churn-spike: normal world first
 BURST_SPAN_MS = 5 * MINUTE_MS
 BURST_SHARE = 0.4  # of paying accounts; the contract asks for >= 30 %
 
+# History (GeneratorConfig.history_days): real-time billing and a growing base.
+HISTORY_TERM_MS = 30 * DAY_MS  # a real month between renewals
+HISTORY_TRIAL_MS = 14 * DAY_MS
+HISTORY_HEARTBEAT_MS = 5 * MINUTE_MS  # under the idle timeout: time in app unchanged
+HISTORY_ACTIVITY = 0.3  # usage, tickets, surveys at this intensity, whatever the live one
+HISTORY_SIGNUP_SHARE = 1 / 40  # of the live (compressed) signup rate: steady growth
+HISTORY_CHANGE_SHARE = 1 / 40  # plan changes: about 10 % of accounts a month
+HISTORY_CANCEL_SHARE = 1 / 60  # immediate cancels: about 1 % of accounts a month
+HISTORY_PAYING_AT_START = 0.45  # of accounts paying when the history begins (live: 0.80)
+HISTORY_BUCKET_MS = HOUR_MS  # the 30d window's bucket size (default windows)
+CHURN_WAVE = (12 * DAY_MS, 10 * DAY_MS)  # before start: a competitor's launch, two days
+CHURN_WAVE_SHARE = 0.4
+
 # Peak rates per account and hour, at the busiest hour of a weekday.
 SESSION_RATE = 1.6
 TICKET_RATE = 0.2
@@ -190,6 +203,9 @@ class GeneratorConfig:
     scenario: str = "normal"  # "normal" or "churn-spike"
     plans: tuple[tuple[str, int], ...] = (("starter", 4900), ("team", 19900), ("business", 79900))
     currency: str = "USD"
+    history_days: float = 0.0
+    """Days of history before start, aligned to the window's hourly buckets: weekly and daily
+    cycles, a growing base, a churn wave."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +296,12 @@ class EventGenerator:
         self._bad = random.Random(f"{config.seed}:{self._start_ms}:malformed")
         self._heap: list[tuple[int, int, Action]] = []
         self._seq = 0
-        self._now = self._start_ms - WARMUP_MS
+        self._live_from = self._start_ms - WARMUP_MS
+        self._history_from = self._history_start(config.history_days)
+        # the base already running when the history begins is dated one bucket earlier
+        self._now = (
+            self._history_from - HISTORY_BUCKET_MS if config.history_days else self._live_from
+        )
         self._clock_ms = self._now
         self._out: list[Message] = []
         self._surplus: deque[Message] = deque()
@@ -290,17 +311,34 @@ class EventGenerator:
         self._agents = self._make_agents()
         self._plan_cum = _cumulative([max(5, 50 - 15 * i) for i in range(len(config.plans))])
         self._seed_world()
-        self._bootstrap = self._run_until(self._start_ms)
+        self._bootstrap: list[Message] | None = None
+        if not config.history_days:
+            self._bootstrap = self._run_until(self._start_ms)
 
     # ------------------------------------------------------------------ API
 
     def bootstrap(self) -> list[Message]:
         """Events of the hour before ``start``: running subscriptions, open tickets, live sessions.
 
-        Computed once in the constructor (the world must exist before it can
-        move on); every call returns the same list.
+        Computed once (the world must exist before it can move on); every call
+        returns the same list. With history, it is the history and the hour.
         """
+        if self._bootstrap is None:
+            self._bootstrap = [m for chunk in self.catch_up() for m in chunk]
         return list(self._bootstrap)
+
+    def catch_up(self, chunk_s: float = 6 * 3600) -> Iterator[list[Message]]:
+        """Everything before ``start`` in time-ordered chunks of ``chunk_s`` of event time.
+
+        For long histories: the caller publishes chunk by chunk instead of
+        holding a month of events in memory. Yields nothing once caught up.
+        """
+        if self._bootstrap is not None:
+            return
+        step = max(1, round(chunk_s * 1000))
+        while self._clock_ms < self._start_ms:
+            yield self._run_until(min(self._start_ms, self._clock_ms + step))
+        self._bootstrap = []
 
     def advance(self, until: float) -> list[Message]:
         """All events with event time in (previous until, until], in time order.
@@ -308,7 +346,7 @@ class EventGenerator:
         Messages that ``stream()`` generated but did not yield yet come first
         (they are dated at or before the previous until).
         """
-        out = list(self._surplus)
+        out = [m for chunk in self.catch_up() for m in chunk] + list(self._surplus)
         self._surplus.clear()
         until_ms = math.floor(until * 1000 + 1e-3)  # tolerate float noise on exact ms
         if until_ms > self._clock_ms:
@@ -355,22 +393,64 @@ class EventGenerator:
         return out
 
     def _process(
-        self, per_account_hour: float, fire: Action, cyclic: bool = True, scaled: bool = True
+        self,
+        per_account_hour: float,
+        fire: Action,
+        cyclic: bool = True,
+        scaled: bool = True,
+        history_share: Callable[[], float] | None = None,
     ) -> None:
         """Start a Poisson process at its peak rate, thinned by the daily cycle when ``cyclic``.
 
         One heap entry per process (not per account) keeps the heap small;
-        ``fire`` picks the account itself.
+        ``fire`` picks the account itself. In the history it is thinned again
+        by ``history_share`` (default: usage at HISTORY_ACTIVITY).
         """
         rate = per_account_hour * len(self._accounts) * (self._intensity if scaled else 1.0)
         mean_gap_s = 3600.0 / rate
+        share = history_share or (lambda: min(1.0, HISTORY_ACTIVITY / self._intensity))
 
         def tick() -> None:
-            if not cyclic or self._rng.random() < _activity(self._now):
+            if self._now < self._history_from:
+                pass  # the bucket before the history holds the running base only
+            elif self._historic() and self._rng.random() >= share():
+                pass
+            elif not cyclic or self._rng.random() < _activity(self._now):
                 fire()
             self._after(self._rng.expovariate(1.0 / mean_gap_s), tick)
 
         self._after(self._rng.expovariate(1.0 / mean_gap_s), tick)
+
+    # --------------------------------------------------------------- history
+
+    def _history_start(self, days: float) -> int:
+        """First millisecond of the history: the oldest bucket of a ``days`` window at start.
+
+        The subscriptions already running then are dated in the bucket just
+        before it: kept by the worker (retention is the window plus one
+        bucket) but in no window, so a 30d window starts with their MRR, as
+        a real business would. Without history, the warm-up hour.
+        """
+        if not days:
+            return self._live_from
+        buckets = round(days * DAY_MS / HISTORY_BUCKET_MS)
+        return (self._start_ms // HISTORY_BUCKET_MS - buckets + 1) * HISTORY_BUCKET_MS
+
+    def _historic(self) -> bool:
+        """Whether the world is still in the history (before the warm-up hour)."""
+        return self._now < self._live_from
+
+    def _in_churn_wave(self) -> bool:
+        return self._start_ms - CHURN_WAVE[0] <= self._now < self._start_ms - CHURN_WAVE[1]
+
+    def _term_ms(self) -> int:
+        return HISTORY_TERM_MS if self._historic() else RENEWAL_MS
+
+    def _trial_ms(self) -> int:
+        return HISTORY_TRIAL_MS if self._historic() else TRIAL_MS
+
+    def _cancel_share(self) -> float:
+        return CHURN_WAVE_SHARE if self._in_churn_wave() else HISTORY_CANCEL_SHARE
 
     # ----------------------------------------------------------------- world
 
@@ -396,20 +476,36 @@ class EventGenerator:
 
     def _seed_world(self) -> None:
         """Initial customers sign up early in the warm-up hour; every process starts."""
+        paying = HISTORY_PAYING_AT_START if self._historic() else 0.80
         for acct in self._accounts:
             r = self._rng.random()
-            if r < 0.88:
-                start = partial(self._initial_subscription, acct, r >= 0.80)
+            if r < paying + 0.08:
+                start = partial(self._initial_subscription, acct, r >= paying)
                 self._after(self._rng.uniform(0.001, 300.0), start)
         for _ in range(max(3, len(self._accounts) // 25)):  # a backlog open at start
-            self._after(self._rng.uniform(1800, 3500), partial(self._open_ticket, True))
+            delay_ms = round(self._rng.uniform(1800, 3500) * 1000)
+            self._at(self._live_from + delay_ms, partial(self._open_ticket, True))
         self._process(SESSION_RATE, self._start_session)
         self._process(TICKET_RATE, self._open_ticket)
         self._process(NPS_RATE, partial(self._product_survey, "nps"))
         self._process(CES_RATE, partial(self._product_survey, "ces"))
-        self._process(SIGNUP_RATE, self._signup, scaled=False)
-        self._process(PLAN_CHANGE_RATE, self._mid_term_change, cyclic=False, scaled=False)
-        self._process(CANCEL_NOW_RATE, self._mid_term_cancel, cyclic=False, scaled=False)
+        self._process(
+            SIGNUP_RATE, self._signup, scaled=False, history_share=lambda: HISTORY_SIGNUP_SHARE
+        )
+        self._process(
+            PLAN_CHANGE_RATE,
+            self._mid_term_change,
+            cyclic=False,
+            scaled=False,
+            history_share=lambda: HISTORY_CHANGE_SHARE,
+        )
+        self._process(
+            CANCEL_NOW_RATE,
+            self._mid_term_cancel,
+            cyclic=False,
+            scaled=False,
+            history_share=self._cancel_share,
+        )
         cost_rate = (2.0 + 2.0 * len(self._accounts) / 200) / len(self._accounts)
         self._process(cost_rate, self._record_cost, cyclic=False)
         if self._cfg.scenario == "churn-spike":
@@ -502,7 +598,10 @@ class EventGenerator:
                 "platform": platform,
             },
         )
-        self._at(min(self._now + HEARTBEAT_MS, s.end_ms), partial(self._session_tick, s))
+        self._at(min(self._now + self._heartbeat_ms(), s.end_ms), partial(self._session_tick, s))
+
+    def _heartbeat_ms(self) -> int:
+        return HISTORY_HEARTBEAT_MS if self._historic() else HEARTBEAT_MS
 
     def _session_tick(self, s: _Session) -> None:
         """Heartbeat every ~60 s until the end; unclean sessions just go silent."""
@@ -513,7 +612,8 @@ class EventGenerator:
             return
         self._emit("logins", "session.heartbeat", data)
         jitter = int(self._rng.uniform(-300, 300))
-        self._at(min(self._now + HEARTBEAT_MS + jitter, s.end_ms), partial(self._session_tick, s))
+        next_ms = self._now + self._heartbeat_ms() + jitter
+        self._at(min(next_ms, s.end_ms), partial(self._session_tick, s))
 
     # --------------------------------------------------------------- support
 
@@ -663,14 +763,14 @@ class EventGenerator:
         if acct.sub is not None:  # signed up on its own during the warm-up
             return
         sub = self._start_subscription(acct, trial, invoice=False)
+        first = self._start_ms if not self._historic() else self._now
         if trial:
             self._at(
-                self._start_ms + round(self._rng.uniform(1, TRIAL_MS)),
-                partial(self._trial_end, sub),
+                first + round(self._rng.uniform(1, self._trial_ms())), partial(self._trial_end, sub)
             )
         else:
             self._at(
-                self._start_ms + round(self._rng.uniform(1, RENEWAL_MS)), partial(self._renew, sub)
+                first + round(self._rng.uniform(1, self._term_ms())), partial(self._renew, sub)
             )
 
     def _start_subscription(self, acct: _Account, trial: bool, invoice: bool) -> _Subscription:
@@ -692,13 +792,15 @@ class EventGenerator:
         trial = rng.random() < (0.1 if acct.had_paid else 0.6)
         sub = self._start_subscription(acct, trial, invoice=True)
         if trial:
-            self._after(TRIAL_MS / 1000 * rng.uniform(0.8, 1.2), partial(self._trial_end, sub))
+            self._after(
+                self._trial_ms() / 1000 * rng.uniform(0.8, 1.2), partial(self._trial_end, sub)
+            )
         else:
             self._schedule_renewal(sub)
 
     def _schedule_renewal(self, sub: _Subscription) -> None:
         """Next renewal about one (compressed) term from now."""
-        self._after(RENEWAL_MS / 1000 * self._rng.uniform(0.9, 1.1), partial(self._renew, sub))
+        self._after(self._term_ms() / 1000 * self._rng.uniform(0.9, 1.1), partial(self._renew, sub))
 
     def _renew(self, sub: _Subscription) -> None:
         """Term end: lapse (at_term_end cancel), or charge, sometimes with a plan change."""
@@ -777,7 +879,9 @@ class EventGenerator:
         acct = self._pick()
         if acct.sub is None or not acct.paying():
             return
-        if acct.at_risk or self._rng.random() < 0.3:
+        if self._in_churn_wave():
+            self._cancel(acct.sub, at_term_end=False, reason="switched_competitor")
+        elif acct.at_risk or self._rng.random() < 0.3:
             self._cancel(acct.sub, at_term_end=False, reason=self._rng.choice(NOW_REASONS))
 
     def _cancel(self, sub: _Subscription, at_term_end: bool, reason: str) -> None:
@@ -873,6 +977,8 @@ def _validate(config: GeneratorConfig, intensity: float) -> None:
         raise ValueError("currency must be non-empty")
     if not intensity > 0:
         raise ValueError("intensity must be > 0")
+    if not (config.history_days == 0 or 1 <= config.history_days <= 60):
+        raise ValueError("history_days must be 0 or within 1..60")
 
 
 # ------------------------------------------------------------------ malformed

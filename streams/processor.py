@@ -265,22 +265,24 @@ class Processor:
             labels = await self.plans.labels(
                 p for o in fresh if (p := getattr(o.event.data, "plan", None)) is not None
             )
-            plan = self._plan(family, fresh, loaded, t, labels)
+            result = self._fold(family, fresh, loaded, t, labels)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
-            letters += self._planned_letters(plan, messages)
+            letters += self._letters_of(result, messages)
             if letters:
                 await self.dead_letters(topic, partition, letters)
-            health_t = self._health_time(loaded.stream_time, plan)
-            self._unfinished[(topic, partition)] = (last, family, plan, health_t)
-            if await store.apply(plan, loaded.offset, last, t):
-                await self._after_apply(topic, partition, family, plan, health_t)
-                self._account(topic, plan, letters)
+            health_t = self._health_time(loaded.stream_time, result)
+            self._unfinished[(topic, partition)] = (last, family, result, health_t)
+            if await store.apply(result, loaded.offset, last, t):
+                await self._after_apply(topic, partition, family, result, health_t)
+                self._account(topic, result, letters)
                 self._rewound.pop((topic, partition), None)
                 telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
                 return last
             self._unfinished.pop((topic, partition), None)
             log.info(
-                "fence moved on %s[%d]: another worker applied first; replanning", topic, partition
+                "fence moved on %s[%d]: another worker applied first; folding the batch again",
+                topic,
+                partition,
             )
 
     def _gap(self, topic: str, partition: int, first: int, applied: int) -> Gap | None:
@@ -310,20 +312,20 @@ class Processor:
         pending = self._unfinished.pop((topic, partition), None)
         if pending is None:
             return
-        last, family, plan, health_t = pending
+        last, family, result, health_t = pending
         if loaded.offset >= last:
-            await self._after_apply(topic, partition, family, plan, health_t)
+            await self._after_apply(topic, partition, family, result, health_t)
 
     async def _after_apply(
-        self, topic: str, partition: int, family: str, plan: BatchResult, health_t: float
+        self, topic: str, partition: int, family: str, result: BatchResult, health_t: float
     ) -> None:
         """Idempotent writes outside the partition's slot: plan directory and health index."""
-        await self.plans.save(plan.effects.plan_updates)
-        await self.health.update(family, plan.effects.facts, health_t)
+        await self.plans.save(result.effects.plan_updates)
+        await self.health.update(family, result.effects.facts, health_t)
         self._unfinished.pop((topic, partition), None)
 
-    def _health_time(self, stream_time: float | None, plan: BatchResult) -> float:
-        latest = plan.outcome.max_event_time
+    def _health_time(self, stream_time: float | None, result: BatchResult) -> float:
+        latest = result.outcome.max_event_time
         self.watermark = max(self.watermark, stream_time or 0.0, latest or 0.0)
         return self.clock.batch_time(self.watermark)
 
@@ -346,14 +348,14 @@ class Processor:
                 offered.append(Offered(message.offset, result))
         return offered, rejected
 
-    def _plan(
+    def _fold(
         self, family: str, fresh: list[Offered], loaded: Loaded, t: float, labels: dict[str, str]
     ) -> BatchResult:
         clock = make_clock(self.config, t, advancing=self.clock.follows_events)
         return fold_batch(family, fresh, loaded.batch_input(labels), self.config, clock)
 
     @staticmethod
-    def _planned_letters(plan: BatchResult, messages: Sequence[RawMessage]) -> list[DeadLetter]:
+    def _letters_of(result: BatchResult, messages: Sequence[RawMessage]) -> list[DeadLetter]:
         by_offset = {m.offset: m for m in messages}
         letters = [
             DeadLetter(
@@ -361,16 +363,16 @@ class Processor:
                 "too_late",
                 "event time is older than every retained bucket and the event changes no state",
             )
-            for item in plan.outcome.too_late
+            for item in result.outcome.too_late
         ]
         letters += [
             DeadLetter(by_offset[item.offset], "processing_error", detail)
-            for item, detail in plan.outcome.failed
+            for item, detail in result.outcome.failed
         ]
         return letters
 
-    def _account(self, topic: str, plan: BatchResult, letters: list[DeadLetter]) -> None:
-        outcome = plan.outcome
+    def _account(self, topic: str, result: BatchResult, letters: list[DeadLetter]) -> None:
+        outcome = result.outcome
         for event_type, n in outcome.applied.items():
             telemetry.EVENTS.labels(topic, event_type).inc(n)
         if outcome.late:

@@ -29,12 +29,35 @@ class GenerateOptions:
     malformed_share: float = 0.0
     seed: int = 1
     verbose: bool = False
+    history_days: float = 0.0
 
 
 async def publish(producer: AIOKafkaProducer, settings: Settings, messages: list[Message]) -> None:
     futures = [await producer.send(settings.topic(m.topic), m.value, key=m.key) for m in messages]
     if futures:
         await asyncio.gather(*futures)
+
+
+async def publish_history(
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    generator: EventGenerator,
+    options: GenerateOptions,
+) -> int:
+    """Publish the generator's history chunk by chunk, logging progress; returns messages sent."""
+    if not options.history_days:
+        return 0
+    log.info("publishing %g days of history before going live", options.history_days)
+    started = last = time.monotonic()
+    sent = 0
+    for chunk in generator.catch_up():
+        await publish(producer, settings, chunk)
+        sent += len(chunk)
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            log.info("history: %d events published (%.0f/s)", sent, sent / (last - started))
+    log.info("history published: %d events in %.0f s; going live", sent, time.monotonic() - started)
+    return sent
 
 
 async def generate_forever(settings: Settings, bootstrap: str, options: GenerateOptions) -> int:
@@ -46,6 +69,7 @@ async def generate_forever(settings: Settings, bootstrap: str, options: Generate
         malformed_share=options.malformed_share,
         scenario=options.scenario,
         currency=settings.currency,
+        history_days=options.history_days,
     )
     start = time.time()
     generator = EventGenerator(config, start, intensity=options.intensity)
@@ -54,6 +78,7 @@ async def generate_forever(settings: Settings, bootstrap: str, options: Generate
     sent = 0
     last_report = start
     try:
+        sent = await publish_history(producer, settings, generator, options)
         batch = generator.bootstrap()
         while True:
             await publish(producer, settings, batch)

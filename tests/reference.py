@@ -267,6 +267,28 @@ def support_window(tickets: list[Ticket], w: Window, t: Fraction) -> Metrics:
     put(out, key("cs_first_response_seconds_avg", **label), mean_duration(_known(first_response)))
     resolution = [(tk.opened_at, tk.first_resolution) for tk in resolved]
     put(out, key("cs_resolution_seconds_avg", **label), mean_duration(_known(resolution)))
+    out.update(gauge_histogram("cs_first_response_seconds", _known(first_response), w.name))
+    out.update(gauge_histogram("cs_resolution_seconds", _known(resolution), w.name))
+    return out
+
+
+LE_SECONDS = (60, 300, 900, 1800, 3600, 14400, 28800, 86400, 259200)
+"""metrics.md: the ``le`` list of the response-time histograms, before +Inf."""
+
+
+def gauge_histogram(name: str, pairs: list[tuple[Fraction, Fraction]], window: str) -> Metrics:
+    """Cumulative buckets (duration <= le), count and sum of (end - start) clamped at 0.
+
+    Always present, like the counts: an empty window has zero in every bucket.
+    """
+    durations = [max(Fraction(0), end - start) for start, end in pairs]
+    out: Metrics = {}
+    for le in LE_SECONDS:
+        inside = sum(1 for d in durations if d <= le)
+        out[key(f"{name}_bucket", le=f"{float(le)}", window=window)] = float(inside)
+    out[key(f"{name}_bucket", le="+Inf", window=window)] = float(len(durations))
+    out[key(f"{name}_gcount", window=window)] = float(len(durations))
+    out[key(f"{name}_gsum", window=window)] = float(sum(durations, Fraction(0)))
     return out
 
 
@@ -588,6 +610,27 @@ def churn_window(ledger: Ledger, w: Window, t: Fraction, currency: str) -> Metri
         out[key("cs_retention_ratio", window=w.name)] = float(
             Fraction(ledger.paying - joined, start)
         )
+    out.update(revenue_retention(ledger, inside, w.name, currency))
+    return out
+
+
+def revenue_retention(
+    ledger: Ledger, inside: list[Movement], window: str, currency: str
+) -> Metrics:
+    """MRR at the window's start, revenue churn, NRR, GRR and quick ratio (metrics.md).
+
+    Start is MRR now with the window's movements undone, so start + movements = now.
+    """
+    cents = {kind: sum(m.cents for m in inside if m.kind == kind) for kind in MOVEMENT_KINDS}
+    added = cents["new"] + cents["reactivation"] + cents["expansion"]
+    lost = cents["contraction"] + cents["churned"]
+    start = ledger.mrr_cents - (added - lost)
+    out: Metrics = {key("cs_mrr_start", currency=currency, window=window): major(start)}
+    label = {"window": window}
+    put(out, key("cs_revenue_churn_ratio", **label), ratio(lost, start))
+    put(out, key("cs_nrr_ratio", **label), ratio(start + cents["expansion"] - lost, start))
+    put(out, key("cs_grr_ratio", **label), ratio(start - lost, start))
+    put(out, key("cs_quick_ratio", **label), ratio(added, lost))
     return out
 
 

@@ -17,6 +17,7 @@ from aggregators.effects import Contribution
 from aggregators.entity_keys import TICKET, EntityKey
 from aggregators.facts import TICKETS, TicketFacts
 from aggregators.families.base import Change, Family, Kept
+from aggregators.histograms import FIRST_RESPONSE, RESOLUTION, histogram_field
 from schemas import Event
 from schemas.models import TicketOpened, TicketReopened, TicketReplied, TicketResolved
 
@@ -124,10 +125,12 @@ class Tickets:
             if opened is not None:
                 windowed[(RESOLUTION_SUM, seg, resolved)] = max(0.0, resolved - opened)
                 windowed[(RESOLUTION_N, seg, resolved)] = 1.0
+                windowed[(histogram_field(RESOLUTION, resolved - opened), seg, resolved)] = 1.0
         first = state.first_agent_reply
         if first is not None and opened is not None:
             windowed[(FIRST_RESPONSE_SUM, seg, first)] = max(0.0, first - opened)
             windowed[(FIRST_RESPONSE_N, seg, first)] = 1.0
+            windowed[(histogram_field(FIRST_RESPONSE, first - opened), seg, first)] = 1.0
         gauges = {(BACKLOG, seg): 1.0} if state.is_open() else {}
         return Contribution(windowed, gauges)
 

@@ -269,8 +269,33 @@ def support() -> Json:
                 SECONDS,
             ),
             series("Backlog", [(f"max(cs_tickets_open{{{P}}})", "open tickets")], COUNT),
+            stat(
+                "First response time (median)", quantile(0.5, "cs_first_response_seconds"), SECONDS
+            ),
+            stat("First response time (p90)", quantile(0.9, "cs_first_response_seconds"), SECONDS),
+            stat("Resolution time (median)", quantile(0.5, "cs_resolution_seconds"), SECONDS),
+            stat("Resolution time (p90)", quantile(0.9, "cs_resolution_seconds"), SECONDS),
+            series(
+                "Response and resolution times (median and p90)",
+                [
+                    (quantile(0.5, "cs_first_response_seconds"), "first response, median"),
+                    (quantile(0.9, "cs_first_response_seconds"), "first response, p90"),
+                    (quantile(0.5, "cs_resolution_seconds"), "resolution, median"),
+                    (quantile(0.9, "cs_resolution_seconds"), "resolution, p90"),
+                ],
+                SECONDS,
+            ),
         ],
     )
+
+
+def quantile(q: float, histogram: str) -> str:
+    """A percentile of a gauge histogram; ``max by (le)`` keeps one copy over replicas.
+
+    Prometheus interpolates linearly inside the bucket that holds the
+    percentile, so the value is an estimate within that bucket's bounds.
+    """
+    return f"histogram_quantile({q}, max by (le) ({histogram}_bucket{{{W}}}))"
 
 
 def voice() -> Json:
@@ -371,6 +396,9 @@ def revenue() -> Json:
 
     Churn and retention thresholds are tuned for the 30d window (5 % monthly
     churn is a common alarm level); read shorter windows against their trend.
+    NRR under 100 % means the base shrinks without new sales; GRR under 90 %
+    is a common alarm level; a quick ratio of 4 or more is healthy growth,
+    under 1 the base shrinks.
     """
     return dashboard(
         "revenue",
@@ -387,6 +415,20 @@ def revenue() -> Json:
             stat("ARPA", f"max(cs_arpa{{{P}}})", MONEY),
             stat("CLV", f"max(cs_clv{{{P}}})", MONEY),
             stat("Retention cost per paying account", f"max(cs_retention_cost{{{W}}})", MONEY),
+            stat(
+                "Net revenue retention (NRR)",
+                f"max(cs_nrr_ratio{{{W}}})",
+                RATIO,
+                red_below(0.9, yellow_below=1.0),
+            ),
+            stat(
+                "Gross revenue retention (GRR)",
+                f"max(cs_grr_ratio{{{W}}})",
+                RATIO,
+                red_below(0.8, yellow_below=0.9),
+            ),
+            stat("Revenue churn", f"max(cs_revenue_churn_ratio{{{W}}})", RATIO, red_above(0.03)),
+            stat("MRR at the window's start", f"max(cs_mrr_start{{{W}}})", MONEY),
             series("MRR", [(f"max(cs_mrr{{{P}}})", "MRR")], MONEY),
             series(
                 "MRR movements by kind",
@@ -411,6 +453,21 @@ def revenue() -> Json:
                     (f"max(cs_payment_failures{{{W}}})", "payment failures in window"),
                 ],
                 COUNT,
+            ),
+            series(
+                "Quick ratio (MRR gained / MRR lost)",
+                [(f"max(cs_quick_ratio{{{W}}})", "quick ratio")],
+                SCORE,
+                red_below(1, yellow_below=4),
+            ),
+            series(
+                "Revenue retention",
+                [
+                    (f"max(cs_nrr_ratio{{{W}}})", "NRR"),
+                    (f"max(cs_grr_ratio{{{W}}})", "GRR"),
+                    (f"max(cs_revenue_churn_ratio{{{W}}})", "revenue churn"),
+                ],
+                RATIO,
             ),
         ],
     )

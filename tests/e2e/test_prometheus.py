@@ -127,3 +127,45 @@ def test_no_churn_spike_in_normal_traffic(world: World) -> None:
     ever = dep.prom.query('count_over_time(ALERTS{alertname="ChurnSpike"}[1h])')
     assert not ever, f"ChurnSpike was active on normal traffic: {ever}"
     print(f"\nnormal traffic, {dep.running_for():.0f}s: {CHURNED_1H} = {churned}, no ChurnSpike")
+
+
+BUCKETS_FIRST_RESPONSE = 'max by (le) (cs_first_response_seconds_bucket{window="1d", plan="all"})'
+P90_FIRST_RESPONSE = f"histogram_quantile(0.9, {BUCKETS_FIRST_RESPONSE})"
+
+
+def interpolated_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    """Prometheus' rule, written out: linear inside the bucket holding rank q x count.
+
+    ``buckets`` are (upper bound, cumulative count) sorted by bound, +Inf last.
+    """
+    count = buckets[-1][1]
+    rank = q * count
+    lower, below = 0.0, 0.0
+    for bound, cumulative in buckets:
+        if cumulative >= rank:
+            if math.isinf(bound):
+                return lower  # the highest finite bound, as Prometheus does
+            return lower + (bound - lower) * (rank - below) / (cumulative - below)
+        lower, below = bound, cumulative
+    raise AssertionError("rank beyond the +Inf bucket")
+
+
+def test_p90_first_response_from_histogram_quantile(world: World) -> None:
+    dep = world.normal
+
+    def has_replies() -> float | None:
+        at = time.time() - 2  # a moment every scrape so far has covered
+        result = dep.prom.api("query", query=BUCKETS_FIRST_RESPONSE, time=f"{at:.3f}")["result"]
+        counts = {float(s["metric"]["le"]): float(s["value"][1]) for s in result}
+        return at if counts.get(math.inf, 0) > 0 else None
+
+    at = wait_for(has_replies, FIRST_DATA_TIMEOUT, "first-response buckets with tickets", 3)
+    raw = dep.prom.api("query", query=BUCKETS_FIRST_RESPONSE, time=f"{at:.3f}")["result"]
+    buckets = sorted((float(s["metric"]["le"]), float(s["value"][1])) for s in raw)
+    assert [b for b, _ in buckets][-1] == math.inf and len(buckets) == 10, buckets
+    counts = [c for _, c in buckets]
+    assert counts == sorted(counts), f"buckets are not cumulative: {buckets}"
+    p90 = dep.prom.api("query", query=P90_FIRST_RESPONSE, time=f"{at:.3f}")["result"]
+    value = float(p90[0]["value"][1])
+    assert math.isclose(value, interpolated_quantile(0.9, buckets), rel_tol=1e-9), (value, buckets)
+    print(f"\np90 first response (1d): {value:.0f} s over {counts[-1]:.0f} tickets")

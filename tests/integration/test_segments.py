@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+import urllib.request
 
+import orjson
 import pytest
 
 from tests import reference
@@ -110,3 +112,18 @@ def test_plan_change_moves_mrr_between_segments(billing_only) -> None:  # type: 
     assert moved(team, "new") == 199.0  # globex joined on team
     assert moved(team, "churned") == 199.0  # and left from team
     assert team[("cs_churned_accounts", (("window", "1h"),))] == 1
+
+
+def series(port: int, query: str) -> list[float | None]:
+    url = f"http://127.0.0.1:{port}/api/series?{query}"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return [value for _start, value in orjson.loads(resp.read())["points"]]
+
+
+def test_series_points_add_up_to_the_movements_and_end_at_mrr_now(billing_only) -> None:  # type: ignore[no-untyped-def]
+    worker, _scenario = billing_only
+    new = series(worker.port, "metric=cs_mrr_movement&kind=new")
+    assert len(new) == 24 and sum(v or 0.0 for v in new) == 49.0 + 199.0  # acme, globex
+    assert sum(v or 0.0 for v in series(worker.port, "metric=cs_mrr_movement&kind=churned")) == 199
+    mrr = series(worker.port, "metric=cs_mrr")
+    assert mrr[0] == 0.0 and mrr[-1] == 199.0  # nothing a day ago; acme on team now

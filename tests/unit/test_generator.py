@@ -476,3 +476,73 @@ def test_invalid_config_is_rejected(bad: dict[str, Any]) -> None:
         EventGenerator(GeneratorConfig(**bad), START)
     with pytest.raises(ValueError):
         EventGenerator(GeneratorConfig(), START, intensity=0)
+
+
+# ------------------------------------------------------------------ history
+
+
+@dataclass(frozen=True)
+class History:
+    events: list[dict[str, Any]]
+    live: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    """30 days of history for 200 accounts, then the first live minute."""
+    gen = EventGenerator(GeneratorConfig(accounts=200, history_days=30), START, intensity=5.0)
+    chunks = list(gen.catch_up())
+    assert len(chunks) > 100  # published in pieces, not one month-long list
+    return History(decode(m for c in chunks for m in c), decode(gen.advance(START + 60)))
+
+
+def days_before_start(event: dict[str, Any]) -> int:
+    return (START_MS - ms(event)) // 86_400_000
+
+
+def test_history_fills_the_30d_window_after_a_running_base(history: History) -> None:
+    times = [ms(e) for e in history.events]
+    assert times == sorted(times)
+    assert max(times) <= START_MS
+    # START is on the hour: the 30d window's oldest hourly bucket starts 719 h before it
+    window_start = START_MS - 719 * 3_600_000
+    base = [e for e in history.events if ms(e) < window_start]
+    assert {e["type"] for e in base} == {"subscription.started"}
+    assert all(ms(e) >= window_start - 3_600_000 for e in base)  # kept, but in no window
+    assert 70 <= len(paying_accounts(base)) <= 110  # about 45 % of 200 accounts
+    assert min(ms(e) for e in history.events if e not in base) < window_start + 3_600_000
+    assert all(START_MS < ms(e) <= START_MS + 60_000 for e in history.live)
+    ids = [e["id"] for e in history.events + history.live]
+    assert len(ids) == len(set(ids))
+
+
+def test_history_has_weekly_and_daily_cycles(history: History) -> None:
+    sessions = by_type(history.events, "session.started")
+    weekday = Counter(datetime.fromtimestamp(ms(e) / 1000, UTC).weekday() for e in sessions)
+    weekend_mean = (weekday[5] + weekday[6]) / 2
+    midweek_mean = sum(weekday[d] for d in range(5)) / 5
+    assert weekend_mean < 0.6 * midweek_mean, weekday
+    hour = Counter(datetime.fromtimestamp(ms(e) / 1000, UTC).hour for e in sessions)
+    assert hour[13] > 2.5 * hour[2], hour
+
+
+def test_history_grows_the_base_with_a_churn_wave(history: History) -> None:
+    events = history.events
+    month_ago = [e for e in events if days_before_start(e) >= 27]
+    assert len(paying_accounts(events)) > 1.15 * len(paying_accounts(month_ago))
+    cancels = Counter(days_before_start(e) for e in by_type(events, "subscription.canceled"))
+    wave = cancels[10] + cancels[11]
+    assert wave >= 5 and wave > 4 * (sum(cancels.values()) - wave) / 28, cancels
+
+
+def test_history_is_quieter_per_account_than_live_but_not_empty(history: History) -> None:
+    per_type = Counter(e["type"] for e in history.events)
+    for etype in ("ticket.opened", "survey.answered", "subscription.renewed", "trial.converted"):
+        assert per_type[etype] > 0, etype
+    # heartbeats every 5 minutes in the history keep a month to a few events per session
+    assert per_type["session.heartbeat"] < 6 * per_type["session.started"]
+
+
+def test_history_days_are_validated() -> None:
+    with pytest.raises(ValueError, match="history_days"):
+        EventGenerator(GeneratorConfig(history_days=0.5), START)

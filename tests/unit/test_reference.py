@@ -85,7 +85,23 @@ def test_no_events_gives_zero_counts_and_no_ratios() -> None:
     for name in ("cs_tickets_open", "cs_sessions_active", "cs_paying_accounts"):
         expected[key(name)] = 0.0
     expected[key("cs_mrr", currency="USD")] = 0.0
+    for w in WINDOWS:
+        expected[key("cs_mrr_start", currency="USD", window=w)] = 0.0
+        for name in ("cs_first_response_seconds", "cs_resolution_seconds"):
+            for le in LE:
+                expected[key(f"{name}_bucket", le=le, window=w)] = 0.0
+            expected[key(f"{name}_gcount", window=w)] = 0.0
+            expected[key(f"{name}_gsum", window=w)] = 0.0
     assert m == expected
+
+
+LE = ("60.0", "300.0", "900.0", "1800.0", "3600.0", "14400.0", "28800.0", "86400.0")
+LE += ("259200.0", "+Inf")
+
+
+def buckets(m: dict[MetricKey, float], name: str, window: str) -> list[float]:
+    """A gauge histogram's cumulative bucket counts in ``le`` order."""
+    return [m[key(f"{name}_bucket", le=le, window=window)] for le in LE]
 
 
 def test_window_edges_future_and_too_late() -> None:
@@ -265,6 +281,32 @@ def test_fcr_and_durations() -> None:
         # (200 + 300 + 500 + 300) / 4
         assert m[key("cs_resolution_seconds_avg", window=w)] == pytest.approx(325.0)
     assert m[key("cs_tickets_open")] == 0  # C's latest is its second resolution
+
+
+def test_response_time_histograms() -> None:
+    m = compute(fcr_events(), T)
+    for w in WINDOWS:
+        # first responses 100, 50, 400, 200: 50 <= 60; 100, 200 <= 300; 400 <= 900.
+        assert buckets(m, "cs_first_response_seconds", w) == [1, 3] + [4] * 8
+        assert m[key("cs_first_response_seconds_gcount", window=w)] == 4
+        assert m[key("cs_first_response_seconds_gsum", window=w)] == 750
+        # resolutions 200, 300, 500, 300 (E has no opening): le is inclusive.
+        assert buckets(m, "cs_resolution_seconds", w) == [0, 3] + [4] * 8
+        assert m[key("cs_resolution_seconds_gsum", window=w)] == 1300
+
+
+def test_late_first_reply_moves_a_ticket_between_buckets() -> None:
+    opened = ev("ticket.opened", -20000, ticket_id="L")
+    slow = ev("ticket.replied", -5000, ticket_id="L", author="agent", agent_id="ana")
+    fast = ev("ticket.replied", -19950, ticket_id="L", author="agent", agent_id="ana")
+    # 15000 s: first bucket at le=28800.
+    assert (
+        buckets(compute([opened, slow], T), "cs_first_response_seconds", "1d") == [0] * 6 + [1] * 4
+    )
+    # A reply dated 50 s after opening arrives late: the ticket moves to le=60.
+    moved = compute([opened, slow, fast], T)
+    assert buckets(moved, "cs_first_response_seconds", "1d") == [1] * 10
+    assert moved[key("cs_first_response_seconds_gsum", window="1d")] == 50
 
 
 def test_reopen_retracts_fcr() -> None:
@@ -520,6 +562,29 @@ def test_revenue_movements_and_churn() -> None:
     # 30d: 3 - (5 - 2) = 0 -> both absent.
     assert per_window(m, "cs_churn_ratio") == {"1h": 0.5, "1d": 0.5, "7d": 1.0}
     assert per_window(m, "cs_retention_ratio") == {"1h": 0.5, "1d": 0.5, "7d": 0.0}
+
+
+def test_revenue_retention() -> None:
+    m = compute(revenue_events(), T)
+    # MRR now 330. 1h/1d movements: +100 +50 +50 -30 -120 = +50 -> start 280
+    # (y 200 + w 80 an hour ago). Lost 150, expansion 50, gained 200.
+    # 7d: +180 +50 +50 -30 -420 = -170 -> start 500 (y 200 + z 300 a week ago).
+    # 30d: +680 +50 +50 -30 -420 = +330 -> start 0: every ratio on it is absent.
+    assert per_window(m, "cs_mrr_start", currency="USD") == {
+        "1h": 280.0,
+        "1d": 280.0,
+        "7d": 500.0,
+        "30d": 0.0,
+    }
+    assert per_window(m, "cs_revenue_churn_ratio") == {"1h": 150 / 280, "1d": 150 / 280, "7d": 0.9}
+    assert per_window(m, "cs_nrr_ratio") == {"1h": 180 / 280, "1d": 180 / 280, "7d": 0.2}
+    assert per_window(m, "cs_grr_ratio") == {"1h": 130 / 280, "1d": 130 / 280, "7d": 0.1}
+    assert per_window(m, "cs_quick_ratio") == {
+        "1h": 200 / 150,
+        "1d": 200 / 150,
+        "7d": 280 / 450,
+        "30d": 780 / 450,
+    }
 
 
 def test_revenue_event_ratios_and_costs() -> None:
