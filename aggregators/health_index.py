@@ -85,7 +85,12 @@ The version starts from the server clock in microseconds, so it keeps growing
 even when an expired mirror is created again."""
 
 INDEX_LUA = """
+-- The sum is read and written with GET/SET, never INCRBYFLOAT: called from Lua
+-- after any command with more than 4 arguments, Redis 6.2's INCRBYFLOAT (which
+-- rewrites itself to SET ... KEEPTTL) shrinks the script engine's shared
+-- argument array and the next long command overruns it (heap corruption).
 local cutoff = tonumber(ARGV[1])
+local sum = tonumber(redis.call('GET', KEYS[3])) or 0
 local usage = KEYS[6]
 local function unlist(account)
   local plan = redis.call('HGET', KEYS[5], account)
@@ -103,7 +108,7 @@ for i = 2, #ARGV, 7 do
     redis.call('HSET', KEYS[4], account, ARGV[i + 3])
     local old = redis.call('ZSCORE', KEYS[1], account)
     redis.call('ZADD', KEYS[1], score, account)
-    redis.call('INCRBYFLOAT', KEYS[3], score - (tonumber(old) or 0))
+    sum = sum + score - (tonumber(old) or 0)
     local seen = redis.call('ZSCORE', KEYS[2], account)
     if (not seen) or tonumber(seen) < tonumber(last) then
       redis.call('ZADD', KEYS[2], last, account)
@@ -122,13 +127,14 @@ local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT
 for _, account in ipairs(stale) do
   local old = redis.call('ZSCORE', KEYS[1], account)
   if old then
-    redis.call('INCRBYFLOAT', KEYS[3], -tonumber(old))
+    sum = sum - tonumber(old)
     redis.call('ZREM', KEYS[1], account)
   end
   redis.call('ZREM', KEYS[2], account)
   redis.call('HDEL', KEYS[4], account)
   unlist(account)
 end
+redis.call('SET', KEYS[3], string.format('%.17g', sum))
 return #stale
 """
 """Index the scores of accounts whose mirror read is newer than the one indexed; drop
@@ -191,7 +197,9 @@ class HealthIndex:
             pipe = self.redis.pipeline(transaction=False)
             for account in accounts:
                 own = facts[account]
-                pipe.evalsha(
+                # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
+                pipe.execute_command(
+                    "EVALSHA",
                     self._mirror_sha,
                     1,
                     account_key(account),

@@ -13,14 +13,21 @@ key                                holds
 ``cs:partitions``                  hash: partition tag -> event family
 ``cs:account_plans``               hash: account -> plan label
 ``cs:plan_names``                  set: admitted plan labels
-``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``
+``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``,
+                                   window cursors ``c:<window>``, newest
+                                   bucket written ``k:<g>``
 ``cs:{tp}:applied_at``             wall-clock time of the latest apply
 ``cs:{tp}:b:<g>:<bucket>``         hash: counter field -> amount (TTL)
+``cs:{tp}:w:<window>``             hash: counter field -> rolling sum of the
+                                   window's buckets from the cursor
+                                   ``c:<window>`` (a meta field) on
 ``cs:{tp}:z:<name>``               sorted set: user/account -> latest event time
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
 ``cs:{tp}:e:<entity>``             msgpack state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
 ``cs:{tp}:seen``                   sorted set: event-id digest -> event time
+``cs:{tp}:guard``                  never written: declared by every script
+                                   (see :func:`guard`)
 =================================  ==========================================
 """
 
@@ -49,6 +56,27 @@ def applied_at(tag: str) -> str:
 
 def bucket(tag: str, granularity: int, index: int) -> str:
     return f"{PREFIX}:{tag}:b:{granularity}:{index}"
+
+
+def guard(tag: str) -> str:
+    """A key never written, declared by every script of the partition.
+
+    The rolling-window code reads bucket keys it builds itself. On Redis
+    Cluster, a script whose declared keys are not all on the node while its
+    slot migrates gets TRYAGAIN instead of running: this always-missing key
+    makes that true for every script, so none reads a half-moved slot.
+    """
+    return f"{PREFIX}:{tag}:guard"
+
+
+def bucket_prefix(tag: str) -> str:
+    """What :func:`bucket` keys start with; Lua appends ``<g>:<bucket>``."""
+    return f"{PREFIX}:{tag}:b:"
+
+
+def window(tag: str, name: str) -> str:
+    """Rolling sum of one window's buckets (see :mod:`aggregators.rolling`)."""
+    return f"{PREFIX}:{tag}:w:{name}"
 
 
 def last_seen(tag: str, name: str) -> str:

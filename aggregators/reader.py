@@ -1,7 +1,8 @@
 """The read side in Redis: one pipelined round trip gathers a whole scrape.
 
-Per partition, :data:`SUM_LUA` adds up the bucket hashes of every window
-server-side (one slot per call, so it also runs on Redis Cluster), and the
+Per partition, :data:`READ_LUA` reads each window's rolling sum (one hash,
+trimmed to the reading time; see :mod:`aggregators.rolling`) in one script
+call within the partition's slot, so it also runs on Redis Cluster; the
 gauges, live sessions and last event times come back in the same pipeline.
 Distinct users and accounts are exact: a sorted set per partition keeps
 each member's latest event time, and a window's count is a ``ZCOUNT`` from
@@ -16,7 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from redis import Redis
+from redis.exceptions import NoScriptError
 
 from aggregators import keys, plans
 from aggregators.config import MetricConfig
@@ -24,26 +27,38 @@ from aggregators.facts import LOGINS
 from aggregators.families import sessions
 from aggregators.health_index import usage_key
 from aggregators.readout import Snapshot
+from aggregators.rolling import WINDOW_LUA, window_specs
 
-SUM_LUA = """
+READ_LUA = (
+    WINDOW_LUA
+    + """
+local meta, prefix, t = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local out = {}
-local nw = tonumber(ARGV[1])
-for w = 1, nw do
-  local first, count = tonumber(ARGV[2 * w]), tonumber(ARGV[2 * w + 1])
+for i, w in ipairs(cmsgpack.unpack(ARGV[3])) do
+  local wkey, g, low, n, high = KEYS[i + 1], w[2], w[3], w[4], w[6]
+  local maxk = max_bucket(meta, g)
   local sums = {}
-  for i = first, first + count - 1 do
-    local kv = redis.call('HGETALL', KEYS[i])
-    for j = 1, #kv, 2 do sums[kv[j]] = (sums[kv[j]] or 0) + tonumber(kv[j + 1]) end
+  if maxk > high + n then
+    bucket_sums(prefix, g, low, high, sums, 1)
+  else
+    advance(meta, wkey, prefix, w, t, maxk)
+    local kv = redis.call('HGETALL', wkey)
+    for j = 1, #kv, 2 do sums[kv[j]] = tonumber(kv[j + 1]) end
+    if maxk > high then bucket_sums(prefix, g, high + 1, maxk, sums, -1) end
   end
   local flat = {}
   for f, v in pairs(sums) do
     flat[#flat + 1] = f
     flat[#flat + 1] = string.format('%.17g', v)
   end
-  out[w] = flat
+  out[i] = flat
 end
 return out
 """
+)
+"""Per partition: each window's rolling sum, its cursor moved to the reading time
+and the buckets dated after it taken off. Writes only the cursors (the same
+state, trimmed): see :mod:`aggregators.rolling`."""
 
 
 @dataclass
@@ -61,7 +76,7 @@ class Reader:
         self.redis = redis
         self.config = config
         self.clock = clock
-        self._sum = redis.register_script(SUM_LUA)
+        self._sum = redis.register_script(READ_LUA)
 
     def partitions(self) -> dict[str, str]:
         """Partition tag -> family, from the registry the workers maintain."""
@@ -100,11 +115,22 @@ class Reader:
         return time.time() if now is None else now
 
     def _gather(self, parts: dict[str, str], t: float) -> Snapshot:
+        """One pipeline; a server that lost the script (restart, failover) gets it again."""
+        try:
+            return self._gather_once(parts, t)
+        except NoScriptError:
+            self.redis.script_load(self._sum.script)
+            return self._gather_once(parts, t)
+
+    def _gather_once(self, parts: dict[str, str], t: float) -> Snapshot:
+        # EVALSHA by name: redis-py's cluster pipeline refuses Script objects; every
+        # call carries its partition's keys only, so the client routes it to one slot
         pipe = self.redis.pipeline(transaction=False)
         plan: list[tuple[str, str]] = []
         for tag in parts:
-            bucket_keys, args = self._sum_call(tag, t)
-            self._sum(keys=bucket_keys, args=args, client=pipe)
+            window_keys, args = self._sum_call(tag, t)
+            evalsha = (self._sum.sha, len(window_keys), *window_keys, *args)
+            pipe.execute_command("EVALSHA", *evalsha)  # type: ignore[no-untyped-call]
             pipe.hgetall(keys.gauges(tag))
             plan.append(("sums", tag))
             plan.append(("gauges", tag))
@@ -117,13 +143,15 @@ class Reader:
         return self._snapshot(plan, distinct_plan, replies)
 
     def _sum_call(self, tag: str, t: float) -> tuple[list[str], list[Any]]:
-        bucket_keys: list[str] = []
-        args: list[Any] = [len(self.config.windows.windows)]
-        for window in self.config.windows:
-            low, high = window.bucket_range(t)
-            args += [len(bucket_keys) + 1, high - low + 1]
-            bucket_keys += [keys.bucket(tag, window.granularity, k) for k in range(low, high + 1)]
-        return bucket_keys, args
+        """Keys and arguments of one :data:`READ_LUA` call for the partition ``tag``."""
+        windows = self.config.windows
+        specs = [
+            [*spec, window.bucket_range(t)[1]]
+            for spec, window in zip(window_specs(windows, t), windows, strict=True)
+        ]
+        window_keys = [keys.window(tag, w.name) for w in windows]
+        args = [keys.bucket_prefix(tag), repr(float(t)), msgspec.msgpack.encode(specs)]
+        return [keys.meta(tag), *window_keys, keys.guard(tag)], args
 
     def _plan_labels(self) -> list[str]:
         admitted = sorted(keys.text(m) for m in self.redis.smembers(keys.PLAN_NAMES))

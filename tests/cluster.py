@@ -1,0 +1,135 @@
+"""A real Redis Cluster on loopback for tests: 3 masters, 3 replicas, AOF everysec.
+
+Started from ``redis-server --cluster-enabled yes`` and formed with
+``redis-cli --cluster create``, as an operator would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from streams.embedded import Process, ServiceError, free_port, start_redis
+
+
+@dataclass
+class Cluster:
+    nodes: list[Process] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Every node as a seed, comma separated (CSPULSE_REDIS_URL in cluster mode)."""
+        return ",".join(f"redis://127.0.0.1:{n.port}" for n in self.nodes)
+
+    def client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_timeout=5)
+
+    def masters(self) -> list[int]:
+        """Ports of the nodes that are masters now (alive ones only)."""
+        out = []
+        for node in self.nodes:
+            if node.proc.poll() is None:
+                try:
+                    if self.client(node.port).info("replication")["role"] == "master":
+                        out.append(node.port)
+                except redis.ConnectionError:
+                    continue
+        return out
+
+    def wait_ok(self, timeout: float = 60, masters: int = 3) -> None:
+        """Until every live node reports cluster_state:ok with all slots served, there
+        are ``masters`` masters and every replica's link to its master is up (a
+        replica that never synced cannot take over)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for node in self.nodes:
+                if node.proc.poll() is None:
+                    try:
+                        info = self.client(node.port).cluster("info")
+                        states.append(_parse_info(info))
+                    except redis.RedisError:
+                        states.append({})
+            if all(
+                s.get("cluster_state") == "ok" and s.get("cluster_slots_ok") == "16384"
+                for s in states
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(f"cluster not ok after {timeout:.0f}s: {states}")
+            time.sleep(0.2)
+
+    def _replicas_synced(self) -> bool:
+        for node in self.nodes:
+            if node.proc.poll() is None:
+                try:
+                    info = self.client(node.port).info("replication")
+                except redis.ConnectionError:
+                    return False
+                if info["role"] == "slave" and info.get("master_link_status") != "up":
+                    return False
+        return True
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+def _parse_info(info: object) -> dict[str, str]:
+    if isinstance(info, dict):
+        return {str(k): str(v) for k, v in info.items()}
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and in range too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise ServiceError("no free port pair (port, port + 10000) for a cluster node")
+
+
+def start_cluster(workdir: Path, masters: int = 3, replicas: int = 1) -> Cluster:
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise ServiceError("redis-cli not found: install redis-tools (Debian: redis-server)")
+    cluster = Cluster()
+    try:
+        for _ in range(masters * (1 + replicas)):
+            port = _cluster_port()
+            node_dir = workdir / f"node-{port}"
+            node_dir.mkdir(parents=True)
+            extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--repl-diskless-sync-delay",
+                "0",
+            ]
+            cluster.nodes.append(start_redis(node_dir, port, persist=True, extra=extra))
+        argv = [cli, "--cluster", "create"]
+        argv += [f"127.0.0.1:{n.port}" for n in cluster.nodes]
+        argv += ["--cluster-replicas", str(replicas), "--cluster-yes"]
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+        cluster.wait_ok()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

@@ -1,0 +1,214 @@
+"""cspulse on a real Redis Cluster (3 masters, 3 replicas) against a single Redis.
+
+The same generated stream is applied through the real processor to the
+cluster (redis-py ``RedisCluster`` from :mod:`aggregators.connection`) and to
+the session's standalone Redis, whose numbers the reference tests check;
+every sum, gauge and distinct count read from the cluster must equal the
+standalone one. Every script and pipeline stays within one slot or is split
+per slot by the client: a cross-slot command would fail here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aggregators import keys
+from aggregators.connection import RedisOptions, async_client, sync_client
+from aggregators.reader import Reader
+from aggregators.readout import Snapshot
+from streams.config import Settings
+from streams.generator import EventGenerator, GeneratorConfig
+from streams.processor import Processor, RawMessage
+from tests.cluster import Cluster, start_cluster
+from tests.harness import Stack
+
+PARTITIONS = 3
+Batch = dict[tuple[str, int], list[RawMessage]]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not installed (Debian: redis-tools, pulled in by redis-server)")
+    started = start_cluster(Path(tmp_path_factory.mktemp("cluster")))
+    yield started
+    started.stop()
+
+
+def _batches(settings: Settings, events: int, start: float) -> list[Batch]:
+    plans = tuple((f"plan-{i}", 1000 * (i + 1)) for i in range(5))
+    gen = EventGenerator(GeneratorConfig(accounts=120, plans=plans), start, intensity=3.0)
+    offsets: dict[tuple[str, int], int] = {}
+    batches: list[Batch] = [{}]
+    for i, message in enumerate(gen.stream(events, step=5.0)):
+        tp = (settings.topic(message.topic), sum(message.key or b"") % PARTITIONS)
+        offsets[tp] = offsets.get(tp, -1) + 1
+        batches[-1].setdefault(tp, []).append(RawMessage(offsets[tp], message.key, message.value))
+        if i % 500 == 499:
+            batches.append({})
+    return batches
+
+
+async def _apply(client: Any, settings: Settings, batches: list[Batch]) -> None:
+    async def no_dead_letters(*_: object) -> None:
+        return None
+
+    processor = Processor(
+        client, settings.metric_config(), no_dead_letters, family_of=settings.family_of
+    )
+    for batch in batches:
+        for (topic, partition), messages in batch.items():
+            await processor.process(topic, partition, messages)
+
+
+def _apply_to(client_factory: Any, settings: Settings, batches: list[Batch]) -> None:
+    async def run() -> None:
+        client = client_factory()
+        try:
+            await _apply(client, settings, batches)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def _assert_same(got: Snapshot, want: Snapshot) -> None:
+    assert got.sums.keys() == want.sums.keys()
+    for window, fields in want.sums.items():
+        assert got.sums[window] == pytest.approx(fields, rel=1e-9, abs=1e-6), window
+    assert got.gauges == pytest.approx(want.gauges, rel=1e-9, abs=1e-6)
+    assert got.distinct == want.distinct
+    assert got.live_sessions == want.live_sessions
+
+
+def _cluster_options(cluster: Cluster) -> RedisOptions:
+    return RedisOptions(url=cluster.url, mode="cluster")
+
+
+def test_cluster_numbers_equal_a_single_redis(
+    stack: Stack, names: tuple[str, str], cluster: Cluster
+) -> None:
+    settings = Settings()
+    batches = _batches(settings, 4000, time.time() - 3 * 3600)
+    options = _cluster_options(cluster)
+    sync_client(options).flushall()
+    _apply_to(lambda: async_client(options), settings, batches)
+    _apply_to(lambda: async_client(RedisOptions(url=stack.redis_url)), settings, batches)
+    t = time.time()
+    config = settings.metric_config()
+    got = Reader(sync_client(options), config).read(now=t).snapshot
+    want = Reader(stack.redis(), config).read(now=t).snapshot
+    assert want.sums and want.distinct
+    _assert_same(got, want)
+
+
+def test_master_sigkill_between_batches_loses_and_doubles_nothing(
+    stack: Stack, names: tuple[str, str], cluster: Cluster
+) -> None:
+    """A master dies (SIGKILL) after its writes reached its replica; the replica is
+    promoted, the client follows the new slot map, and the rest of the stream
+    applies on top: the numbers equal a single Redis that saw no failure."""
+    settings = Settings()
+    batches = _batches(settings, 3000, time.time() - 2 * 3600)
+    half = len(batches) // 2
+    options = _cluster_options(cluster)
+    sync_client(options).flushall()
+    _apply_to(lambda: async_client(options), settings, batches[:half])
+    time.sleep(1.5)  # replication is asynchronous: see docs/guarantees.md
+    victim = next(n for n in cluster.nodes if n.port == cluster.masters()[0])
+    victim.stop(signal.SIGKILL)
+    cluster.wait_ok()
+    _apply_to(lambda: async_client(options), settings, batches[half:])
+    _apply_to(lambda: async_client(RedisOptions(url=stack.redis_url)), settings, batches)
+    t = time.time()
+    config = settings.metric_config()
+    alive = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
+    got = Reader(sync_client(alive), config).read(now=t).snapshot
+    want = Reader(stack.redis(), config).read(now=t).snapshot
+    _assert_same(got, want)
+
+
+def _alive_seeds(cluster: Cluster) -> str:
+    return ",".join(f"redis://127.0.0.1:{n.port}" for n in cluster.nodes if n.proc.poll() is None)
+
+
+def test_slot_migration_under_load_loses_and_doubles_nothing(
+    stack: Stack, names: tuple[str, str], cluster: Cluster
+) -> None:
+    """``redis-cli --cluster reshard`` moves 4,000 slots (the partitions' among them)
+    while batches apply: MOVED, ASK and TRYAGAIN are followed or retried, and no
+    script runs on a half-moved slot (each declares a guard key that never exists)."""
+    settings = Settings()
+    batches = _batches(settings, 4000, time.time() - 2 * 3600)
+    options = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
+    admin = sync_client(options)
+    admin.flushall()
+    source = _busiest_master(cluster, settings)
+    target = next(p for p in cluster.masters() if p != source)
+    reshard = subprocess.Popen(
+        [
+            shutil.which("redis-cli") or "redis-cli",
+            "--cluster",
+            "reshard",
+            f"127.0.0.1:{source}",
+            "--cluster-from",
+            _node_id(cluster, source),
+            "--cluster-to",
+            _node_id(cluster, target),
+            "--cluster-slots",
+            "4000",
+            "--cluster-yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _apply_to(lambda: async_client(options), settings, batches)
+        assert reshard.wait(120) == 0, reshard.stderr.read() if reshard.stderr else ""
+    finally:
+        if reshard.poll() is None:
+            reshard.kill()
+    _apply_to(lambda: async_client(RedisOptions(url=stack.redis_url)), settings, batches)
+    t = time.time()
+    config = settings.metric_config()
+    got = Reader(sync_client(options), config).read(now=t).snapshot
+    want = Reader(stack.redis(), config).read(now=t).snapshot
+    _assert_same(got, want)
+
+
+def _node_id(cluster: Cluster, port: int) -> str:
+    raw = cluster.client(port).execute_command("CLUSTER", "MYID")
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _busiest_master(cluster: Cluster, settings: Settings) -> int:
+    """The master serving the most of this test's partitions."""
+    client = cluster.client(cluster.masters()[0])
+    owners: dict[int, int] = {}
+    slots = {
+        int(client.execute_command("CLUSTER", "KEYSLOT", keys.meta(keys.partition_tag(t, p))))
+        for t in (settings.topic(f) for f in ("tickets", "surveys", "logins", "billing"))
+        for p in range(PARTITIONS)
+    }
+    for port in cluster.masters():
+        owned = _owned_slots(cluster, port)
+        owners[port] = len(slots & owned)
+    return max(owners, key=lambda p: owners[p])
+
+
+def _owned_slots(cluster: Cluster, port: int) -> set[int]:
+    owned: set[int] = set()
+    for entry in cluster.client(port).execute_command("CLUSTER", "SLOTS"):
+        start, end, master = int(entry[0]), int(entry[1]), entry[2]
+        if int(master[1]) == port:
+            owned.update(range(start, end + 1))
+    return owned
