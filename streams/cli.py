@@ -18,6 +18,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from aggregators.connection import RedisOptions, RedisSettingsError, async_client, sync_client
 from aggregators.health import HealthConfig
 from aggregators.windows import parse_duration
 from streams.config import SaslMechanism, SecurityProtocol, Settings
@@ -230,9 +231,20 @@ def _first_error(exc: ValueError) -> str:
 
 
 def sync_redis(settings: Settings, url: str, **options: Any) -> SyncRedis:
-    """A Redis client for ``url``, with the password set apart when it is the configured URL."""
+    """A blocking Redis client for ``url`` in the configured mode (standalone, cluster,
+    sentinel), with the password set apart when it is the configured URL."""
     extra = settings.redis_options() if url == settings.redis_url else {}
-    return SyncRedis.from_url(url, **extra, **options)
+    client: SyncRedis = sync_client(_redis_options(url), **extra, **options)
+    return client
+
+
+def _redis_options(url: str) -> RedisOptions:
+    """Mode, timeouts and health checks from ``CSPULSE_REDIS_*``; one line if inconsistent."""
+    try:
+        return RedisOptions.from_env(url=url)
+    except RedisSettingsError as exc:
+        fail(f"invalid Redis settings: {exc}")
+        raise  # unreachable
 
 
 def wait_for_redis(settings: Settings, url: str, timeout: float) -> None:
@@ -354,9 +366,8 @@ def redis_client(settings: Settings, url: str) -> Redis:
     as long as the kernel keeps the connection; with them it retries and recovers.
     """
     extra = settings.redis_options() if url == settings.redis_url else {}
-    return Redis.from_url(
-        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15, **extra
-    )
+    client: Redis = async_client(_redis_options(url), **extra)
+    return client
 
 
 def _serve(settings: Settings, metrics: MetricsApp) -> HttpServer:

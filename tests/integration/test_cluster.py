@@ -28,8 +28,12 @@ from aggregators.readout import Snapshot
 from streams.config import Settings
 from streams.generator import EventGenerator, GeneratorConfig
 from streams.processor import Processor, RawMessage
+from tests import reference
 from tests.cluster import Cluster, start_cluster
-from tests.harness import Stack
+from tests.compare import mismatches
+from tests.harness import Stack, last_offsets, publish, scrape, wait_applied
+from tests.integration.conftest import fresh_names
+from tests.scenarios import standard
 
 PARTITIONS = 3
 Batch = dict[tuple[str, int], list[RawMessage]]
@@ -212,3 +216,35 @@ def _owned_slots(cluster: Cluster, port: int) -> set[int]:
         if int(master[1]) == port:
             owned.update(range(start, end + 1))
     return owned
+
+
+def test_three_workers_on_the_cluster_match_the_reference_through_a_rolling_restart(
+    stack: Stack, cluster: Cluster
+) -> None:
+    """Three ``cspulse worker`` processes of one group on the cluster; while events are
+    published each worker is restarted in turn (SIGTERM, then a new process), so
+    partitions move under load. Every metric equals the reference."""
+    prefix, group = fresh_names(stack)
+    seeds = _alive_seeds(cluster)
+    options = RedisOptions(url=seeds, mode="cluster")
+    sync_client(options).flushall()
+    scenario = standard(time.time(), seed=31, accounts=30)
+    messages = [(prefix + t, k, v) for t, k, v in scenario.messages]
+    env = {"CSPULSE_REDIS_URL": seeds, "CSPULSE_REDIS_MODE": "cluster"}
+    env |= {"CSPULSE_SESSION_TIMEOUT": "6"}
+    workers = [stack.new_worker(prefix, group, **env).start() for _ in range(3)]
+    size = -(-len(messages) // 4)
+    parts = [messages[i : i + size] for i in range(0, len(messages), size)]
+    published = publish(stack.bootstrap, parts[0])
+    for n, part in enumerate(parts[1:]):
+        assert workers[n].stop() == 0, workers[n].tail()
+        workers[n] = stack.new_worker(prefix, group, **env).start()
+        published += publish(stack.bootstrap, part)
+    wait_applied(sync_client(options), last_offsets(published), timeout=180)
+    t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
+    expected = reference.compute(scenario.valid, t)
+    for worker in workers:
+        problems = mismatches(scrape(worker.port), expected)
+        assert not problems, "\n".join(problems[:40])
+    for worker in workers:
+        worker.stop()
