@@ -112,7 +112,7 @@ def shortened_rules(workdir: Path) -> Path:
     """A copy of the shipped rules with every ``for:`` shortened to 5s.
 
     Test only: the shipped deploy/prometheus/rules.yml is unchanged (and its
-    real durations are covered by promtool in rules_test.yml). A few minutes
+    real durations are covered by promtool in rules_test_business.yml). A few minutes
     of run cannot wait out ``for: 5m`` / ``1h``; the expressions are the
     shipped ones, byte for byte.
     """

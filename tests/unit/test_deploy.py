@@ -278,8 +278,19 @@ def test_promtool_check_rules() -> None:
     _run(_tool("promtool"), "check", "rules", RULES)
 
 
-def test_promtool_unit_tests() -> None:
-    _run(_tool("promtool"), "test", "rules", "rules_test.yml", cwd=PROMETHEUS / "tests")
+@pytest.mark.parametrize("tests_file", ["rules_test.yml", "rules_test_business.yml"])
+def test_promtool_unit_tests(tests_file: str) -> None:
+    _run(_tool("promtool"), "test", "rules", tests_file, cwd=PROMETHEUS / "tests")
+
+
+def test_every_alert_has_promtool_tests() -> None:
+    """Each shipped alert is exercised by one of the two promtool test files."""
+    tested = "".join(
+        (PROMETHEUS / "tests" / name).read_text(encoding="utf-8")
+        for name in ("rules_test.yml", "rules_test_business.yml")
+    )
+    alerts = set(re.findall(r"- alert: (\w+)", RULES.read_text(encoding="utf-8")))
+    assert alerts and {a for a in alerts if f"alertname: {a}" not in tested} == set()
 
 
 def test_runbook_base_url_is_set_at_generation_time(tmp_path: Path) -> None:
