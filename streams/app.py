@@ -41,6 +41,9 @@ COMMIT_INTERVAL = 2.0
 PROGRESS_INTERVAL = 5.0
 """Seconds between catch-up progress lines while the worker is behind."""
 
+CAUGHT_UP_SECONDS = 2.0
+"""Lag worth less than this much work at the current rate is live traffic, not a backlog."""
+
 
 class Worker:
     """Wires settings, Redis, the processor, the consumer and the dead-letter producer."""
@@ -267,7 +270,11 @@ class ResumeFromRedis(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Progress:
-    """Logs catch-up progress (events/s, lag per topic, ETA) every few seconds while behind."""
+    """Logs catch-up progress (events/s, lag per topic, ETA) every few seconds while behind.
+
+    Behind means more than CAUGHT_UP_SECONDS of work at the current rate, so a
+    worker that keeps up with live traffic stays quiet.
+    """
 
     def __init__(self) -> None:
         self._events = 0
@@ -283,8 +290,8 @@ class Progress:
         rate = self._events / (now - self._since)
         self._events, self._since = 0, now
         behind = sum(lag.values())
-        if behind == 0:
-            return
+        if behind == 0 or (rate > 0 and behind < rate * CAUGHT_UP_SECONDS):
+            return  # live traffic: a few events in flight is not catching up
         eta = f"{behind / rate:.0f}s" if rate > 0 else "unknown"
         per_topic = ", ".join(f"{topic} {n}" for topic, n in sorted(lag.items()) if n)
         log.info("catching up: %.0f events/s, lag %s, ETA %s", rate, per_topic, eta)
