@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import itertools
 import logging
 import logging.config
 import os
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 
 from aggregators.connection import RedisOptions, RedisSettingsError, async_client, sync_client
 from aggregators.health import HealthConfig
+from aggregators.status import ping
 from aggregators.windows import parse_duration
 from streams.config import SaslMechanism, SecurityProtocol, Settings
 from streams.deadletter import deadletter_app, status
@@ -28,6 +30,7 @@ from streams.exporter import HttpServer, MetricsApp, serve
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
 from streams.producer import GenerateOptions, generate_forever
+from streams.retry import RetryPolicy, on_types, retry_sync
 from streams.supervisor import Supervisor
 from streams.telemetry import version
 from streams.topics import create_topics
@@ -247,25 +250,31 @@ def _redis_options(url: str) -> RedisOptions:
         raise  # unreachable
 
 
+REDIS_AT_START = RetryPolicy(initial=0.2, factor=2.0, ceiling=2.0)
+KAFKA_AT_START = RetryPolicy(initial=0.5, factor=2.0, ceiling=5.0, log_level=logging.DEBUG)
+"""Start-up waits; each command gives the deadline. Kafka's retries are told on
+stderr by :func:`ensure_topics` itself, so its log line is only for debugging."""
+
+
 def wait_for_redis(settings: Settings, url: str, timeout: float) -> None:
     """Ping Redis until it answers, telling the user what is being tried."""
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            sync_redis(settings, url, socket_connect_timeout=2).ping()
-            return
-        except (RedisError, OSError) as exc:
-            if _permanent_redis_error(exc):
-                fail(
-                    f"Redis at {url} refused the login ({exc}). Check the password (in the URL "
-                    "or CSPULSE_REDIS_PASSWORD) and the ACL user."
-                )
-            if time.monotonic() >= deadline:
-                fail(f"cannot reach Redis at {url} ({exc}). Start Redis or set CSPULSE_REDIS_URL.")
-            log.warning("Redis at %s not reachable (%s); retry %d", url, exc, attempt)
-            time.sleep(min(2.0, 0.2 * attempt))
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, RedisError | OSError) and not _permanent_redis_error(exc)
+
+    client = sync_redis(settings, url, socket_connect_timeout=2)
+    policy = dataclasses.replace(REDIS_AT_START, deadline=timeout)
+    try:
+        retry_sync(lambda: ping(client), policy, transient, f"Redis at {redact(url)}")
+    except (RedisError, OSError) as exc:
+        if _permanent_redis_error(exc):
+            fail(
+                f"Redis at {url} refused the login ({exc}). Check the password (in the URL "
+                "or CSPULSE_REDIS_PASSWORD) and the ACL user."
+            )
+        fail(f"cannot reach Redis at {url} ({exc}). Start Redis or set CSPULSE_REDIS_URL.")
+    finally:
+        client.close()
 
 
 def _permanent_redis_error(exc: BaseException) -> bool:
@@ -278,6 +287,10 @@ def _permanent_redis_error(exc: BaseException) -> bool:
     )
 
 
+class KafkaUnreachable(Exception):
+    """The broker did not answer (yet); the message is the client's own reason."""
+
+
 def ensure_topics(
     settings: Settings, bootstrap: str, timeout: float, replication_factor: int | None = None
 ) -> None:
@@ -286,10 +299,8 @@ def ensure_topics(
     A rejected login, missing rights or an untrusted certificate stop at once:
     waiting does not fix them.
     """
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
+
+    def create() -> None:
         with capture_client_errors() as logged:
             try:
                 create = create_topics(settings, bootstrap, replication_factor=replication_factor)
@@ -302,17 +313,23 @@ def ensure_topics(
                 permanent = describe_failure(exc, settings, bootstrap, logged.errors)
         if permanent:
             fail(permanent)
-        if time.monotonic() >= deadline:
-            fail(
-                f"cannot reach Kafka at {bootstrap} ({cause}). Start the broker or set "
-                "CSPULSE_KAFKA_BOOTSTRAP (and CSPULSE_KAFKA_SECURITY_PROTOCOL if it needs TLS "
-                "or SASL)."
-            )
-        typer.secho(
-            redact(f"cspulse: Kafka at {bootstrap} not reachable yet ({cause}); retry {attempt}"),
-            err=True,
+        raise KafkaUnreachable(cause)
+
+    attempts = itertools.count(1)
+
+    def tell(exc: BaseException) -> None:
+        line = f"cspulse: Kafka at {bootstrap} not reachable yet ({exc}); retry {next(attempts)}"
+        typer.secho(redact(line), err=True)
+
+    policy = dataclasses.replace(KAFKA_AT_START, deadline=timeout)
+    try:
+        retry_sync(create, policy, on_types(KafkaUnreachable), f"Kafka at {bootstrap}", tell)
+    except KafkaUnreachable as exc:
+        fail(
+            f"cannot reach Kafka at {bootstrap} ({exc}). Start the broker or set "
+            "CSPULSE_KAFKA_BOOTSTRAP (and CSPULSE_KAFKA_SECURITY_PROTOCOL if it needs TLS "
+            "or SASL)."
         )
-        time.sleep(min(5.0, 0.5 * attempt))
 
 
 def run_worker(
@@ -397,7 +414,7 @@ def _serve(settings: Settings, metrics: MetricsApp) -> HttpServer:
 def _ready(worker: Any, settings: Settings, redis_url: str) -> bool:
     """Ready: Redis answers and the worker has joined its consumer group with partitions."""
     try:
-        sync_redis(settings, redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        ping(sync_redis(settings, redis_url, socket_timeout=2, socket_connect_timeout=2))
         return bool(worker.assignment())
     except Exception:
         return False

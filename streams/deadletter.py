@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis import Redis
 from redis.exceptions import RedisError
 
-from aggregators import keys
+from aggregators.status import partition_status
 from aggregators.windows import parse_duration
 from streams.config import FAMILY_TOPICS, Settings
 from streams.kafka_options import client_options
@@ -305,21 +305,6 @@ def replay(
 # ----------------------------------------------------------------------- status
 
 
-@dataclass(frozen=True)
-class PartitionStatus:
-    topic: str
-    partition: int
-    applied: int | None
-    end: int
-    stream_time: float | None
-    applied_at: float | None
-
-    @property
-    def lag(self) -> int:
-        """Messages after the applied offset (all of them when nothing was applied)."""
-        return max(0, self.end - (self.applied + 1 if self.applied is not None else 0))
-
-
 async def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int], int]:
     """Kafka's log-end offset of every partition of the event topics."""
     consumer = AIOKafkaConsumer(
@@ -337,31 +322,6 @@ async def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int
         return {(tp.topic, tp.partition): end for tp, end in ends.items()}
     finally:
         await consumer.stop()
-
-
-def partition_status(redis: Redis, ends: dict[tuple[str, int], int]) -> list[PartitionStatus]:
-    """Redis's side of every partition Kafka knows."""
-    order = sorted(ends)
-    pipe = redis.pipeline(transaction=False)
-    for topic, partition in order:
-        tag = keys.partition_tag(topic, partition)
-        pipe.hmget(keys.meta(tag), "offset", "max_ts")
-        pipe.get(keys.applied_at(tag))
-    replies = pipe.execute()
-    out = []
-    for i, (topic, partition) in enumerate(order):
-        (offset, max_ts), at = replies[2 * i], replies[2 * i + 1]
-        out.append(
-            PartitionStatus(
-                topic,
-                partition,
-                int(offset) if offset is not None else None,
-                ends[(topic, partition)],
-                float(max_ts) if max_ts is not None else None,
-                float(at) if at is not None else None,
-            )
-        )
-    return out
 
 
 def status(
