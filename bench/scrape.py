@@ -38,8 +38,8 @@ from aggregators.reader import Reader
 from aggregators.readout import Snapshot, compute
 from aggregators.store import PartitionStore
 from streams.config import Settings
-from streams.embedded import start_redis
-from streams.generator import EventGenerator, GeneratorConfig
+from streams.demo.embedded import start_redis
+from streams.demo.world import EventGenerator, GeneratorConfig
 from streams.processor import Processor, RawMessage
 
 LEGACY_SUM_LUA = """

@@ -65,7 +65,7 @@ from bench.throughput import (
     services_on_loopback,
 )
 from streams.config import FAMILY_TOPICS, Settings
-from streams.generator import Message
+from streams.demo.world import Message
 from streams.topics import create_topics
 
 TICK = 0.01

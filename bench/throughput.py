@@ -57,8 +57,8 @@ from redis.asyncio import Redis as AsyncRedis
 from aggregators.clock import clock_named
 from bench.raw_client import PROGRESS
 from streams.config import Settings
-from streams.embedded import Process, free_port, start_broker, start_redis
-from streams.generator import EventGenerator, GeneratorConfig, Message
+from streams.demo.embedded import Process, free_port, start_broker, start_redis
+from streams.demo.world import EventGenerator, GeneratorConfig, Message
 from streams.processor import DeadLetter, Processor, RawMessage
 from streams.topics import create_topics
 

@@ -25,11 +25,11 @@ from aggregators.status import ping
 from aggregators.windows import parse_duration
 from streams.config import SaslMechanism, SecurityProtocol, Settings
 from streams.deadletter import deadletter_app, status
-from streams.embedded import ServiceError, embedded_services
+from streams.demo.embedded import ServiceError, embedded_services
+from streams.demo.producer import GenerateOptions, generate_forever
 from streams.exporter import HttpServer, MetricsApp, serve
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
-from streams.producer import GenerateOptions, generate_forever
 from streams.retry import RetryPolicy, on_types, retry_sync
 from streams.supervisor import Supervisor
 from streams.telemetry import version

@@ -11,8 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aggregators.config import MetricConfig
 from aggregators.windows import DEFAULT_WINDOWS, WindowSet
+from schemas.models import FAMILY_NAMES
 
-FAMILY_TOPICS = ("tickets", "surveys", "logins", "billing")
+FAMILY_TOPICS = FAMILY_NAMES
+"""The event topics, by suffix: one per family."""
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]

@@ -36,8 +36,8 @@ import pytest
 import yaml
 
 from streams.config import Settings
-from streams.embedded import Process, free_port, start_broker, start_redis
-from streams.generator import _activity  # the daily cycle, see normal_traffic
+from streams.demo.embedded import Process, free_port, start_broker, start_redis
+from streams.demo.world import _activity  # the daily cycle, see normal_traffic
 from streams.topics import create_topics
 from tests.harness import Stack, WorkerProcess, dumps, publish
 from tests.scenarios import event

@@ -23,7 +23,7 @@ import yaml
 
 from aggregators.config import MetricConfig
 from aggregators.windows import WindowSet
-from streams.embedded import Process, free_port, start_redis
+from streams.demo.embedded import Process, free_port, start_redis
 from streams.exporter import MetricsApp, serve
 from streams.webconfig import WebConfig
 from tests.e2e.conftest import stop_group, wait_for

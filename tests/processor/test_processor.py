@@ -21,7 +21,7 @@ import redis
 from aggregators import keys
 from aggregators.reader import Reader
 from aggregators.store import APPLY_LUA
-from streams.embedded import free_port
+from streams.demo.embedded import free_port
 from streams.processor import Gap, RawMessage
 from tests.processor.conftest import Rig
 from tests.scenarios import event

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aggregators.config import MetricConfig
 from aggregators.windows import WindowSet
-from streams.embedded import Process, start_redis
+from streams.demo.embedded import Process, start_redis
 from streams.exporter import HANDLER_THREADS, HttpServer, MetricsApp, Request, Response, serve
 from streams.telemetry import version
 from streams.webconfig import WebConfig

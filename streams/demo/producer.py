@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
-from streams.generator import EventGenerator, GeneratorConfig, Message
+from streams.demo.world import EventGenerator, GeneratorConfig, Message
 from streams.kafka_options import client_options
 
 log = logging.getLogger("cspulse.generate")
