@@ -10,7 +10,6 @@ import itertools
 import logging
 import logging.config
 import os
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,18 +22,36 @@ from aggregators.connection import RedisOptions, RedisSettingsError, async_clien
 from aggregators.health import HealthConfig
 from aggregators.status import ping
 from aggregators.windows import parse_duration
-from streams.config import SaslMechanism, SecurityProtocol, Settings
+from streams.config import DEFAULTS, Settings
 from streams.deadletter import deadletter_app, status
 from streams.demo.embedded import ServiceError, embedded_services
 from streams.demo.producer import GenerateOptions, generate_forever
 from streams.exporter import HttpServer, MetricsApp, serve
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
+from streams.options import (
+    NO_SECURITY,
+    Bootstrap,
+    ClockOption,
+    History,
+    KafkaSecurity,
+    MetricsHost,
+    MetricsPort,
+    RedisPassword,
+    RedisUrl,
+    TopicPrefix,
+    WebConfigFile,
+    Windows,
+    with_kafka_security,
+)
 from streams.retry import RetryPolicy, on_types, retry_sync
 from streams.supervisor import Supervisor
 from streams.telemetry import version
 from streams.topics import create_topics
 from streams.webconfig import WebConfig
+
+GENERATE = GenerateOptions()
+"""``cspulse generate``'s defaults (``run`` sets its own, livelier ones)."""
 
 app = typer.Typer(
     help="cspulse: live customer-success metrics from Kafka events, kept in Redis, "
@@ -49,131 +66,6 @@ app.add_typer(deadletter_app, name="deadletter")
 app.command("status")(status)
 
 log = logging.getLogger("cspulse")
-
-Bootstrap = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-bootstrap", envvar="CSPULSE_KAFKA_BOOTSTRAP", help="Kafka host:port list."
-    ),
-]
-RedisUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--redis-url",
-        envvar="CSPULSE_REDIS_URL",
-        help="redis://[user:password@]host:port/db; rediss:// for TLS.",
-    ),
-]
-RedisPassword = Annotated[
-    str | None,
-    typer.Option(
-        "--redis-password",
-        envvar="CSPULSE_REDIS_PASSWORD",
-        help="Redis password, instead of one in the URL (prefer the variable to the flag).",
-    ),
-]
-SecurityProtocolOption = Annotated[
-    SecurityProtocol | None,
-    typer.Option(
-        "--kafka-security-protocol",
-        envvar="CSPULSE_KAFKA_SECURITY_PROTOCOL",
-        help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default PLAINTEXT).",
-    ),
-]
-SaslMechanismOption = Annotated[
-    SaslMechanism | None,
-    typer.Option(
-        "--kafka-sasl-mechanism",
-        envvar="CSPULSE_KAFKA_SASL_MECHANISM",
-        help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN).",
-    ),
-]
-SaslUsername = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-sasl-username", envvar="CSPULSE_KAFKA_SASL_USERNAME", help="SASL user name."
-    ),
-]
-SaslPassword = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-sasl-password",
-        envvar="CSPULSE_KAFKA_SASL_PASSWORD",
-        help="SASL password (prefer the password file: flags show in process listings).",
-    ),
-]
-SaslPasswordFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--kafka-sasl-password-file",
-        envvar="CSPULSE_KAFKA_SASL_PASSWORD_FILE",
-        help="File holding the SASL password.",
-    ),
-]
-SslCafile = Annotated[
-    Path | None,
-    typer.Option(
-        "--kafka-ssl-cafile",
-        envvar="CSPULSE_KAFKA_SSL_CAFILE",
-        help="CA certificates that signed the brokers' (default: the system's).",
-    ),
-]
-SslCertfile = Annotated[
-    Path | None,
-    typer.Option(
-        "--kafka-ssl-certfile",
-        envvar="CSPULSE_KAFKA_SSL_CERTFILE",
-        help="Client certificate, for brokers that require mutual TLS.",
-    ),
-]
-SslKeyfile = Annotated[
-    Path | None,
-    typer.Option(
-        "--kafka-ssl-keyfile", envvar="CSPULSE_KAFKA_SSL_KEYFILE", help="Its private key."
-    ),
-]
-MetricsHost = Annotated[
-    str,
-    typer.Option(
-        "--metrics-host", envvar="CSPULSE_METRICS_HOST", help="Address the HTTP port binds to."
-    ),
-]
-WebConfigFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--web-config-file",
-        envvar="CSPULSE_WEB_CONFIG_FILE",
-        help="Web config (Prometheus exporter-toolkit format): TLS and basic auth.",
-    ),
-]
-MetricsPort = Annotated[
-    int, typer.Option("--metrics-port", envvar="CSPULSE_METRICS_PORT", help="Port of /metrics.")
-]
-Clock = Annotated[
-    str,
-    typer.Option(
-        "--clock", envvar="CSPULSE_CLOCK", help="wall or watermark (deterministic replays)."
-    ),
-]
-TopicPrefix = Annotated[
-    str,
-    typer.Option(
-        "--topic-prefix", envvar="CSPULSE_TOPIC_PREFIX", help="Prefix of the topic names."
-    ),
-]
-History = Annotated[
-    str,
-    typer.Option(
-        "--history",
-        help="Publish this much realistic history first (e.g. 30d; 0 for none), then go live.",
-    ),
-]
-Windows = Annotated[
-    str,
-    typer.Option(
-        "--windows", envvar="CSPULSE_WINDOWS", help="name:granularity list, e.g. 1h:60,1d:300."
-    ),
-]
 
 
 def fail(message: str) -> None:
@@ -199,11 +91,12 @@ def _main(
     Prometheus."""
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(security: KafkaSecurity = NO_SECURITY, **overrides: Any) -> Settings:
     """Settings from the environment, overridden by the flags given (named like the fields)."""
     fields = Settings.model_fields
+    given = {**overrides, **security}
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None and k in fields})
+        settings = Settings(**{k: v for k, v in given.items() if v is not None and k in fields})
     except ValueError as exc:
         fail(f"invalid configuration: {_first_error(exc)}")
         raise  # unreachable
@@ -421,11 +314,12 @@ def _ready(worker: Any, settings: Settings, redis_url: str) -> bool:
 
 
 @app.command()
+@with_kafka_security
 def run(
     kafka_bootstrap: Bootstrap = None,
     redis_url: RedisUrl = None,
-    metrics_port: MetricsPort = 9464,
-    clock: Clock = "wall",
+    metrics_port: MetricsPort = DEFAULTS.metrics_port,
+    clock: ClockOption = DEFAULTS.clock,
     accounts: Annotated[int, typer.Option(help="Accounts the event generator simulates.")] = 300,
     rate: Annotated[float, typer.Option(help="Generator intensity (1.0 = realistic).")] = 5.0,
     malformed_share: Annotated[
@@ -433,14 +327,7 @@ def run(
     ] = 0.01,
     history: History = "30d",
     redis_password: RedisPassword = None,
-    kafka_security_protocol: SecurityProtocolOption = None,
-    kafka_sasl_mechanism: SaslMechanismOption = None,
-    kafka_sasl_username: SaslUsername = None,
-    kafka_sasl_password: SaslPassword = None,
-    kafka_sasl_password_file: SaslPasswordFile = None,
-    kafka_ssl_cafile: SslCafile = None,
-    kafka_ssl_certfile: SslCertfile = None,
-    kafka_ssl_keyfile: SslKeyfile = None,
+    security: KafkaSecurity = NO_SECURITY,
     web_config_file: WebConfigFile = None,
 ) -> None:
     """Everything on one machine: embedded broker and Redis (when not configured),
@@ -479,26 +366,20 @@ def _serves_tls(settings: Settings) -> bool:
 
 
 @app.command()
+@with_kafka_security
 def worker(
     kafka_bootstrap: Bootstrap = None,
     redis_url: RedisUrl = None,
-    metrics_port: MetricsPort = 9464,
-    clock: Clock = "wall",
-    topic_prefix: TopicPrefix = "cs.",
-    windows: Windows = "1h:60,1d:300,7d:3600,30d:3600",
+    metrics_port: MetricsPort = DEFAULTS.metrics_port,
+    clock: ClockOption = DEFAULTS.clock,
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
+    windows: Windows = DEFAULTS.windows,
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to keep retrying services at start.")
     ] = 60,
-    metrics_host: MetricsHost = "0.0.0.0",
+    metrics_host: MetricsHost = DEFAULTS.metrics_host,
     redis_password: RedisPassword = None,
-    kafka_security_protocol: SecurityProtocolOption = None,
-    kafka_sasl_mechanism: SaslMechanismOption = None,
-    kafka_sasl_username: SaslUsername = None,
-    kafka_sasl_password: SaslPassword = None,
-    kafka_sasl_password_file: SaslPasswordFile = None,
-    kafka_ssl_cafile: SslCafile = None,
-    kafka_ssl_certfile: SslCertfile = None,
-    kafka_ssl_keyfile: SslKeyfile = None,
+    security: KafkaSecurity = NO_SECURITY,
     web_config_file: WebConfigFile = None,
     processes: Annotated[
         int,
@@ -534,27 +415,27 @@ def _worker_process(fields: dict[str, Any], index: int) -> None:
 
 
 @app.command()
+@with_kafka_security
 def generate(
     kafka_bootstrap: Bootstrap = None,
-    topic_prefix: TopicPrefix = "cs.",
-    accounts: Annotated[int, typer.Option(help="Accounts to simulate.")] = 200,
-    users_per_account: Annotated[int, typer.Option(help="Users per account.")] = 8,
-    rate: Annotated[float, typer.Option(help="Intensity multiplier (1.0 = realistic).")] = 1.0,
-    duration: Annotated[float, typer.Option(help="Seconds to run (0 = until stopped).")] = 0,
-    scenario: Annotated[str, typer.Option(help="normal or churn-spike.")] = "normal",
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
+    accounts: Annotated[int, typer.Option(help="Accounts to simulate.")] = GENERATE.accounts,
+    users_per_account: Annotated[
+        int, typer.Option(help="Users per account.")
+    ] = GENERATE.users_per_account,
+    rate: Annotated[
+        float, typer.Option(help="Intensity multiplier (1.0 = realistic).")
+    ] = GENERATE.intensity,
+    duration: Annotated[
+        float, typer.Option(help="Seconds to run (0 = until stopped).")
+    ] = GENERATE.duration,
+    scenario: Annotated[str, typer.Option(help="normal or churn-spike.")] = GENERATE.scenario,
     malformed_share: Annotated[
         float, typer.Option(help="Share of deliberately invalid events.")
-    ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    ] = GENERATE.malformed_share,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = GENERATE.seed,
     history: History = "0",
-    kafka_security_protocol: SecurityProtocolOption = None,
-    kafka_sasl_mechanism: SaslMechanismOption = None,
-    kafka_sasl_username: SaslUsername = None,
-    kafka_sasl_password: SaslPassword = None,
-    kafka_sasl_password_file: SaslPasswordFile = None,
-    kafka_ssl_cafile: SslCafile = None,
-    kafka_ssl_certfile: SslCertfile = None,
-    kafka_ssl_keyfile: SslKeyfile = None,
+    security: KafkaSecurity = NO_SECURITY,
 ) -> None:
     """Publish realistic events in real time (the embedded `run` does this for you)."""
     settings = _settings(**locals())
@@ -578,9 +459,10 @@ def generate(
 
 
 @topics_app.command("create")
+@with_kafka_security
 def topics_create(
     kafka_bootstrap: Bootstrap = None,
-    topic_prefix: TopicPrefix = "cs.",
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
     partitions: Annotated[
         int | None,
         typer.Option(envvar="CSPULSE_PARTITIONS", help="Partitions per topic (default 4)."),
@@ -591,14 +473,7 @@ def topics_create(
             min=1, help="Copies of each partition (default 3, or the broker count if fewer)."
         ),
     ] = None,
-    kafka_security_protocol: SecurityProtocolOption = None,
-    kafka_sasl_mechanism: SaslMechanismOption = None,
-    kafka_sasl_username: SaslUsername = None,
-    kafka_sasl_password: SaslPassword = None,
-    kafka_sasl_password_file: SaslPasswordFile = None,
-    kafka_ssl_cafile: SslCafile = None,
-    kafka_ssl_certfile: SslCertfile = None,
-    kafka_ssl_keyfile: SslKeyfile = None,
+    security: KafkaSecurity = NO_SECURITY,
 ) -> None:
     """Create the event and dead-letter topics (existing ones are left alone)."""
     settings = _settings(**locals())
@@ -611,7 +486,7 @@ def topics_create(
 
 def main() -> None:
     redact_standard_streams()
-    fmt = os.environ.get("CSPULSE_LOG_FORMAT", "text")
-    level = os.environ.get("CSPULSE_LOG_LEVEL", "info")
+    fmt = os.environ.get("CSPULSE_LOG_FORMAT", DEFAULTS.log_format)
+    level = os.environ.get("CSPULSE_LOG_LEVEL", DEFAULTS.log_level)
     logging.config.dictConfig(logging_config(fmt, level))
     app()

@@ -29,26 +29,15 @@ from redis.exceptions import RedisError
 
 from aggregators.status import partition_status
 from aggregators.windows import parse_duration
-from streams.config import FAMILY_TOPICS, Settings
+from streams.config import DEFAULTS, FAMILY_TOPICS, Settings
 from streams.kafka_options import client_options
+from streams.options import Bootstrap, RedisUrl, TopicPrefix
 
 deadletter_app = typer.Typer(
     help="List dead-lettered events, and publish them again to their source topic.",
     no_args_is_help=True,
 )
 
-Bootstrap = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-bootstrap", envvar="CSPULSE_KAFKA_BOOTSTRAP", help="Kafka host:port list."
-    ),
-]
-TopicPrefix = Annotated[
-    str,
-    typer.Option(
-        "--topic-prefix", envvar="CSPULSE_TOPIC_PREFIX", help="Prefix of the topic names."
-    ),
-]
 Reason = Annotated[
     str | None, typer.Option("--reason", help="Only letters with this reason, e.g. currency.")
 ]
@@ -205,7 +194,7 @@ def _settings(bootstrap: str | None, prefix: str) -> tuple[Settings, str]:
 @deadletter_app.command("list")
 def list_letters(
     kafka_bootstrap: Bootstrap = None,
-    topic_prefix: TopicPrefix = "cs.",
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
     reason: Reason = None,
     since: Since = None,
     width: Annotated[int, typer.Option(help="Bytes of each letter to show.")] = 60,
@@ -264,7 +253,7 @@ async def republish(settings: Settings, bootstrap: str, letters: Sequence[Letter
 @deadletter_app.command("replay")
 def replay(
     kafka_bootstrap: Bootstrap = None,
-    topic_prefix: TopicPrefix = "cs.",
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
     reason: Reason = None,
     since: Since = None,
     dry_run: Annotated[
@@ -326,11 +315,8 @@ async def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int
 
 def status(
     kafka_bootstrap: Bootstrap = None,
-    redis_url: Annotated[
-        str | None,
-        typer.Option("--redis-url", envvar="CSPULSE_REDIS_URL", help="redis://host:port/db"),
-    ] = None,
-    topic_prefix: TopicPrefix = "cs.",
+    redis_url: RedisUrl = None,
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
 ) -> None:
     """Per partition: applied offset (Redis), end offset (Kafka), lag, stream time, last apply."""
     settings, bootstrap = _settings(kafka_bootstrap, topic_prefix)
