@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client.registry import CollectorRegistry
 from redis.exceptions import RedisError
 
+from aggregators import catalogue as m
 from aggregators.config import MetricConfig
 from aggregators.health import HealthConfig
 from aggregators.health_index import at_risk, band_counts
@@ -30,6 +31,7 @@ from aggregators.readout import compute_segment, split_by_plan
 from aggregators.series import HOURS, bucket_series
 
 REFRESH_SECONDS = 5
+FIRST_RESPONSE = m.FIRST_RESPONSE_SECONDS.name
 NO_DATA = "&ndash;"
 
 
@@ -56,50 +58,52 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "Support",
         (
-            Headline("Tickets opened (1d)", "cs_tickets_opened", {"window": "1d"}),
-            Headline("Open tickets", "cs_tickets_open", {}),
-            Headline("First contact resolution (1d)", "cs_fcr_ratio", {"window": "1d"}, "ratio"),
-            Headline("First response, median (1d)", "p50:cs_first_response_seconds", {}, "s"),
-            Headline("First response, p90 (1d)", "p90:cs_first_response_seconds", {}, "s"),
+            Headline("Tickets opened (1d)", m.TICKETS_OPENED.name, {"window": "1d"}),
+            Headline("Open tickets", m.TICKETS_OPEN.name, {}),
+            Headline("First contact resolution (1d)", m.FCR_RATIO.name, {"window": "1d"}, "ratio"),
+            Headline(
+                "First response, median (1d)", f"p50:{m.FIRST_RESPONSE_SECONDS.name}", {}, "s"
+            ),
+            Headline("First response, p90 (1d)", f"p90:{m.FIRST_RESPONSE_SECONDS.name}", {}, "s"),
         ),
-        "cs_tickets_opened",
+        m.TICKETS_OPENED.name,
         {},
         "tickets opened per hour",
     ),
     Panel(
         "Voice of the customer",
         (
-            Headline("NPS (7d)", "cs_nps", {"window": "7d"}, "score"),
-            Headline("CSAT (7d)", "cs_csat_ratio", {"window": "7d"}, "ratio"),
-            Headline("CES (7d)", "cs_ces_avg", {"window": "7d"}, "score"),
-            Headline("NPS answers (7d)", "cs_survey_responses", {"kind": "nps", "window": "7d"}),
+            Headline("NPS (7d)", m.NPS.name, {"window": "7d"}, "score"),
+            Headline("CSAT (7d)", m.CSAT_RATIO.name, {"window": "7d"}, "ratio"),
+            Headline("CES (7d)", m.CES_AVG.name, {"window": "7d"}, "score"),
+            Headline("NPS answers (7d)", m.SURVEY_RESPONSES.name, {"kind": "nps", "window": "7d"}),
         ),
-        "cs_survey_responses",
+        m.SURVEY_RESPONSES.name,
         {"kind": "nps"},
         "NPS answers per hour",
     ),
     Panel(
         "Product usage",
         (
-            Headline("Active users (1d)", "cs_active_users", {"window": "1d"}),
-            Headline("Active accounts (1d)", "cs_active_accounts", {"window": "1d"}),
-            Headline("Sessions live now", "cs_sessions_active", {}),
-            Headline("Stickiness (DAU/MAU)", "cs_stickiness_ratio", {}, "ratio"),
+            Headline("Active users (1d)", m.ACTIVE_USERS.name, {"window": "1d"}),
+            Headline("Active accounts (1d)", m.ACTIVE_ACCOUNTS.name, {"window": "1d"}),
+            Headline("Sessions live now", m.SESSIONS_ACTIVE.name, {}),
+            Headline("Stickiness (DAU/MAU)", m.STICKINESS_RATIO.name, {}, "ratio"),
         ),
-        "cs_sessions",
+        m.SESSIONS.name,
         {},
         "sessions started per hour",
     ),
     Panel(
         "Revenue",
         (
-            Headline("MRR", "cs_mrr", {}, "money"),
-            Headline("Paying accounts", "cs_paying_accounts", {}),
-            Headline("Net revenue retention (30d)", "cs_nrr_ratio", {"window": "30d"}, "ratio"),
-            Headline("Quick ratio (30d)", "cs_quick_ratio", {"window": "30d"}, "score"),
-            Headline("Churn (30d)", "cs_churn_ratio", {"window": "30d"}, "ratio"),
+            Headline("MRR", m.MRR.name, {}, "money"),
+            Headline("Paying accounts", m.PAYING_ACCOUNTS.name, {}),
+            Headline("Net revenue retention (30d)", m.NRR_RATIO.name, {"window": "30d"}, "ratio"),
+            Headline("Quick ratio (30d)", m.QUICK_RATIO.name, {"window": "30d"}, "score"),
+            Headline("Churn (30d)", m.CHURN_RATIO.name, {"window": "30d"}, "ratio"),
         ),
-        "cs_mrr",
+        m.MRR.name,
         {},
         "MRR, hourly",
     ),
