@@ -18,6 +18,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from aggregators.clock import clock_named
 from aggregators.connection import RedisOptions, RedisSettingsError, async_client, sync_client
 from aggregators.health import HealthConfig
 from aggregators.status import ping
@@ -242,7 +243,7 @@ def run_worker(
         metrics = MetricsApp(
             sync_redis(settings, redis_url, socket_timeout=5),
             settings.metric_config(),
-            settings.clock,
+            clock_named(settings.clock),
             ready=lambda: _ready(worker, settings, redis_url),
             health=HealthConfig.load(settings.health_config),
         )

@@ -39,6 +39,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from aggregators import catalogue as m
+from aggregators.clock import WALL, Clock
 from aggregators.config import MetricConfig
 from aggregators.health import HealthConfig
 from aggregators.health_index import at_risk, band_counts
@@ -193,7 +194,7 @@ class MetricsApp:
         self,
         redis: Redis,
         config: MetricConfig,
-        clock: str,
+        clock: Clock = WALL,
         ready: Callable[[], bool] = lambda: True,
         health: HealthConfig | None = None,
     ) -> None:

@@ -65,7 +65,7 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(redis_server: Process, tmp_
         f"basic_auth_users:\n  prometheus: '{hashed}'\n"
     )
     app = MetricsApp(
-        redis.Redis(port=redis_server.port), MetricConfig(windows=WindowSet.parse("1h:60")), "wall"
+        redis.Redis(port=redis_server.port), MetricConfig(windows=WindowSet.parse("1h:60"))
     )
     server = serve(app, "127.0.0.1", 0, WebConfig.load(web_yml))
     (tmp_path / "good").write_text(PASSWORD)

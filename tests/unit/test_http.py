@@ -54,7 +54,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Issued:
 def _app(redis_server: Process) -> MetricsApp:
     client = redis.Redis(port=redis_server.port, socket_timeout=5)
     config = MetricConfig(windows=WindowSet.parse("1h:60"))
-    return MetricsApp(client, config, "wall")
+    return MetricsApp(client, config)
 
 
 def _start(redis_server: Process, web: WebConfig | None = None, **limits: float) -> HttpServer:
