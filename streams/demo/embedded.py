@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,19 +156,30 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def spawn(
+    argv: Sequence[str],
+    log_path: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A child in its own process group (so the whole group can be killed), output
+    appended to ``log_path``, that dies with its parent."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+
 def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Process:
     log_path = workdir / f"{name}.log"
-    log = log_path.open("ab")
-    proc = subprocess.Popen(
-        argv,
-        preexec_fn=_die_with_parent,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=workdir,
-        start_new_session=True,
-    )
-    log.close()
+    proc = spawn(argv, log_path, workdir)
     process = Process(name, proc, port, workdir, log_path)
     try:
         wait_for_port(port, proc, name)
