@@ -19,57 +19,36 @@ import typer
 
 from streams.config import SaslMechanism, SecurityProtocol
 
-Bootstrap = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-bootstrap", envvar="CSPULSE_KAFKA_BOOTSTRAP", help="Kafka host:port list."
-    ),
-]
+
+def setting(field: str, help: str) -> Any:
+    """The option that sets ``Settings.<field>``: its flag and variable are the field's name."""
+    return typer.Option(
+        f"--{field.replace('_', '-')}", envvar=f"CSPULSE_{field.upper()}", help=help
+    )
+
+
+Bootstrap = Annotated[str | None, setting("kafka_bootstrap", "Kafka host:port list.")]
 RedisUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--redis-url",
-        envvar="CSPULSE_REDIS_URL",
-        help="redis://[user:password@]host:port/db; rediss:// for TLS.",
-    ),
+    str | None, setting("redis_url", "redis://[user:password@]host:port/db; rediss:// for TLS.")
 ]
 RedisPassword = Annotated[
     str | None,
-    typer.Option(
-        "--redis-password",
-        envvar="CSPULSE_REDIS_PASSWORD",
-        help="Redis password, instead of one in the URL (prefer the variable to the flag).",
+    setting(
+        "redis_password",
+        "Redis password, instead of one in the URL (prefer the variable to the flag).",
     ),
 ]
-MetricsHost = Annotated[
-    str,
-    typer.Option(
-        "--metrics-host", envvar="CSPULSE_METRICS_HOST", help="Address the HTTP port binds to."
-    ),
-]
+MetricsHost = Annotated[str, setting("metrics_host", "Address the HTTP port binds to.")]
 WebConfigFile = Annotated[
     Path | None,
-    typer.Option(
-        "--web-config-file",
-        envvar="CSPULSE_WEB_CONFIG_FILE",
-        help="Web config (Prometheus exporter-toolkit format): TLS and basic auth.",
+    setting(
+        "web_config_file", "Web config (Prometheus exporter-toolkit format): TLS and basic auth."
     ),
 ]
-MetricsPort = Annotated[
-    int, typer.Option("--metrics-port", envvar="CSPULSE_METRICS_PORT", help="Port of /metrics.")
-]
-ClockOption = Annotated[
-    str,
-    typer.Option(
-        "--clock", envvar="CSPULSE_CLOCK", help="wall or watermark (deterministic replays)."
-    ),
-]
-TopicPrefix = Annotated[
-    str,
-    typer.Option(
-        "--topic-prefix", envvar="CSPULSE_TOPIC_PREFIX", help="Prefix of the topic names."
-    ),
-]
+MetricsPort = Annotated[int, setting("metrics_port", "Port of /metrics.")]
+ClockOption = Annotated[str, setting("clock", "wall or watermark (deterministic replays).")]
+TopicPrefix = Annotated[str, setting("topic_prefix", "Prefix of the topic names.")]
+Windows = Annotated[str, setting("windows", "name:granularity list, e.g. 1h:60,1d:300.")]
 History = Annotated[
     str,
     typer.Option(
@@ -77,75 +56,35 @@ History = Annotated[
         help="Publish this much realistic history first (e.g. 30d; 0 for none), then go live.",
     ),
 ]
-Windows = Annotated[
-    str,
-    typer.Option(
-        "--windows", envvar="CSPULSE_WINDOWS", help="name:granularity list, e.g. 1h:60,1d:300."
-    ),
-]
 
-
-KAFKA_SECURITY_OPTIONS: dict[str, Any] = {
-    "kafka_security_protocol": Annotated[
+_SECURITY: tuple[tuple[str, Any, str], ...] = (
+    (
+        "kafka_security_protocol",
         SecurityProtocol | None,
-        typer.Option(
-            "--kafka-security-protocol",
-            envvar="CSPULSE_KAFKA_SECURITY_PROTOCOL",
-            help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default PLAINTEXT).",
-        ),
-    ],
-    "kafka_sasl_mechanism": Annotated[
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default PLAINTEXT).",
+    ),
+    (
+        "kafka_sasl_mechanism",
         SaslMechanism | None,
-        typer.Option(
-            "--kafka-sasl-mechanism",
-            envvar="CSPULSE_KAFKA_SASL_MECHANISM",
-            help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN).",
-        ),
-    ],
-    "kafka_sasl_username": Annotated[
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN).",
+    ),
+    ("kafka_sasl_username", str | None, "SASL user name."),
+    (
+        "kafka_sasl_password",
         str | None,
-        typer.Option(
-            "--kafka-sasl-username", envvar="CSPULSE_KAFKA_SASL_USERNAME", help="SASL user name."
-        ),
-    ],
-    "kafka_sasl_password": Annotated[
-        str | None,
-        typer.Option(
-            "--kafka-sasl-password",
-            envvar="CSPULSE_KAFKA_SASL_PASSWORD",
-            help="SASL password (prefer the password file: flags show in process listings).",
-        ),
-    ],
-    "kafka_sasl_password_file": Annotated[
+        "SASL password (prefer the password file: flags show in process listings).",
+    ),
+    ("kafka_sasl_password_file", Path | None, "File holding the SASL password."),
+    (
+        "kafka_ssl_cafile",
         Path | None,
-        typer.Option(
-            "--kafka-sasl-password-file",
-            envvar="CSPULSE_KAFKA_SASL_PASSWORD_FILE",
-            help="File holding the SASL password.",
-        ),
-    ],
-    "kafka_ssl_cafile": Annotated[
-        Path | None,
-        typer.Option(
-            "--kafka-ssl-cafile",
-            envvar="CSPULSE_KAFKA_SSL_CAFILE",
-            help="CA certificates that signed the brokers' (default: the system's).",
-        ),
-    ],
-    "kafka_ssl_certfile": Annotated[
-        Path | None,
-        typer.Option(
-            "--kafka-ssl-certfile",
-            envvar="CSPULSE_KAFKA_SSL_CERTFILE",
-            help="Client certificate, for brokers that require mutual TLS.",
-        ),
-    ],
-    "kafka_ssl_keyfile": Annotated[
-        Path | None,
-        typer.Option(
-            "--kafka-ssl-keyfile", envvar="CSPULSE_KAFKA_SSL_KEYFILE", help="Its private key."
-        ),
-    ],
+        "CA certificates that signed the brokers' (default: the system's).",
+    ),
+    ("kafka_ssl_certfile", Path | None, "Client certificate, for brokers that require mutual TLS."),
+    ("kafka_ssl_keyfile", Path | None, "Its private key."),
+)
+KAFKA_SECURITY_OPTIONS: dict[str, Any] = {
+    field: Annotated[kind, setting(field, help)] for field, kind, help in _SECURITY
 }
 """Settings field -> its option: the TLS and SASL settings of the Kafka clients."""
 
