@@ -41,6 +41,10 @@ class Clock:
         return time.time() if now is None else now
 
 
+WALL = Clock()
+"""The default: windows judged and read at now."""
+
+
 def clock_named(name: str) -> Clock:
     if name not in ("wall", "watermark"):
         raise ValueError(f"unknown clock {name!r}: use wall or watermark")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import msgspec
 
-TICKETS = "tickets"
-SURVEYS = "surveys"
-LOGINS = "logins"
-BILLING = "billing"
-FAMILY_NAMES = (TICKETS, SURVEYS, LOGINS, BILLING)
-"""The event families, by the suffix of the topic they read (``cs.tickets`` ...)."""
+from schemas.models import BILLING as BILLING
+from schemas.models import FAMILY_NAMES as FAMILY_NAMES
+from schemas.models import LOGINS as LOGINS
+from schemas.models import SURVEYS as SURVEYS
+from schemas.models import TICKETS as TICKETS
 
 RECENT_TIMES = 50
 """How many of the most recent failure/contraction times an account keeps."""

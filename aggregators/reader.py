@@ -12,7 +12,6 @@ its first bucket on, summed over partitions.
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from redis import Redis
 from redis.exceptions import NoScriptError
 
 from aggregators import keys, plans
+from aggregators.clock import WALL, Clock
 from aggregators.config import MetricConfig
 from aggregators.facts import LOGINS
 from aggregators.families import sessions
@@ -72,7 +72,7 @@ class ReadResult:
 class Reader:
     """Reads the state every replica shares; safe to call from any thread."""
 
-    def __init__(self, redis: Redis, config: MetricConfig, clock: str = "wall") -> None:
+    def __init__(self, redis: Redis, config: MetricConfig, clock: Clock = WALL) -> None:
         self.redis = redis
         self.config = config
         self.clock = clock
@@ -109,10 +109,7 @@ class Reader:
         return self._reading_time(self._metas(self.partitions()), None)
 
     def _reading_time(self, metas: dict[str, float | None], now: float | None) -> float:
-        if self.clock == "watermark":
-            known = [m for m in metas.values() if m is not None]
-            return max(known) if known else 0.0
-        return time.time() if now is None else now
+        return self.clock.reading_time(metas.values(), now)
 
     def _gather(self, parts: dict[str, str], t: float) -> Snapshot:
         """One pipeline; a server that lost the script (restart, failover) gets it again."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from aggregators import catalogue as m
 from aggregators import histograms as hg
+from aggregators.catalogue import MetricDef
 from aggregators.config import MetricConfig
 from aggregators.families import billing as b
 from aggregators.families import sessions as s
@@ -53,7 +55,11 @@ class _Out:
     def __init__(self) -> None:
         self.samples: list[Sample] = []
 
-    def add(self, name: str, value: float | None, **labels: str) -> None:
+    def add(self, metric: MetricDef, value: float | None, **labels: str) -> None:
+        self.add_sample(metric.name, value, **labels)
+
+    def add_sample(self, name: str, value: float | None, **labels: str) -> None:
+        """A sample under its own name: one of a gauge histogram's ``_bucket``, ``_gsum``..."""
         if value is not None:
             self.samples.append(Sample(name, tuple(sorted(labels.items())), float(value)))
 
@@ -114,16 +120,16 @@ def split_by_plan(snapshot: Snapshot) -> dict[str, Snapshot]:
 
 def _support(out: _Out, window: str, w: Mapping[str, float]) -> None:
     resolved = w.get(tk.RESOLVED, 0.0)
-    out.add("cs_tickets_opened", w.get(tk.OPENED, 0.0), window=window)
-    out.add("cs_tickets_resolved", resolved, window=window)
-    out.add("cs_fcr_ratio", _ratio(w.get(tk.FCR, 0.0), resolved), window=window)
+    out.add(m.TICKETS_OPENED, w.get(tk.OPENED, 0.0), window=window)
+    out.add(m.TICKETS_RESOLVED, resolved, window=window)
+    out.add(m.FCR_RATIO, _ratio(w.get(tk.FCR, 0.0), resolved), window=window)
     out.add(
-        "cs_first_response_seconds_avg",
+        m.FIRST_RESPONSE_SECONDS_AVG,
         _ratio(w.get(tk.FIRST_RESPONSE_SUM, 0.0), w.get(tk.FIRST_RESPONSE_N, 0.0)),
         window=window,
     )
     out.add(
-        "cs_resolution_seconds_avg",
+        m.RESOLUTION_SECONDS_AVG,
         _ratio(w.get(tk.RESOLUTION_SUM, 0.0), w.get(tk.RESOLUTION_N, 0.0)),
         window=window,
     )
@@ -136,41 +142,42 @@ def _response_histograms(out: _Out, window: str, w: Mapping[str, float]) -> None
     fits), so a late reply or reopen moves it with one retraction; the
     cumulative counts Prometheus expects are summed here.
     """
-    for name, histogram, total, count in (
+    for metric, histogram, total, count in (
         (
-            "cs_first_response_seconds",
+            m.FIRST_RESPONSE_SECONDS,
             hg.FIRST_RESPONSE,
             tk.FIRST_RESPONSE_SUM,
             tk.FIRST_RESPONSE_N,
         ),
-        ("cs_resolution_seconds", hg.RESOLUTION, tk.RESOLUTION_SUM, tk.RESOLUTION_N),
+        (m.RESOLUTION_SECONDS, hg.RESOLUTION, tk.RESOLUTION_SUM, tk.RESOLUTION_N),
     ):
+        name = metric.name
         cumulative = 0.0
         for bound, field_name in zip(LE_BOUNDS, histogram_fields(histogram), strict=True):
             cumulative += w.get(field_name, 0.0)
-            out.add(f"{name}_bucket", cumulative, le=le_label(bound), window=window)
-        out.add(f"{name}_gcount", w.get(count, 0.0), window=window)
-        out.add(f"{name}_gsum", w.get(total, 0.0), window=window)
+            out.add_sample(f"{name}_bucket", cumulative, le=le_label(bound), window=window)
+        out.add_sample(f"{name}_gcount", w.get(count, 0.0), window=window)
+        out.add_sample(f"{name}_gsum", w.get(total, 0.0), window=window)
 
 
 def _surveys(out: _Out, window: str, w: Mapping[str, float]) -> None:
     for kind in SURVEY_KINDS:
-        out.add("cs_survey_responses", w.get(sv.responses(kind), 0.0), kind=kind, window=window)
+        out.add(m.SURVEY_RESPONSES, w.get(sv.responses(kind), 0.0), kind=kind, window=window)
     nps_n = w.get(sv.responses("nps"), 0.0)
     promoters, detractors = w.get(sv.NPS_PROMOTERS, 0.0), w.get(sv.NPS_DETRACTORS, 0.0)
     nps = _ratio(100.0 * (promoters - detractors), nps_n)
-    out.add("cs_nps", nps, window=window)
+    out.add(m.NPS, nps, window=window)
     out.add(
-        "cs_csat_ratio",
+        m.CSAT_RATIO,
         _ratio(w.get(sv.CSAT_SATISFIED, 0.0), w.get(sv.responses("csat"), 0.0)),
         window=window,
     )
     out.add(
-        "cs_ces_avg", _ratio(w.get(sv.CES_SUM, 0.0), w.get(sv.responses("ces"), 0.0)), window=window
+        m.CES_AVG, _ratio(w.get(sv.CES_SUM, 0.0), w.get(sv.responses("ces"), 0.0)), window=window
     )
     for sentiment in SENTIMENTS:
         out.add(
-            "cs_feedback_comments",
+            m.FEEDBACK_COMMENTS,
             w.get(sv.comments(sentiment), 0.0),
             sentiment=sentiment,
             window=window,
@@ -182,14 +189,14 @@ def _usage(out: _Out, window: str, w: Mapping[str, float], snapshot: Snapshot) -
     accounts = snapshot.distinct.get((s.ACCOUNTS, window), 0)
     time_in_app = w.get(s.TIME_IN_APP, 0.0)
     paying = snapshot.gauges.get(b.PAYING, 0.0)
-    out.add("cs_active_users", users, window=window)
-    out.add("cs_active_accounts", accounts, window=window)
-    out.add("cs_sessions", w.get(s.SESSIONS, 0.0), window=window)
-    out.add("cs_time_in_app_seconds", time_in_app, window=window)
-    out.add("cs_time_in_app_seconds_per_user", _ratio(time_in_app, users), window=window)
+    out.add(m.ACTIVE_USERS, users, window=window)
+    out.add(m.ACTIVE_ACCOUNTS, accounts, window=window)
+    out.add(m.SESSIONS, w.get(s.SESSIONS, 0.0), window=window)
+    out.add(m.TIME_IN_APP_SECONDS, time_in_app, window=window)
+    out.add(m.TIME_IN_APP_SECONDS_PER_USER, _ratio(time_in_app, users), window=window)
     paying_active = snapshot.distinct.get((s.PAYING_ACTIVE, window), 0)
     usage = _ratio(paying_active, paying)
-    out.add("cs_product_usage_ratio", None if usage is None else min(1.0, usage), window=window)
+    out.add(m.PRODUCT_USAGE_RATIO, None if usage is None else min(1.0, usage), window=window)
 
 
 def churn_base(w: Mapping[str, float], paying_now: float) -> tuple[float, float, float]:
@@ -210,29 +217,29 @@ def _revenue(
     paying = gauges.get(b.PAYING, 0.0)
     for kind in b.MOVEMENT_KINDS:
         out.add(
-            "cs_mrr_movement",
+            m.MRR_MOVEMENT,
             w.get(b.movement(kind), 0.0) / 100.0,
             currency=currency,
             kind=kind,
             window=window,
         )
     start, joined, churned = churn_base(w, paying)
-    out.add("cs_churned_accounts", churned, window=window)
-    out.add("cs_churn_ratio", _ratio(churned, start), window=window)
-    out.add("cs_retention_ratio", _ratio(paying - joined, start), window=window)
+    out.add(m.CHURNED_ACCOUNTS, churned, window=window)
+    out.add(m.CHURN_RATIO, _ratio(churned, start), window=window)
+    out.add(m.RETENTION_RATIO, _ratio(paying - joined, start), window=window)
     renewed = w.get(b.RENEWED, 0.0)
     out.add(
-        "cs_renewal_ratio", _ratio(renewed, renewed + w.get(b.CANCELED_AT_TERM, 0.0)), window=window
+        m.RENEWAL_RATIO, _ratio(renewed, renewed + w.get(b.CANCELED_AT_TERM, 0.0)), window=window
     )
     converted = w.get(b.TRIALS_CONVERTED, 0.0)
     out.add(
-        "cs_trial_conversion_ratio",
+        m.TRIAL_CONVERSION_RATIO,
         _ratio(converted, converted + w.get(b.TRIALS_EXPIRED, 0.0)),
         window=window,
     )
-    out.add("cs_payment_failures", w.get(b.PAYMENT_FAILURES, 0.0), window=window)
+    out.add(m.PAYMENT_FAILURES, w.get(b.PAYMENT_FAILURES, 0.0), window=window)
     out.add(
-        "cs_retention_cost",
+        m.RETENTION_COST,
         _ratio(w.get(b.COST_CENTS, 0.0) / 100.0, paying),
         currency=currency,
         window=window,
@@ -258,28 +265,28 @@ def _revenue_retention(
     gained = sum(w.get(b.movement(k), 0.0) for k in ("new", "reactivation"))
     expansion = w.get(b.movement("expansion"), 0.0)
     lost = w.get(b.movement("contraction"), 0.0) + w.get(b.movement("churned"), 0.0)
-    out.add("cs_mrr_start", start / 100.0, currency=config.currency, window=window)
-    out.add("cs_revenue_churn_ratio", _ratio(lost, start), window=window)
-    out.add("cs_nrr_ratio", _ratio(start + expansion - lost, start), window=window)
-    out.add("cs_grr_ratio", _ratio(start - lost, start), window=window)
-    out.add("cs_quick_ratio", _ratio(gained + expansion, lost), window=window)
+    out.add(m.MRR_START, start / 100.0, currency=config.currency, window=window)
+    out.add(m.REVENUE_CHURN_RATIO, _ratio(lost, start), window=window)
+    out.add(m.NRR_RATIO, _ratio(start + expansion - lost, start), window=window)
+    out.add(m.GRR_RATIO, _ratio(start - lost, start), window=window)
+    out.add(m.QUICK_RATIO, _ratio(gained + expansion, lost), window=window)
 
 
 def _gauges(out: _Out, snapshot: Snapshot, config: MetricConfig) -> None:
     gauges, currency = snapshot.gauges, config.currency
     paying = gauges.get(b.PAYING, 0.0)
     mrr = gauges.get(b.MRR_CENTS, 0.0) / 100.0
-    out.add("cs_tickets_open", gauges.get(tk.BACKLOG, 0.0))
+    out.add(m.TICKETS_OPEN, gauges.get(tk.BACKLOG, 0.0))
     if snapshot.live_sessions is not None:
-        out.add("cs_sessions_active", snapshot.live_sessions)
-    out.add("cs_mrr", mrr, currency=currency)
-    out.add("cs_paying_accounts", paying)
+        out.add(m.SESSIONS_ACTIVE, snapshot.live_sessions)
+    out.add(m.MRR, mrr, currency=currency)
+    out.add(m.PAYING_ACCOUNTS, paying)
     arpa = _ratio(mrr, paying)
-    out.add("cs_arpa", arpa, currency=currency)
-    out.add("cs_stickiness_ratio", _stickiness(snapshot, config))
+    out.add(m.ARPA, arpa, currency=currency)
+    out.add(m.STICKINESS_RATIO, _stickiness(snapshot, config))
     churn_30d = _churn_ratio(snapshot, "30d", paying) if config.windows.by_name("30d") else None
     if arpa is not None and churn_30d:
-        out.add("cs_clv", arpa * config.gross_margin / churn_30d, currency=currency)
+        out.add(m.CLV, arpa * config.gross_margin / churn_30d, currency=currency)
 
 
 def _stickiness(snapshot: Snapshot, config: MetricConfig) -> float | None:

@@ -38,8 +38,8 @@ from aggregators.reader import Reader
 from aggregators.readout import Snapshot, compute
 from aggregators.store import PartitionStore
 from streams.config import Settings
-from streams.embedded import start_redis
-from streams.generator import EventGenerator, GeneratorConfig
+from streams.demo.embedded import start_redis
+from streams.demo.world import EventGenerator, GeneratorConfig
 from streams.processor import Processor, RawMessage
 
 LEGACY_SUM_LUA = """
@@ -70,7 +70,7 @@ class LegacyReader(Reader):
     """The shipped reader with the previous per-bucket window sums (the baseline)."""
 
     def __init__(self, redis: SyncRedis, settings: Settings) -> None:
-        super().__init__(redis, settings.metric_config(), "wall")
+        super().__init__(redis, settings.metric_config())
         self._sum = redis.register_script(LEGACY_SUM_LUA)
 
     def _sum_call(self, tag: str, t: float) -> tuple[list[str], list[Any]]:
@@ -204,7 +204,7 @@ def same_sums(a: Snapshot, b: Snapshot) -> bool:
 
 def scrape_table(url: str, settings: Settings, repeat: int) -> list[str]:
     client = SyncRedis.from_url(url)
-    shipped = Reader(client, settings.metric_config(), "wall")
+    shipped = Reader(client, settings.metric_config())
     legacy = LegacyReader(client, settings)
     config = settings.metric_config()
     t = time.time()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 import os
 import re
@@ -65,7 +66,8 @@ from bench.throughput import (
     services_on_loopback,
 )
 from streams.config import FAMILY_TOPICS, Settings
-from streams.generator import Message
+from streams.demo.world import Message
+from streams.retry import RetryPolicy, on_types, retry_sync
 from streams.topics import create_topics
 
 TICK = 0.01
@@ -450,17 +452,19 @@ def pool_of(args: argparse.Namespace) -> list[Template]:
 
 def wait_ready(port: int, child: Child, timeout: float = 120) -> None:
     """Until the worker's /readyz says it holds partitions and Redis answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> None:
         child.check()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the worker was not ready after {timeout:.0f} s:\n{child.tail()}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5):
+            pass  # 503 (not ready) raises HTTPError, an OSError
+
+    policy = RetryPolicy(0.5, factor=1.0, ceiling=0.5, deadline=timeout, log_level=logging.DEBUG)
+    try:
+        retry_sync(ready, policy, on_types(OSError), "the worker's /readyz")
+    except OSError:
+        raise TimeoutError(
+            f"the worker was not ready after {timeout:.0f} s:\n{child.tail()}"
+        ) from None
 
 
 async def steady_run(

@@ -44,7 +44,7 @@ import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -57,8 +57,8 @@ from redis.asyncio import Redis as AsyncRedis
 from aggregators.clock import clock_named
 from bench.raw_client import PROGRESS
 from streams.config import Settings
-from streams.embedded import Process, free_port, start_broker, start_redis
-from streams.generator import EventGenerator, GeneratorConfig, Message
+from streams.demo.embedded import Process, free_port, spawn, start_broker, start_redis
+from streams.demo.world import EventGenerator, GeneratorConfig, Message
 from streams.processor import DeadLetter, Processor, RawMessage
 from streams.topics import create_topics
 
@@ -236,17 +236,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self.proc = spawn(self.argv, self.log_path, ROOT, self.env)
 
     @property
     def pid(self) -> int:
@@ -274,15 +264,6 @@ class Child:
     def tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _die_with_parent() -> None:
-    """In the child: have Linux SIGTERM it if the benchmark dies, even by SIGKILL."""
-    with suppress(OSError, AttributeError):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @contextmanager

@@ -336,12 +336,26 @@ TYPE_TO_DATA: Final[dict[str, type[EventData]]] = {
 }
 """Event `type` -> its data Struct: exactly the types of the contract."""
 
+TICKETS: Final = "tickets"
+SURVEYS: Final = "surveys"
+LOGINS: Final = "logins"
+BILLING: Final = "billing"
+FAMILY_NAMES: Final = (TICKETS, SURVEYS, LOGINS, BILLING)
+"""The event families, named by the suffix of the topic they travel on (``cs.tickets``
+...). Every other list of families (topics, state families, health facts, the
+generator) derives from this one."""
+
 TOPIC_TYPES: Final[dict[str, frozenset[str]]] = {
-    "tickets": frozenset(t for t in TYPE_TO_DATA if t.startswith("ticket.")),
-    "surveys": frozenset({"survey.answered"}),
-    "logins": frozenset(t for t in TYPE_TO_DATA if t.startswith("session.")),
-    "billing": frozenset(
+    TICKETS: frozenset(t for t in TYPE_TO_DATA if t.startswith("ticket.")),
+    SURVEYS: frozenset({"survey.answered"}),
+    LOGINS: frozenset(t for t in TYPE_TO_DATA if t.startswith("session.")),
+    BILLING: frozenset(
         t for t in TYPE_TO_DATA if t.startswith(("subscription.", "trial.", "invoice.", "cost."))
     ),
 }
 """Topic name suffix (topic names are configurable, e.g. "cs.tickets") -> its types."""
+
+FAMILY_OF_TYPE: Final[dict[str, str]] = {
+    event_type: family for family, types in TOPIC_TYPES.items() for event_type in types
+}
+"""Event ``type`` -> the family (topic suffix) it travels on."""

@@ -11,11 +11,9 @@ movements undone).
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import math
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,23 +21,18 @@ from typing import Any
 from prometheus_client.registry import CollectorRegistry
 from redis.exceptions import RedisError
 
-from aggregators import keys
+from aggregators import catalogue as m
 from aggregators.config import MetricConfig
-from aggregators.families import billing
 from aggregators.health import HealthConfig
 from aggregators.health_index import at_risk, band_counts
 from aggregators.plans import ALL
 from aggregators.reader import Reader
-from aggregators.readout import Sample, Snapshot, compute_segment, mrr_start_cents, split_by_plan
-from aggregators.windows import Window, WindowSet, bucket_of
+from aggregators.readout import compute_segment, split_by_plan
+from aggregators.series import HOURS, bucket_series
 
 REFRESH_SECONDS = 5
+FIRST_RESPONSE = m.FIRST_RESPONSE_SECONDS.name
 NO_DATA = "&ndash;"
-HOURS = 24
-BUCKET = "bucket"
-"""The name of the one-bucket window a sparkline point is computed over."""
-
-Labels = dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -65,131 +58,56 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "Support",
         (
-            Headline("Tickets opened (1d)", "cs_tickets_opened", {"window": "1d"}),
-            Headline("Open tickets", "cs_tickets_open", {}),
-            Headline("First contact resolution (1d)", "cs_fcr_ratio", {"window": "1d"}, "ratio"),
-            Headline("First response, median (1d)", "p50:cs_first_response_seconds", {}, "s"),
-            Headline("First response, p90 (1d)", "p90:cs_first_response_seconds", {}, "s"),
+            Headline("Tickets opened (1d)", m.TICKETS_OPENED.name, {"window": "1d"}),
+            Headline("Open tickets", m.TICKETS_OPEN.name, {}),
+            Headline("First contact resolution (1d)", m.FCR_RATIO.name, {"window": "1d"}, "ratio"),
+            Headline(
+                "First response, median (1d)", f"p50:{m.FIRST_RESPONSE_SECONDS.name}", {}, "s"
+            ),
+            Headline("First response, p90 (1d)", f"p90:{m.FIRST_RESPONSE_SECONDS.name}", {}, "s"),
         ),
-        "cs_tickets_opened",
+        m.TICKETS_OPENED.name,
         {},
         "tickets opened per hour",
     ),
     Panel(
         "Voice of the customer",
         (
-            Headline("NPS (7d)", "cs_nps", {"window": "7d"}, "score"),
-            Headline("CSAT (7d)", "cs_csat_ratio", {"window": "7d"}, "ratio"),
-            Headline("CES (7d)", "cs_ces_avg", {"window": "7d"}, "score"),
-            Headline("NPS answers (7d)", "cs_survey_responses", {"kind": "nps", "window": "7d"}),
+            Headline("NPS (7d)", m.NPS.name, {"window": "7d"}, "score"),
+            Headline("CSAT (7d)", m.CSAT_RATIO.name, {"window": "7d"}, "ratio"),
+            Headline("CES (7d)", m.CES_AVG.name, {"window": "7d"}, "score"),
+            Headline("NPS answers (7d)", m.SURVEY_RESPONSES.name, {"kind": "nps", "window": "7d"}),
         ),
-        "cs_survey_responses",
+        m.SURVEY_RESPONSES.name,
         {"kind": "nps"},
         "NPS answers per hour",
     ),
     Panel(
         "Product usage",
         (
-            Headline("Active users (1d)", "cs_active_users", {"window": "1d"}),
-            Headline("Active accounts (1d)", "cs_active_accounts", {"window": "1d"}),
-            Headline("Sessions live now", "cs_sessions_active", {}),
-            Headline("Stickiness (DAU/MAU)", "cs_stickiness_ratio", {}, "ratio"),
+            Headline("Active users (1d)", m.ACTIVE_USERS.name, {"window": "1d"}),
+            Headline("Active accounts (1d)", m.ACTIVE_ACCOUNTS.name, {"window": "1d"}),
+            Headline("Sessions live now", m.SESSIONS_ACTIVE.name, {}),
+            Headline("Stickiness (DAU/MAU)", m.STICKINESS_RATIO.name, {}, "ratio"),
         ),
-        "cs_sessions",
+        m.SESSIONS.name,
         {},
         "sessions started per hour",
     ),
     Panel(
         "Revenue",
         (
-            Headline("MRR", "cs_mrr", {}, "money"),
-            Headline("Paying accounts", "cs_paying_accounts", {}),
-            Headline("Net revenue retention (30d)", "cs_nrr_ratio", {"window": "30d"}, "ratio"),
-            Headline("Quick ratio (30d)", "cs_quick_ratio", {"window": "30d"}, "score"),
-            Headline("Churn (30d)", "cs_churn_ratio", {"window": "30d"}, "ratio"),
+            Headline("MRR", m.MRR.name, {}, "money"),
+            Headline("Paying accounts", m.PAYING_ACCOUNTS.name, {}),
+            Headline("Net revenue retention (30d)", m.NRR_RATIO.name, {"window": "30d"}, "ratio"),
+            Headline("Quick ratio (30d)", m.QUICK_RATIO.name, {"window": "30d"}, "score"),
+            Headline("Churn (30d)", m.CHURN_RATIO.name, {"window": "30d"}, "ratio"),
         ),
-        "cs_mrr",
+        m.MRR.name,
         {},
         "MRR, hourly",
     ),
 )
-
-
-# --------------------------------------------------------------------- series
-
-
-def hourly_granularity(config: MetricConfig) -> int:
-    """The bucket size of sparklines: hourly when configured, else the coarsest kept for 24 h."""
-    kept = [g for g in config.granularities if config.windows.retention(g) >= HOURS * 3600]
-    hourly = [g for g in kept if g <= 3600]
-    return max(hourly or kept or config.granularities)
-
-
-def read_buckets(reader: Reader, granularity: int, t: float, count: int) -> list[Snapshot]:
-    """The whole base's counter sums of the ``count`` most recent buckets, oldest first."""
-    newest = bucket_of(t, granularity)
-    indexes = range(newest - count + 1, newest + 1)
-    tags = list(reader.partitions())
-    pipe = reader.redis.pipeline(transaction=False)
-    for tag in tags:
-        for k in indexes:
-            pipe.hgetall(keys.bucket(tag, granularity, k))
-    replies = iter(pipe.execute()) if tags else iter(())
-    sums: list[defaultdict[str, float]] = [defaultdict(float) for _ in indexes]
-    for _tag in tags:
-        for i in range(len(indexes)):
-            for name, value in next(replies).items():
-                sums[i][keys.text(name)] += float(value)
-    return [Snapshot(sums={BUCKET: dict(s)}) for s in sums]
-
-
-def bucket_series(
-    reader: Reader, config: MetricConfig, metric: str, labels: Labels, hours: int = HOURS
-) -> dict[str, Any]:
-    """Per-bucket values of one windowed metric (or ``cs_mrr``), whole base, oldest first.
-
-    A point is the metric's own formula over that single bucket; ``None``
-    where the formula has no value (a ratio without data).
-    """
-    g = hourly_granularity(config)
-    count = max(1, hours * 3600 // g)
-    t = reader.reading_time()
-    buckets = read_buckets(reader, g, t, count)
-    first = bucket_of(t, g) - count + 1
-    if metric == "cs_mrr":
-        values = _mrr_history(reader, buckets)
-    else:
-        one = dataclasses.replace(config, windows=WindowSet((Window(BUCKET, g, g),)))
-        values = [
-            _pick(compute_segment(split_by_plan(b)[ALL], one), metric, {**labels, "window": BUCKET})
-            for b in buckets
-        ]
-    return {
-        "metric": metric,
-        "labels": labels,
-        "granularity": g,
-        "points": [[(first + i) * g, v] for i, v in enumerate(values)],
-    }
-
-
-def _mrr_history(reader: Reader, buckets: list[Snapshot]) -> list[float | None]:
-    """MRR at the end of each bucket: MRR now with the movements of later buckets undone."""
-    now = split_by_plan(reader.read().snapshot)[ALL].gauges.get(billing.MRR_CENTS, 0.0)
-    out: list[float | None] = []
-    for snapshot in reversed(buckets):
-        out.append(now / 100.0)
-        now = mrr_start_cents(split_by_plan(snapshot)[ALL].sums.get(BUCKET, {}), now)
-    return out[::-1]
-
-
-def _pick(samples: list[Sample], metric: str, labels: Mapping[str, str]) -> float | None:
-    """The sample of ``metric`` with exactly these labels; ``plan`` and ``currency``
-    (one of each in a segment) need not be given."""
-    implied = {"plan", "currency"} - set(labels)
-    for s in samples:
-        if s.name == metric and {k: v for k, v in s.labels if k not in implied} == labels:
-            return s.value
-    return None
 
 
 # ---------------------------------------------------------------------- page

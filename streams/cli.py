@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import itertools
 import logging
 import logging.config
 import os
-import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,20 +18,41 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from aggregators.clock import clock_named
 from aggregators.connection import RedisOptions, RedisSettingsError, async_client, sync_client
 from aggregators.health import HealthConfig
+from aggregators.status import ping
 from aggregators.windows import parse_duration
-from streams.config import SaslMechanism, SecurityProtocol, Settings
+from streams.config import DEFAULTS, Settings
 from streams.deadletter import deadletter_app, status
-from streams.embedded import ServiceError, embedded_services
+from streams.demo.embedded import ServiceError, embedded_services
+from streams.demo.producer import GenerateOptions, generate_forever
 from streams.exporter import HttpServer, MetricsApp, serve
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
-from streams.producer import GenerateOptions, generate_forever
+from streams.options import (
+    NO_SECURITY,
+    Bootstrap,
+    ClockOption,
+    History,
+    KafkaSecurity,
+    MetricsHost,
+    MetricsPort,
+    RedisPassword,
+    RedisUrl,
+    TopicPrefix,
+    WebConfigFile,
+    Windows,
+    with_kafka_security,
+)
+from streams.retry import RetryPolicy, on_types, retry_sync
 from streams.supervisor import Supervisor
 from streams.telemetry import version
 from streams.topics import create_topics
 from streams.webconfig import WebConfig
+
+GENERATE = GenerateOptions()
+"""``cspulse generate``'s defaults (``run`` sets its own, livelier ones)."""
 
 app = typer.Typer(
     help="cspulse: live customer-success metrics from Kafka events, kept in Redis, "
@@ -46,131 +67,6 @@ app.add_typer(deadletter_app, name="deadletter")
 app.command("status")(status)
 
 log = logging.getLogger("cspulse")
-
-Bootstrap = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-bootstrap", envvar="CSPULSE_KAFKA_BOOTSTRAP", help="Kafka host:port list."
-    ),
-]
-RedisUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--redis-url",
-        envvar="CSPULSE_REDIS_URL",
-        help="redis://[user:password@]host:port/db; rediss:// for TLS.",
-    ),
-]
-RedisPassword = Annotated[
-    str | None,
-    typer.Option(
-        "--redis-password",
-        envvar="CSPULSE_REDIS_PASSWORD",
-        help="Redis password, instead of one in the URL (prefer the variable to the flag).",
-    ),
-]
-SecurityProtocolOption = Annotated[
-    SecurityProtocol | None,
-    typer.Option(
-        "--kafka-security-protocol",
-        envvar="CSPULSE_KAFKA_SECURITY_PROTOCOL",
-        help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default PLAINTEXT).",
-    ),
-]
-SaslMechanismOption = Annotated[
-    SaslMechanism | None,
-    typer.Option(
-        "--kafka-sasl-mechanism",
-        envvar="CSPULSE_KAFKA_SASL_MECHANISM",
-        help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN).",
-    ),
-]
-SaslUsername = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-sasl-username", envvar="CSPULSE_KAFKA_SASL_USERNAME", help="SASL user name."
-    ),
-]
-SaslPassword = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-sasl-password",
-        envvar="CSPULSE_KAFKA_SASL_PASSWORD",
-        help="SASL password (prefer the password file: flags show in process listings).",
-    ),
-]
-SaslPasswordFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--kafka-sasl-password-file",
-        envvar="CSPULSE_KAFKA_SASL_PASSWORD_FILE",
-        help="File holding the SASL password.",
-    ),
-]
-SslCafile = Annotated[
-    Path | None,
-    typer.Option(
-        "--kafka-ssl-cafile",
-        envvar="CSPULSE_KAFKA_SSL_CAFILE",
-        help="CA certificates that signed the brokers' (default: the system's).",
-    ),
-]
-SslCertfile = Annotated[
-    Path | None,
-    typer.Option(
-        "--kafka-ssl-certfile",
-        envvar="CSPULSE_KAFKA_SSL_CERTFILE",
-        help="Client certificate, for brokers that require mutual TLS.",
-    ),
-]
-SslKeyfile = Annotated[
-    Path | None,
-    typer.Option(
-        "--kafka-ssl-keyfile", envvar="CSPULSE_KAFKA_SSL_KEYFILE", help="Its private key."
-    ),
-]
-MetricsHost = Annotated[
-    str,
-    typer.Option(
-        "--metrics-host", envvar="CSPULSE_METRICS_HOST", help="Address the HTTP port binds to."
-    ),
-]
-WebConfigFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--web-config-file",
-        envvar="CSPULSE_WEB_CONFIG_FILE",
-        help="Web config (Prometheus exporter-toolkit format): TLS and basic auth.",
-    ),
-]
-MetricsPort = Annotated[
-    int, typer.Option("--metrics-port", envvar="CSPULSE_METRICS_PORT", help="Port of /metrics.")
-]
-Clock = Annotated[
-    str,
-    typer.Option(
-        "--clock", envvar="CSPULSE_CLOCK", help="wall or watermark (deterministic replays)."
-    ),
-]
-TopicPrefix = Annotated[
-    str,
-    typer.Option(
-        "--topic-prefix", envvar="CSPULSE_TOPIC_PREFIX", help="Prefix of the topic names."
-    ),
-]
-History = Annotated[
-    str,
-    typer.Option(
-        "--history",
-        help="Publish this much realistic history first (e.g. 30d; 0 for none), then go live.",
-    ),
-]
-Windows = Annotated[
-    str,
-    typer.Option(
-        "--windows", envvar="CSPULSE_WINDOWS", help="name:granularity list, e.g. 1h:60,1d:300."
-    ),
-]
 
 
 def fail(message: str) -> None:
@@ -196,11 +92,12 @@ def _main(
     Prometheus."""
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(security: KafkaSecurity = NO_SECURITY, **overrides: Any) -> Settings:
     """Settings from the environment, overridden by the flags given (named like the fields)."""
     fields = Settings.model_fields
+    given = {**overrides, **security}
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None and k in fields})
+        settings = Settings(**{k: v for k, v in given.items() if v is not None and k in fields})
     except ValueError as exc:
         fail(f"invalid configuration: {_first_error(exc)}")
         raise  # unreachable
@@ -247,25 +144,31 @@ def _redis_options(url: str) -> RedisOptions:
         raise  # unreachable
 
 
+REDIS_AT_START = RetryPolicy(initial=0.2, factor=2.0, ceiling=2.0)
+KAFKA_AT_START = RetryPolicy(initial=0.5, factor=2.0, ceiling=5.0, log_level=logging.DEBUG)
+"""Start-up waits; each command gives the deadline. Kafka's retries are told on
+stderr by :func:`ensure_topics` itself, so its log line is only for debugging."""
+
+
 def wait_for_redis(settings: Settings, url: str, timeout: float) -> None:
     """Ping Redis until it answers, telling the user what is being tried."""
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            sync_redis(settings, url, socket_connect_timeout=2).ping()
-            return
-        except (RedisError, OSError) as exc:
-            if _permanent_redis_error(exc):
-                fail(
-                    f"Redis at {url} refused the login ({exc}). Check the password (in the URL "
-                    "or CSPULSE_REDIS_PASSWORD) and the ACL user."
-                )
-            if time.monotonic() >= deadline:
-                fail(f"cannot reach Redis at {url} ({exc}). Start Redis or set CSPULSE_REDIS_URL.")
-            log.warning("Redis at %s not reachable (%s); retry %d", url, exc, attempt)
-            time.sleep(min(2.0, 0.2 * attempt))
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, RedisError | OSError) and not _permanent_redis_error(exc)
+
+    client = sync_redis(settings, url, socket_connect_timeout=2)
+    policy = dataclasses.replace(REDIS_AT_START, deadline=timeout)
+    try:
+        retry_sync(lambda: ping(client), policy, transient, f"Redis at {redact(url)}")
+    except (RedisError, OSError) as exc:
+        if _permanent_redis_error(exc):
+            fail(
+                f"Redis at {url} refused the login ({exc}). Check the password (in the URL "
+                "or CSPULSE_REDIS_PASSWORD) and the ACL user."
+            )
+        fail(f"cannot reach Redis at {url} ({exc}). Start Redis or set CSPULSE_REDIS_URL.")
+    finally:
+        client.close()
 
 
 def _permanent_redis_error(exc: BaseException) -> bool:
@@ -278,6 +181,10 @@ def _permanent_redis_error(exc: BaseException) -> bool:
     )
 
 
+class KafkaUnreachable(Exception):
+    """The broker did not answer (yet); the message is the client's own reason."""
+
+
 def ensure_topics(
     settings: Settings, bootstrap: str, timeout: float, replication_factor: int | None = None
 ) -> None:
@@ -286,10 +193,8 @@ def ensure_topics(
     A rejected login, missing rights or an untrusted certificate stop at once:
     waiting does not fix them.
     """
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
+
+    def create() -> None:
         with capture_client_errors() as logged:
             try:
                 create = create_topics(settings, bootstrap, replication_factor=replication_factor)
@@ -302,17 +207,23 @@ def ensure_topics(
                 permanent = describe_failure(exc, settings, bootstrap, logged.errors)
         if permanent:
             fail(permanent)
-        if time.monotonic() >= deadline:
-            fail(
-                f"cannot reach Kafka at {bootstrap} ({cause}). Start the broker or set "
-                "CSPULSE_KAFKA_BOOTSTRAP (and CSPULSE_KAFKA_SECURITY_PROTOCOL if it needs TLS "
-                "or SASL)."
-            )
-        typer.secho(
-            redact(f"cspulse: Kafka at {bootstrap} not reachable yet ({cause}); retry {attempt}"),
-            err=True,
+        raise KafkaUnreachable(cause)
+
+    attempts = itertools.count(1)
+
+    def tell(exc: BaseException) -> None:
+        line = f"cspulse: Kafka at {bootstrap} not reachable yet ({exc}); retry {next(attempts)}"
+        typer.secho(redact(line), err=True)
+
+    policy = dataclasses.replace(KAFKA_AT_START, deadline=timeout)
+    try:
+        retry_sync(create, policy, on_types(KafkaUnreachable), f"Kafka at {bootstrap}", tell)
+    except KafkaUnreachable as exc:
+        fail(
+            f"cannot reach Kafka at {bootstrap} ({exc}). Start the broker or set "
+            "CSPULSE_KAFKA_BOOTSTRAP (and CSPULSE_KAFKA_SECURITY_PROTOCOL if it needs TLS "
+            "or SASL)."
         )
-        time.sleep(min(5.0, 0.5 * attempt))
 
 
 def run_worker(
@@ -332,7 +243,7 @@ def run_worker(
         metrics = MetricsApp(
             sync_redis(settings, redis_url, socket_timeout=5),
             settings.metric_config(),
-            settings.clock,
+            clock_named(settings.clock),
             ready=lambda: _ready(worker, settings, redis_url),
             health=HealthConfig.load(settings.health_config),
         )
@@ -397,18 +308,19 @@ def _serve(settings: Settings, metrics: MetricsApp) -> HttpServer:
 def _ready(worker: Any, settings: Settings, redis_url: str) -> bool:
     """Ready: Redis answers and the worker has joined its consumer group with partitions."""
     try:
-        sync_redis(settings, redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        ping(sync_redis(settings, redis_url, socket_timeout=2, socket_connect_timeout=2))
         return bool(worker.assignment())
     except Exception:
         return False
 
 
 @app.command()
+@with_kafka_security
 def run(
     kafka_bootstrap: Bootstrap = None,
     redis_url: RedisUrl = None,
-    metrics_port: MetricsPort = 9464,
-    clock: Clock = "wall",
+    metrics_port: MetricsPort = DEFAULTS.metrics_port,
+    clock: ClockOption = DEFAULTS.clock,
     accounts: Annotated[int, typer.Option(help="Accounts the event generator simulates.")] = 300,
     rate: Annotated[float, typer.Option(help="Generator intensity (1.0 = realistic).")] = 5.0,
     malformed_share: Annotated[
@@ -416,14 +328,7 @@ def run(
     ] = 0.01,
     history: History = "30d",
     redis_password: RedisPassword = None,
-    kafka_security_protocol: SecurityProtocolOption = None,
-    kafka_sasl_mechanism: SaslMechanismOption = None,
-    kafka_sasl_username: SaslUsername = None,
-    kafka_sasl_password: SaslPassword = None,
-    kafka_sasl_password_file: SaslPasswordFile = None,
-    kafka_ssl_cafile: SslCafile = None,
-    kafka_ssl_certfile: SslCertfile = None,
-    kafka_ssl_keyfile: SslKeyfile = None,
+    security: KafkaSecurity = NO_SECURITY,
     web_config_file: WebConfigFile = None,
 ) -> None:
     """Everything on one machine: embedded broker and Redis (when not configured),
@@ -462,26 +367,20 @@ def _serves_tls(settings: Settings) -> bool:
 
 
 @app.command()
+@with_kafka_security
 def worker(
     kafka_bootstrap: Bootstrap = None,
     redis_url: RedisUrl = None,
-    metrics_port: MetricsPort = 9464,
-    clock: Clock = "wall",
-    topic_prefix: TopicPrefix = "cs.",
-    windows: Windows = "1h:60,1d:300,7d:3600,30d:3600",
+    metrics_port: MetricsPort = DEFAULTS.metrics_port,
+    clock: ClockOption = DEFAULTS.clock,
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
+    windows: Windows = DEFAULTS.windows,
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to keep retrying services at start.")
     ] = 60,
-    metrics_host: MetricsHost = "0.0.0.0",
+    metrics_host: MetricsHost = DEFAULTS.metrics_host,
     redis_password: RedisPassword = None,
-    kafka_security_protocol: SecurityProtocolOption = None,
-    kafka_sasl_mechanism: SaslMechanismOption = None,
-    kafka_sasl_username: SaslUsername = None,
-    kafka_sasl_password: SaslPassword = None,
-    kafka_sasl_password_file: SaslPasswordFile = None,
-    kafka_ssl_cafile: SslCafile = None,
-    kafka_ssl_certfile: SslCertfile = None,
-    kafka_ssl_keyfile: SslKeyfile = None,
+    security: KafkaSecurity = NO_SECURITY,
     web_config_file: WebConfigFile = None,
     processes: Annotated[
         int,
@@ -517,27 +416,27 @@ def _worker_process(fields: dict[str, Any], index: int) -> None:
 
 
 @app.command()
+@with_kafka_security
 def generate(
     kafka_bootstrap: Bootstrap = None,
-    topic_prefix: TopicPrefix = "cs.",
-    accounts: Annotated[int, typer.Option(help="Accounts to simulate.")] = 200,
-    users_per_account: Annotated[int, typer.Option(help="Users per account.")] = 8,
-    rate: Annotated[float, typer.Option(help="Intensity multiplier (1.0 = realistic).")] = 1.0,
-    duration: Annotated[float, typer.Option(help="Seconds to run (0 = until stopped).")] = 0,
-    scenario: Annotated[str, typer.Option(help="normal or churn-spike.")] = "normal",
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
+    accounts: Annotated[int, typer.Option(help="Accounts to simulate.")] = GENERATE.accounts,
+    users_per_account: Annotated[
+        int, typer.Option(help="Users per account.")
+    ] = GENERATE.users_per_account,
+    rate: Annotated[
+        float, typer.Option(help="Intensity multiplier (1.0 = realistic).")
+    ] = GENERATE.intensity,
+    duration: Annotated[
+        float, typer.Option(help="Seconds to run (0 = until stopped).")
+    ] = GENERATE.duration,
+    scenario: Annotated[str, typer.Option(help="normal or churn-spike.")] = GENERATE.scenario,
     malformed_share: Annotated[
         float, typer.Option(help="Share of deliberately invalid events.")
-    ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    ] = GENERATE.malformed_share,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = GENERATE.seed,
     history: History = "0",
-    kafka_security_protocol: SecurityProtocolOption = None,
-    kafka_sasl_mechanism: SaslMechanismOption = None,
-    kafka_sasl_username: SaslUsername = None,
-    kafka_sasl_password: SaslPassword = None,
-    kafka_sasl_password_file: SaslPasswordFile = None,
-    kafka_ssl_cafile: SslCafile = None,
-    kafka_ssl_certfile: SslCertfile = None,
-    kafka_ssl_keyfile: SslKeyfile = None,
+    security: KafkaSecurity = NO_SECURITY,
 ) -> None:
     """Publish realistic events in real time (the embedded `run` does this for you)."""
     settings = _settings(**locals())
@@ -561,9 +460,10 @@ def generate(
 
 
 @topics_app.command("create")
+@with_kafka_security
 def topics_create(
     kafka_bootstrap: Bootstrap = None,
-    topic_prefix: TopicPrefix = "cs.",
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
     partitions: Annotated[
         int | None,
         typer.Option(envvar="CSPULSE_PARTITIONS", help="Partitions per topic (default 4)."),
@@ -574,14 +474,7 @@ def topics_create(
             min=1, help="Copies of each partition (default 3, or the broker count if fewer)."
         ),
     ] = None,
-    kafka_security_protocol: SecurityProtocolOption = None,
-    kafka_sasl_mechanism: SaslMechanismOption = None,
-    kafka_sasl_username: SaslUsername = None,
-    kafka_sasl_password: SaslPassword = None,
-    kafka_sasl_password_file: SaslPasswordFile = None,
-    kafka_ssl_cafile: SslCafile = None,
-    kafka_ssl_certfile: SslCertfile = None,
-    kafka_ssl_keyfile: SslKeyfile = None,
+    security: KafkaSecurity = NO_SECURITY,
 ) -> None:
     """Create the event and dead-letter topics (existing ones are left alone)."""
     settings = _settings(**locals())
@@ -594,7 +487,7 @@ def topics_create(
 
 def main() -> None:
     redact_standard_streams()
-    fmt = os.environ.get("CSPULSE_LOG_FORMAT", "text")
-    level = os.environ.get("CSPULSE_LOG_LEVEL", "info")
+    fmt = os.environ.get("CSPULSE_LOG_FORMAT", DEFAULTS.log_format)
+    level = os.environ.get("CSPULSE_LOG_LEVEL", DEFAULTS.log_level)
     logging.config.dictConfig(logging_config(fmt, level))
     app()

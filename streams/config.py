@@ -9,10 +9,16 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aggregators.config import MetricConfig
+from aggregators.clock import Clock, ClockName
+from aggregators.config import DEFAULT_CSAT_THRESHOLDS, MetricConfig
 from aggregators.windows import DEFAULT_WINDOWS, WindowSet
+from schemas.models import FAMILY_NAMES
 
-FAMILY_TOPICS = ("tickets", "surveys", "logins", "billing")
+FAMILY_TOPICS = FAMILY_NAMES
+"""The event topics, by suffix: one per family."""
+
+METRIC_DEFAULTS = MetricConfig()
+"""The metric settings' defaults live in :class:`MetricConfig`; the fields below take them."""
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -51,21 +57,22 @@ class Settings(BaseSettings):
     web_request_timeout: float = Field(
         10.0, gt=0, description="seconds a client has to send its request (and between requests)"
     )
-    clock: Literal["wall", "watermark"] = "wall"
+    clock: ClockName = Clock().name
     topic_prefix: str = "cs."
     windows: str = DEFAULT_WINDOWS
     app_id: str = "cspulse"
     partitions: int = Field(4, description="partitions per topic when cspulse creates them")
-    idle_timeout: float = 1800.0
-    currency: str = "USD"
-    dedup_horizon: int = 86400
-    max_plans: int = 20
+    idle_timeout: float = METRIC_DEFAULTS.idle_timeout
+    currency: str = METRIC_DEFAULTS.currency
+    dedup_horizon: int = METRIC_DEFAULTS.dedup_horizon
+    max_plans: int = METRIC_DEFAULTS.max_plans
     csat_thresholds: str = Field(
-        "5:4,7:6,10:8", description="scale:lowest satisfied score, per CSAT scale"
+        ",".join(f"{scale}:{low:g}" for scale, low in DEFAULT_CSAT_THRESHOLDS.items()),
+        description="scale:lowest satisfied score, per CSAT scale",
     )
-    sentiment_threshold: float = 0.05
+    sentiment_threshold: float = METRIC_DEFAULTS.sentiment_threshold
     health_config: str | None = Field(None, description="TOML file with health weights and bands")
-    gross_margin: float = 1.0
+    gross_margin: float = METRIC_DEFAULTS.gross_margin
     session_timeout: float = Field(
         30.0, description="seconds before the group gives a silent worker's partitions away"
     )
@@ -167,6 +174,11 @@ class Settings(BaseSettings):
             sentiment_threshold=self.sentiment_threshold,
             fault_injection_ids=frozenset(i for i in self.fault_injection_ids.split(",") if i),
         )
+
+
+DEFAULTS = Settings.model_construct()
+"""Every setting at its default, the environment ignored: what the command-line
+flags show in ``--help``."""
 
 
 def parse_thresholds(text: str) -> dict[int, float]:

@@ -27,28 +27,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis import Redis
 from redis.exceptions import RedisError
 
-from aggregators import keys
+from aggregators.status import partition_status
 from aggregators.windows import parse_duration
-from streams.config import FAMILY_TOPICS, Settings
+from streams.config import DEFAULTS, FAMILY_TOPICS, Settings
 from streams.kafka_options import client_options
+from streams.options import Bootstrap, RedisUrl, TopicPrefix
 
 deadletter_app = typer.Typer(
     help="List dead-lettered events, and publish them again to their source topic.",
     no_args_is_help=True,
 )
 
-Bootstrap = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-bootstrap", envvar="CSPULSE_KAFKA_BOOTSTRAP", help="Kafka host:port list."
-    ),
-]
-TopicPrefix = Annotated[
-    str,
-    typer.Option(
-        "--topic-prefix", envvar="CSPULSE_TOPIC_PREFIX", help="Prefix of the topic names."
-    ),
-]
 Reason = Annotated[
     str | None, typer.Option("--reason", help="Only letters with this reason, e.g. currency.")
 ]
@@ -205,7 +194,7 @@ def _settings(bootstrap: str | None, prefix: str) -> tuple[Settings, str]:
 @deadletter_app.command("list")
 def list_letters(
     kafka_bootstrap: Bootstrap = None,
-    topic_prefix: TopicPrefix = "cs.",
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
     reason: Reason = None,
     since: Since = None,
     width: Annotated[int, typer.Option(help="Bytes of each letter to show.")] = 60,
@@ -264,7 +253,7 @@ async def republish(settings: Settings, bootstrap: str, letters: Sequence[Letter
 @deadletter_app.command("replay")
 def replay(
     kafka_bootstrap: Bootstrap = None,
-    topic_prefix: TopicPrefix = "cs.",
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
     reason: Reason = None,
     since: Since = None,
     dry_run: Annotated[
@@ -305,21 +294,6 @@ def replay(
 # ----------------------------------------------------------------------- status
 
 
-@dataclass(frozen=True)
-class PartitionStatus:
-    topic: str
-    partition: int
-    applied: int | None
-    end: int
-    stream_time: float | None
-    applied_at: float | None
-
-    @property
-    def lag(self) -> int:
-        """Messages after the applied offset (all of them when nothing was applied)."""
-        return max(0, self.end - (self.applied + 1 if self.applied is not None else 0))
-
-
 async def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int], int]:
     """Kafka's log-end offset of every partition of the event topics."""
     consumer = AIOKafkaConsumer(
@@ -339,38 +313,10 @@ async def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int
         await consumer.stop()
 
 
-def partition_status(redis: Redis, ends: dict[tuple[str, int], int]) -> list[PartitionStatus]:
-    """Redis's side of every partition Kafka knows."""
-    order = sorted(ends)
-    pipe = redis.pipeline(transaction=False)
-    for topic, partition in order:
-        tag = keys.partition_tag(topic, partition)
-        pipe.hmget(keys.meta(tag), "offset", "max_ts")
-        pipe.get(keys.applied_at(tag))
-    replies = pipe.execute()
-    out = []
-    for i, (topic, partition) in enumerate(order):
-        (offset, max_ts), at = replies[2 * i], replies[2 * i + 1]
-        out.append(
-            PartitionStatus(
-                topic,
-                partition,
-                int(offset) if offset is not None else None,
-                ends[(topic, partition)],
-                float(max_ts) if max_ts is not None else None,
-                float(at) if at is not None else None,
-            )
-        )
-    return out
-
-
 def status(
     kafka_bootstrap: Bootstrap = None,
-    redis_url: Annotated[
-        str | None,
-        typer.Option("--redis-url", envvar="CSPULSE_REDIS_URL", help="redis://host:port/db"),
-    ] = None,
-    topic_prefix: TopicPrefix = "cs.",
+    redis_url: RedisUrl = None,
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
 ) -> None:
     """Per partition: applied offset (Redis), end offset (Kafka), lag, stream time, last apply."""
     settings, bootstrap = _settings(kafka_bootstrap, topic_prefix)

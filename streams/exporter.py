@@ -38,6 +38,8 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
+from aggregators import catalogue as m
+from aggregators.clock import WALL, Clock
 from aggregators.config import MetricConfig
 from aggregators.health import HealthConfig
 from aggregators.health_index import at_risk, band_counts
@@ -45,47 +47,10 @@ from aggregators.reader import Reader
 from aggregators.readout import compute
 from streams import telemetry
 from streams.board import Board
-from streams.catalogue import RETENTION_HELP, metric_families
+from streams.exposition import help_of, metric_families
 from streams.webconfig import WebConfig
 
 log = logging.getLogger("cspulse.exporter")
-
-HELP: dict[str, str] = {
-    "cs_tickets_opened": "Tickets opened in the window",
-    "cs_tickets_resolved": "Tickets first resolved in the window",
-    "cs_fcr_ratio": "First-contact resolution share of tickets resolved in the window",
-    "cs_first_response_seconds_avg": "Mean time from opening to first agent reply",
-    "cs_resolution_seconds_avg": "Mean time from opening to first resolution",
-    "cs_tickets_open": "Tickets open now (backlog)",
-    "cs_survey_responses": "Survey responses in the window",
-    "cs_nps": "Net Promoter Score (-100..100)",
-    "cs_csat_ratio": "Satisfied share of CSAT answers",
-    "cs_ces_avg": "Mean customer effort score (1-7, higher is easier)",
-    "cs_feedback_comments": "Survey comments by sentiment",
-    "cs_active_users": "Distinct users with a session event in the window",
-    "cs_active_accounts": "Distinct accounts with a session event in the window",
-    "cs_stickiness_ratio": "Active users 1d / active users 30d",
-    "cs_product_usage_ratio": "Active accounts in the window / paying accounts now",
-    "cs_sessions": "Sessions started in the window",
-    "cs_time_in_app_seconds": "Active time in app in the window",
-    "cs_time_in_app_seconds_per_user": "Active time in app per active user",
-    "cs_sessions_active": "Sessions live now",
-    "cs_mrr": "Monthly recurring revenue now (major units)",
-    "cs_mrr_movement": "MRR movements in the window by kind (major units)",
-    "cs_paying_accounts": "Accounts paying now",
-    "cs_churned_accounts": "Paying -> not paying transitions in the window",
-    "cs_churn_ratio": "Churned accounts / paying accounts at the window's start",
-    "cs_retention_ratio": "(paying now - new and reactivated) / paying at the window's start",
-    "cs_renewal_ratio": "Renewals / (renewals + cancellations at term end)",
-    "cs_trial_conversion_ratio": "Trials converted / (converted + expired)",
-    "cs_arpa": "Average revenue per paying account",
-    "cs_clv": "Customer lifetime value: ARPA x gross margin / 30-day churn",
-    "cs_retention_cost": "Customer-success cost in the window per paying account",
-    "cs_payment_failures": "Failed invoices in the window",
-    "cs_accounts_by_health": "Accounts per health band",
-    "cs_health_score_avg": "Mean account health score",
-    **RETENTION_HELP,
-}
 
 
 class RedisCollector(Collector):
@@ -103,15 +68,15 @@ class RedisCollector(Collector):
             counts, mean = band_counts(self.reader.redis, self.health)
         except (RedisError, OSError):
             return
-        bands = _gauge("cs_accounts_by_health")
+        bands = _gauge(m.ACCOUNTS_BY_HEALTH.name)
         for band, n in counts.items():
             for labels in _whole_base({"band": band}):
-                bands.add_sample("cs_accounts_by_health", labels, n)
+                bands.add_sample(m.ACCOUNTS_BY_HEALTH.name, labels, n)
         yield bands
         if mean is not None:
-            avg = _gauge("cs_health_score_avg")
+            avg = _gauge(m.HEALTH_SCORE_AVG.name)
             for labels in _whole_base({}):
-                avg.add_sample("cs_health_score_avg", labels, mean)
+                avg.add_sample(m.HEALTH_SCORE_AVG.name, labels, mean)
             yield avg
 
     def collect(self) -> Iterator[Metric]:
@@ -123,7 +88,7 @@ class RedisCollector(Collector):
             self.last_ok = True
             latest = result.latest
             samples = compute(result.snapshot, self.config)
-            for family in metric_families(samples, HELP, _serving_labels):
+            for family in metric_families(samples, _serving_labels):
                 families[family.name] = family
         except (RedisError, OSError) as exc:
             self.last_ok = False
@@ -142,7 +107,7 @@ class RedisCollector(Collector):
 
 
 def _gauge(name: str) -> Metric:
-    return Metric(name, HELP.get(name, name), "gauge")
+    return Metric(name, help_of(name), "gauge")
 
 
 def _serving_labels(labels: dict[str, str]) -> list[dict[str, str]]:
@@ -229,7 +194,7 @@ class MetricsApp:
         self,
         redis: Redis,
         config: MetricConfig,
-        clock: str,
+        clock: Clock = WALL,
         ready: Callable[[], bool] = lambda: True,
         health: HealthConfig | None = None,
     ) -> None:

@@ -24,12 +24,15 @@ class RetryPolicy:
     """Exponential backoff: ``initial`` seconds, times ``factor`` per try, at most ``ceiling``.
 
     ``deadline`` (seconds from the first try) bounds the whole loop; None retries forever.
+    ``log_level`` is that of the line logged per retry: polls expected to fail a
+    while (a port still opening) log at DEBUG, not as warnings.
     """
 
     initial: float = 0.1
     factor: float = 2.0
     ceiling: float = 5.0
     deadline: float | None = None
+    log_level: int = logging.WARNING
 
     def delays(self) -> Callable[[], float]:
         """A fresh backoff sequence: each call returns the next delay."""
@@ -59,16 +62,12 @@ async def retry_async(
     on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """Await ``operation`` until it succeeds; raise non-retryable errors and past the deadline."""
-    next_delay, started = policy.delays(), time.monotonic()
+    backoff = _Backoff(policy, retryable, what, on_retry)
     while True:
         try:
             return await operation()
         except Exception as exc:
-            if not retryable(exc) or _past(policy, started):
-                raise
-            delay = next_delay()
-            _log_retry(what, exc, delay, on_retry)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff.after(exc))
 
 
 def retry_sync(
@@ -79,25 +78,43 @@ def retry_sync(
     on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """The blocking twin of :func:`retry_async`, for command-line start-up checks."""
-    next_delay, started = policy.delays(), time.monotonic()
+    backoff = _Backoff(policy, retryable, what, on_retry)
     while True:
         try:
             return operation()
         except Exception as exc:
-            if not retryable(exc) or _past(policy, started):
-                raise
-            delay = next_delay()
-            _log_retry(what, exc, delay, on_retry)
-            time.sleep(delay)
+            time.sleep(backoff.after(exc))
 
 
-def _past(policy: RetryPolicy, started: float) -> bool:
-    return policy.deadline is not None and time.monotonic() - started >= policy.deadline
+class _Backoff:
+    """One retry loop's state: what the next delay is, and when to give up."""
 
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        retryable: Classifier,
+        what: str,
+        on_retry: Callable[[BaseException], None] | None,
+    ) -> None:
+        self.policy, self.retryable, self.what, self.on_retry = policy, retryable, what, on_retry
+        self.next_delay, self.started = policy.delays(), time.monotonic()
 
-def _log_retry(
-    what: str, exc: BaseException, delay: float, on_retry: Callable[[BaseException], None] | None
-) -> None:
-    if on_retry is not None:
-        on_retry(exc)
-    log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
+    def after(self, exc: Exception) -> float:
+        """The delay before the next try; re-raises ``exc`` when it is final."""
+        deadline = self.policy.deadline
+        if not self.retryable(exc) or (
+            deadline is not None and time.monotonic() - self.started >= deadline
+        ):
+            raise exc
+        delay = self.next_delay()
+        if self.on_retry is not None:
+            self.on_retry(exc)
+        log.log(
+            self.policy.log_level,
+            "%s failed (%s: %s); retrying in %.1fs",
+            self.what,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+        return delay

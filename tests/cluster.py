@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from streams.embedded import Process, ServiceError, free_port, start_redis
+from streams.demo.embedded import Process, ServiceError, free_port, start_redis
 
 
 @dataclass

@@ -24,7 +24,7 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.embedded import free_port
+from streams.demo.embedded import free_port
 
 MetricKey = tuple[str, tuple[tuple[str, str], ...]]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from streams.generator import EventGenerator, GeneratorConfig
+from streams.demo.world import EventGenerator, GeneratorConfig
 
 
 def iso(ts: float) -> str:

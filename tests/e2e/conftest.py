@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import re
@@ -36,8 +35,8 @@ import pytest
 import yaml
 
 from streams.config import Settings
-from streams.embedded import Process, free_port, start_broker, start_redis
-from streams.generator import _activity  # the daily cycle, see normal_traffic
+from streams.demo.embedded import Process, free_port, spawn, start_broker, start_redis
+from streams.demo.world import _activity  # the daily cycle, see normal_traffic
 from streams.topics import create_topics
 from tests.harness import Stack, WorkerProcess, dumps, publish
 from tests.scenarios import event
@@ -76,26 +75,6 @@ def stop_group(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> Non
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout)
-
-
-def _die_with_parent() -> None:
-    """In the child (Linux): SIGTERM it when the test process dies, even by SIGKILL."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def spawn(argv: list[str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """A child in its own process group (so its whole group can be killed), output to a log."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -23,7 +23,7 @@ import yaml
 
 from aggregators.config import MetricConfig
 from aggregators.windows import WindowSet
-from streams.embedded import Process, free_port, start_redis
+from streams.demo.embedded import Process, free_port, start_redis
 from streams.exporter import MetricsApp, serve
 from streams.webconfig import WebConfig
 from tests.e2e.conftest import stop_group, wait_for
@@ -65,7 +65,7 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(redis_server: Process, tmp_
         f"basic_auth_users:\n  prometheus: '{hashed}'\n"
     )
     app = MetricsApp(
-        redis.Redis(port=redis_server.port), MetricConfig(windows=WindowSet.parse("1h:60")), "wall"
+        redis.Redis(port=redis_server.port), MetricConfig(windows=WindowSet.parse("1h:60"))
     )
     server = serve(app, "127.0.0.1", 0, WebConfig.load(web_yml))
     (tmp_path / "good").write_text(PASSWORD)

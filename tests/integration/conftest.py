@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streams.config import Settings
-from streams.embedded import start_broker, start_redis
+from streams.demo.embedded import start_broker, start_redis
 from streams.topics import create_topics
 from tests.harness import Stack
 

@@ -32,8 +32,9 @@ from aiokafka.partitioner import murmur2
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from schemas.models import FAMILY_NAMES
 from streams.config import Settings
-from streams.embedded import start_redis
+from streams.demo.embedded import start_redis
 from streams.topics import create_topics
 from tests import reference
 from tests.compare import mismatches
@@ -52,7 +53,7 @@ from tests.scenarios import topic_of
 
 pytestmark = pytest.mark.slow
 
-FAMILIES = ("tickets", "surveys", "logins", "billing")
+FAMILIES = FAMILY_NAMES
 ACCOUNTS = ("acme", "globex", "initech", "umbrella")
 TYPES = (
     "ticket.opened",

@@ -26,7 +26,7 @@ from aggregators.connection import RedisOptions, async_client, sync_client
 from aggregators.reader import Reader
 from aggregators.readout import Snapshot
 from streams.config import Settings
-from streams.generator import EventGenerator, GeneratorConfig
+from streams.demo.world import EventGenerator, GeneratorConfig
 from streams.processor import Processor, RawMessage
 from tests import reference
 from tests.cluster import Cluster, start_cluster

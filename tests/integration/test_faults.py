@@ -18,7 +18,7 @@ import orjson
 import pytest
 import redis
 
-from streams.embedded import free_port, start_redis
+from streams.demo.embedded import free_port, start_redis
 from tests import reference
 from tests.compare import mismatches
 from tests.harness import (

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from streams.embedded import free_port
+from streams.demo.embedded import free_port
 from tests import reference
 from tests.compare import mismatches
 from tests.harness import Stack, last_offsets, publish, scrape, wait_applied

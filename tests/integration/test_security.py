@@ -33,7 +33,7 @@ import redis
 from aiokafka import AIOKafkaConsumer
 
 from streams.config import Settings
-from streams.embedded import broker_binary, free_port, redis_server_binary, wait_for_port
+from streams.demo.embedded import broker_binary, free_port, redis_server_binary, wait_for_port
 from streams.kafka_options import client_options
 from tests.harness import Stack, scrape
 from tests.integration.conftest import fresh_names

@@ -15,7 +15,7 @@ import redis
 
 from aggregators.clock import Clock
 from streams.config import Settings
-from streams.embedded import Process, start_redis
+from streams.demo.embedded import Process, start_redis
 from streams.processor import DeadLetter, Gap, Processor, RawMessage
 
 

@@ -19,9 +19,10 @@ import orjson
 import redis
 
 from aggregators import keys
+from aggregators.clock import Clock
 from aggregators.reader import Reader
 from aggregators.store import APPLY_LUA
-from streams.embedded import free_port
+from streams.demo.embedded import free_port
 from streams.processor import Gap, RawMessage
 from tests.processor.conftest import Rig
 from tests.scenarios import event
@@ -42,7 +43,7 @@ def opened(n: int, account: str = "acme", start: int = 0) -> list[RawMessage]:
 
 
 def open_tickets(rig: Rig) -> float:
-    reader = Reader(rig.client(), rig.settings.metric_config(), "watermark")
+    reader = Reader(rig.client(), rig.settings.metric_config(), Clock("watermark"))
     return reader.read().snapshot.gauges.get("tickets_open", 0.0)
 
 

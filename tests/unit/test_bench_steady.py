@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from bench.steady import Scrape, Sent, Template, freshness, percentile, stamp_of
-from streams.generator import Message
+from streams.demo.world import Message
 
 PREFIX = "p."
 

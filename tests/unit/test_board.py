@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from aggregators.config import MetricConfig
+from aggregators.series import hourly_granularity
 from aggregators.windows import WindowSet
-from streams.board import BoardData, fmt, hourly_granularity, render, sparkline, value_of
+from streams.board import BoardData, fmt, render, sparkline, value_of
 
 
 def data() -> BoardData:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import typer
 
+from aggregators.status import PartitionStatus
 from streams.deadletter import (
     Letter,
-    PartitionStatus,
     distinct_letters,
     preview,
     selected,

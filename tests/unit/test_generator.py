@@ -1,4 +1,4 @@
-"""Tests for streams.generator: determinism, timing contract, validity, realistic shapes.
+"""Tests for streams.demo.world: determinism, timing contract, validity, realistic shapes.
 
 The checks below re-state events.md on their own (not via the schemas
 package) so the generator is tested against the contract, not against
@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.generator import EventGenerator, GeneratorConfig, Message
+from streams.demo.world import EventGenerator, GeneratorConfig, Message
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp()  # a Tuesday morning
 QUIET_START = datetime(2026, 11, 29, 3, 0, tzinfo=UTC).timestamp()  # Sunday, 3 a.m.

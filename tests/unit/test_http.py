@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aggregators.config import MetricConfig
 from aggregators.windows import WindowSet
-from streams.embedded import Process, start_redis
+from streams.demo.embedded import Process, start_redis
 from streams.exporter import HANDLER_THREADS, HttpServer, MetricsApp, Request, Response, serve
 from streams.telemetry import version
 from streams.webconfig import WebConfig
@@ -54,7 +54,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Issued:
 def _app(redis_server: Process) -> MetricsApp:
     client = redis.Redis(port=redis_server.port, socket_timeout=5)
     config = MetricConfig(windows=WindowSet.parse("1h:60"))
-    return MetricsApp(client, config, "wall")
+    return MetricsApp(client, config)
 
 
 def _start(redis_server: Process, web: WebConfig | None = None, **limits: float) -> HttpServer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from aggregators.catalogue import CATALOGUE
 from aggregators.config import MetricConfig
 from aggregators.readout import Snapshot, compute
 
@@ -66,3 +67,25 @@ def test_nps_csat_ces() -> None:
     assert got[key("cs_nps", window="1d")] == 40.0
     assert got[key("cs_csat_ratio", window="1d")] == 0.75
     assert got[key("cs_ces_avg", window="1d")] == 5.5
+
+
+def test_every_sample_is_in_the_catalogue_with_its_labels() -> None:
+    """The catalogue (name, type, labels) describes exactly what the readout emits."""
+    month = {"accounts_new": 2, "accounts_churned": 1, "tickets_opened": 3, "nps_promoters": 1}
+    snap = Snapshot(
+        sums={w.name: month for w in CONFIG.windows},
+        gauges={"paying_accounts": 10, "mrr_cents": 500000},
+        live_sessions=2,
+    )
+    emitted: set[str] = set()
+    for sample in compute(snap, CONFIG):
+        base = sample.name
+        for suffix in ("_bucket", "_gcount", "_gsum"):
+            if sample.name.endswith(suffix) and sample.name.removesuffix(suffix) in CATALOGUE:
+                base = sample.name.removesuffix(suffix)
+        metric = CATALOGUE[base]
+        assert (metric.kind == "gaugehistogram") == (base != sample.name), sample.name
+        extra = {"le"} if sample.name.endswith("_bucket") else set()
+        assert {k for k, _ in sample.labels} == {"plan", *metric.labels, *extra}, sample
+        emitted.add(base)
+    assert "cs_first_response_seconds" in emitted and "cs_mrr" in emitted

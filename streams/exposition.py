@@ -1,5 +1,7 @@
 """From readout samples to Prometheus metric families: gauges and gauge histograms.
 
+Names, help texts and types come from :mod:`aggregators.catalogue`.
+
 Most business metrics are plain gauges. The response-time distributions are
 gauge histograms (OpenMetrics ``gaugehistogram``): their buckets go up and
 down as tickets leave the window, so they are not counters. The readout emits
@@ -11,28 +13,23 @@ here they are regrouped into prometheus-client's
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from prometheus_client.core import GaugeHistogramMetricFamily, Metric
 
+from aggregators.catalogue import CATALOGUE
 from aggregators.readout import Sample
 
-HISTOGRAMS: dict[str, str] = {
-    "cs_first_response_seconds": "Time from opening to first agent reply, tickets first "
-    "answered in the window",
-    "cs_resolution_seconds": "Time from opening to first resolution, tickets first "
-    "resolved in the window",
-}
-"""Gauge histogram families and their help text."""
+HISTOGRAMS: frozenset[str] = frozenset(
+    name for name, metric in CATALOGUE.items() if metric.kind == "gaugehistogram"
+)
 
-RETENTION_HELP: dict[str, str] = {
-    "cs_mrr_start": "MRR at the window's start: MRR now minus the window's movements",
-    "cs_revenue_churn_ratio": "(churned + contraction MRR) / MRR at the window's start",
-    "cs_nrr_ratio": "Net revenue retention: (start + expansion - contraction - churned) / start",
-    "cs_grr_ratio": "Gross revenue retention: (start - contraction - churned) / start",
-    "cs_quick_ratio": "SaaS quick ratio: (new + reactivation + expansion) / "
-    "(contraction + churned)",
-}
+
+def help_of(name: str) -> str:
+    """The catalogue's help text; the name itself for a metric outside it."""
+    metric = CATALOGUE.get(name)
+    return metric.help if metric is not None else name
+
 
 Variants = Callable[[dict[str, str]], list[dict[str, str]]]
 """The label sets one sample is served under (the whole base is served twice)."""
@@ -47,9 +44,7 @@ def histogram_of(sample_name: str) -> tuple[str, str] | None:
     return None
 
 
-def metric_families(
-    samples: Iterable[Sample], help_text: Mapping[str, str], variants: Variants
-) -> list[Metric]:
+def metric_families(samples: Iterable[Sample], variants: Variants) -> list[Metric]:
     """Group samples into families; histogram samples become gauge histograms."""
     gauges: dict[str, Metric] = {}
     histograms: defaultdict[str, list[tuple[str, dict[str, str], float]]] = defaultdict(list)
@@ -60,7 +55,7 @@ def metric_families(
             histograms[found[0]].append((found[1], labels, sample.value))
             continue
         family = gauges.get(sample.name) or gauges.setdefault(
-            sample.name, Metric(sample.name, help_text.get(sample.name, sample.name), "gauge")
+            sample.name, Metric(sample.name, help_of(sample.name), "gauge")
         )
         for variant in variants(labels):
             family.add_sample(sample.name, variant, sample.value)
@@ -82,11 +77,11 @@ def gauge_histogram(
             buckets[tuple(sorted(labels.items()))].append((le, value))
         elif suffix == "_gsum":
             sums[tuple(sorted(labels.items()))] = value
-    family = GaugeHistogramMetricFamily(name, HISTOGRAMS[name])
+    family = GaugeHistogramMetricFamily(name, help_of(name))
     for series, series_buckets in buckets.items():
         for variant in variants(dict(series)):
             names = sorted(variant)
-            one = GaugeHistogramMetricFamily(name, HISTOGRAMS[name], labels=names)
+            one = GaugeHistogramMetricFamily(name, help_of(name), labels=names)
             one.add_metric([variant[n] for n in names], series_buckets, sums.get(series, 0.0))
             family.samples.extend(one.samples)
     return family

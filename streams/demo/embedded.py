@@ -8,6 +8,7 @@ system's. Both listen on free loopback ports and die with their owner.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -15,10 +16,12 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aggregators.status import ping
+from streams.retry import RetryPolicy, on_types, retry_sync
 
 log = logging.getLogger("cspulse.embedded")
 
@@ -33,15 +36,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+STARTING = RetryPolicy(initial=0.05, factor=1.0, ceiling=0.05, log_level=logging.DEBUG)
+"""How often a starting service is polled: every 50 ms, quietly, until its deadline."""
+
+
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def connect() -> None:
         if proc.poll() is not None:
             raise ServiceError(f"{what} exited with code {proc.returncode} while starting")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise ServiceError(f"{what} did not accept connections on 127.0.0.1:{port} in {timeout:.0f}s")
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+
+    policy = dataclasses.replace(STARTING, deadline=timeout)
+    try:
+        retry_sync(connect, policy, on_types(OSError), what)
+    except OSError:
+        raise ServiceError(
+            f"{what} did not accept connections on 127.0.0.1:{port} in {timeout:.0f}s"
+        ) from None
 
 
 REDIS_SERVER_ENV = "CSPULSE_REDIS_SERVER"
@@ -145,19 +156,30 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def spawn(
+    argv: Sequence[str],
+    log_path: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A child in its own process group (so the whole group can be killed), output
+    appended to ``log_path``, that dies with its parent."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+
 def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Process:
     log_path = workdir / f"{name}.log"
-    log = log_path.open("ab")
-    proc = subprocess.Popen(
-        argv,
-        preexec_fn=_die_with_parent,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=workdir,
-        start_new_session=True,
-    )
-    log.close()
+    proc = spawn(argv, log_path, workdir)
     process = Process(name, proc, port, workdir, log_path)
     try:
         wait_for_port(port, proc, name)
@@ -219,20 +241,17 @@ def start_redis(
 
 def _wait_loaded(process: Process, timeout: float = 30) -> None:
     """A restarted Redis accepts connections before its AOF is loaded: wait for PING."""
-    import redis
+    from redis import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
-    client = redis.Redis(port=process.port, socket_timeout=1)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.exceptions.ConnectionError as exc:  # BusyLoadingError included
-            if time.monotonic() > deadline:
-                raise ServiceError(f"redis on port {process.port} not ready: {exc}") from exc
-            time.sleep(0.05)
-        finally:
-            client.close()
+    client = Redis(port=process.port, socket_timeout=1)
+    policy = dataclasses.replace(STARTING, deadline=timeout)
+    try:  # BusyLoadingError is a ConnectionError
+        retry_sync(lambda: ping(client), policy, on_types(RedisConnectionError), process.name)
+    except RedisConnectionError as exc:
+        raise ServiceError(f"redis on port {process.port} not ready: {exc}") from exc
+    finally:
+        client.close()
 
 
 @dataclass

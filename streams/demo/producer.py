@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
-from streams.generator import EventGenerator, GeneratorConfig, Message
+from streams.demo.world import EventGenerator, GeneratorConfig, Message
 from streams.kafka_options import client_options
 
 log = logging.getLogger("cspulse.generate")
@@ -19,17 +19,24 @@ TICK = 0.2
 """Seconds between generator steps: events go out within this of their time."""
 
 
+WORLD = GeneratorConfig()
+"""The world's defaults; the options below and ``cspulse generate`` take them."""
+
+
 @dataclass(frozen=True)
 class GenerateOptions:
-    accounts: int = 200
-    users_per_account: int = 8
+    """What ``cspulse generate`` (and ``run``) publish, and how fast."""
+
+    accounts: int = WORLD.accounts
+    users_per_account: int = WORLD.users_per_account
     intensity: float = 1.0
     duration: float = 0.0
-    scenario: str = "normal"
-    malformed_share: float = 0.0
-    seed: int = 1
+    """Seconds to run; 0 runs until stopped."""
+    scenario: str = WORLD.scenario
+    malformed_share: float = WORLD.malformed_share
+    seed: int = WORLD.seed
     verbose: bool = False
-    history_days: float = 0.0
+    history_days: float = WORLD.history_days
 
 
 async def publish(producer: AIOKafkaProducer, settings: Settings, messages: list[Message]) -> None:

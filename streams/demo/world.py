@@ -37,21 +37,24 @@ from typing import Any
 
 import orjson
 
-__all__ = [
-    "SOURCES",
-    "TOPICS",
-    "EventGenerator",
-    "GeneratorConfig",
-    "Message",
-]
+from schemas.models import FAMILY_OF_TYPE
+from streams.demo.catalogue import (
+    AGENT_NAMES,
+    BURST_REASONS,
+    CHANNEL_WEIGHTS,
+    CHANNELS,
+    COMPANY_WORDS,
+    COST_CATEGORIES,
+    FOREIGN,
+    NOW_REASONS,
+    PHRASES,
+    PLATFORM_WEIGHTS,
+    PLATFORMS,
+    SOURCES,
+    TERM_END_REASONS,
+)
+from streams.demo.malformed import malform
 
-TOPICS = ("tickets", "surveys", "logins", "billing")
-SOURCES = {
-    "tickets": "helpdesk",
-    "surveys": "survey-tool",
-    "logins": "product",
-    "billing": "billing",
-}
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -84,110 +87,6 @@ CES_RATE = 0.03
 SIGNUP_RATE = 0.12
 PLAN_CHANGE_RATE = 0.01
 CANCEL_NOW_RATE = 0.004
-
-PLATFORMS = ("web", "desktop", "ios", "android", "api", "other")
-PLATFORM_WEIGHTS = (50, 15, 13, 12, 8, 2)
-CHANNELS = ("email", "chat", "web", "phone", "social", "other")
-CHANNEL_WEIGHTS = (35, 25, 20, 10, 5, 5)
-TERM_END_REASONS = ("too_expensive", "missing_features", "no_longer_needed", "low_usage")
-NOW_REASONS = ("switched_competitor", "too_expensive", "poor_support", "company_closed")
-BURST_REASONS = ("price_increase", "switched_competitor", "outage")
-COST_CATEGORIES = (
-    ("payroll", 40_000, 250_000),
-    ("tooling", 3_000, 40_000),
-    ("training", 8_000, 60_000),
-)
-
-AGENT_NAMES = (
-    "ana",
-    "ben",
-    "chen",
-    "dara",
-    "eli",
-    "fatima",
-    "gus",
-    "hana",
-    "ivan",
-    "jo",
-    "kofi",
-    "lena",
-    "mika",
-    "nora",
-    "omar",
-    "priya",
-    "quinn",
-    "rosa",
-    "sam",
-    "tariq",
-)
-COMPANY_WORDS = (
-    "acme",
-    "globex",
-    "initech",
-    "umbrella",
-    "hooli",
-    "stark",
-    "wayne",
-    "wonka",
-    "tyrell",
-    "soylent",
-    "vandelay",
-    "dunder",
-    "oscorp",
-    "nakatomi",
-    "cyberdyne",
-    "gekko",
-    "massive",
-    "prestige",
-    "sterling",
-    "wernham",
-)
-
-POSITIVE = (
-    "Great support, the agent fixed it quickly.",
-    "Love the new dashboard, it saves me hours every week.",
-    "Very easy to set up and the team is super helpful.",
-    "Excellent product, we recommend it to everyone.",
-    "Fast answer and a friendly agent, thank you!",
-    "The reports are clear and really useful.",
-)
-NEUTRAL = (
-    "We use it mainly for the weekly reports.",
-    "The export works as described.",
-    "I opened the ticket through the web form.",
-    "We have three teams on the account.",
-    "The meeting with the account manager is next month.",
-    "I would like to see the roadmap for the API.",
-)
-NEGATIVE = (
-    "The app is slow and keeps crashing.",
-    "Support took days to answer, very frustrating.",
-    "Billing is confusing and we were charged twice.",
-    "Terrible experience, nothing works on mobile.",
-    "The new pricing is too expensive for us.",
-    "I am disappointed, the bug is still not fixed.",
-)
-FOREIGN = {
-    "positive": (
-        "Muy buen servicio, gracias.",
-        "Super Support, vielen Dank!",
-        "Produit excellent, très facile à utiliser.",
-        "とても使いやすいです。",
-    ),
-    "neutral": (
-        "Usamos la herramienta cada semana.",
-        "Wir nutzen vor allem die Berichte.",
-        "Nous utilisons surtout l'export.",
-        "Usamos principalmente os relatórios.",
-    ),
-    "negative": (
-        "El soporte es muy lento.",
-        "Die App stürzt ständig ab.",
-        "Très déçu, le problème n'est pas résolu.",
-        "O aplicativo é muito lento.",
-    ),
-}
-PHRASES = {"positive": POSITIVE, "neutral": NEUTRAL, "negative": NEGATIVE}
 
 Action = Callable[[], None]
 
@@ -513,8 +412,10 @@ class EventGenerator:
 
     # -------------------------------------------------------------- emitting
 
-    def _emit(self, topic: str, etype: str, data: dict[str, Any]) -> None:
-        """Wrap ``data`` in a CloudEvents envelope at the current time; maybe malform it."""
+    def _emit(self, etype: str, data: dict[str, Any]) -> None:
+        """Wrap ``data`` in a CloudEvents envelope at the current time, on its family's
+        topic; maybe malform it."""
+        topic = FAMILY_OF_TYPE[etype]
         event = {
             "specversion": "1.0",
             "id": self._uuid(),
@@ -526,7 +427,7 @@ class EventGenerator:
         key = data["account_id"].encode()
         share = self._cfg.malformed_share
         if share > 0.0 and self._bad.random() < share:
-            value = _malform(self._bad, topic, event, self._cfg.currency)
+            value = malform(self._bad, topic, event, self._cfg.currency)
         else:
             value = orjson.dumps(event)
         self._out.append(Message(topic, key, value))
@@ -589,7 +490,6 @@ class EventGenerator:
         )
         platform = rng.choices(PLATFORMS, PLATFORM_WEIGHTS)[0]
         self._emit(
-            "logins",
             "session.started",
             {
                 "account_id": s.account_id,
@@ -608,9 +508,9 @@ class EventGenerator:
         data = {"account_id": s.account_id, "session_id": s.session_id, "user_id": s.user_id}
         if self._now >= s.end_ms:
             if s.clean:
-                self._emit("logins", "session.ended", data)
+                self._emit("session.ended", data)
             return
-        self._emit("logins", "session.heartbeat", data)
+        self._emit("session.heartbeat", data)
         jitter = int(self._rng.uniform(-300, 300))
         next_ms = self._now + self._heartbeat_ms() + jitter
         self._at(min(next_ms, s.end_ms), partial(self._session_tick, s))
@@ -634,7 +534,7 @@ class EventGenerator:
         }
         if user is not None:
             data["user_id"] = user
-        self._emit("tickets", "ticket.opened", data)
+        self._emit("ticket.opened", data)
         self._after(self._delay(720, 0.9, 20, 8 * 3600), partial(self._agent_reply, t))
 
     def _agent_reply(self, t: _Ticket) -> None:
@@ -642,7 +542,6 @@ class EventGenerator:
         if self._rng.random() < 0.15:  # a colleague takes over now and then
             t.agent_id = self._rng.choice(self._agents)
         self._emit(
-            "tickets",
             "ticket.replied",
             {
                 "account_id": t.account.account_id,
@@ -660,7 +559,6 @@ class EventGenerator:
         """The customer needs more help: one more agent reply will follow."""
         t.rounds -= 1
         self._emit(
-            "tickets",
             "ticket.replied",
             {"account_id": t.account.account_id, "ticket_id": t.ticket_id, "author": "customer"},
         )
@@ -671,7 +569,7 @@ class EventGenerator:
         data = {"account_id": t.account.account_id, "ticket_id": t.ticket_id}
         if self._rng.random() < 0.9:
             data["agent_id"] = t.agent_id
-        self._emit("tickets", "ticket.resolved", data)
+        self._emit("ticket.resolved", data)
         if t.resolved:
             return
         t.resolved = True
@@ -689,7 +587,6 @@ class EventGenerator:
         t.reopened = True
         t.rounds = 0
         self._emit(
-            "tickets",
             "ticket.reopened",
             {"account_id": t.account.account_id, "ticket_id": t.ticket_id},
         )
@@ -738,7 +635,7 @@ class EventGenerator:
                 data["scale_max"] = scale
         if rng.random() < 0.5:
             data["comment"] = self._comment(q)
-        self._emit("surveys", "survey.answered", data)
+        self._emit("survey.answered", data)
 
     def _comment(self, q: float) -> str:
         """Plain-English comment whose tone mostly matches the score; a few other languages."""
@@ -778,7 +675,7 @@ class EventGenerator:
         sub = _Subscription(self._new_id("sub_"), acct, self._pick_plan(), trial)
         acct.sub = sub
         acct.had_paid = acct.had_paid or not trial
-        self._emit("billing", "subscription.started", self._plan_data(sub, trial=trial))
+        self._emit("subscription.started", self._plan_data(sub, trial=trial))
         if invoice and not trial:
             self._invoice(sub, paid=True)
         return sub
@@ -823,7 +720,6 @@ class EventGenerator:
         """invoice.paid then subscription.renewed, and the next term is scheduled."""
         self._invoice(sub, paid=True)
         self._emit(
-            "billing",
             "subscription.renewed",
             {"account_id": sub.account.account_id, "subscription_id": sub.sub_id},
         )
@@ -850,14 +746,12 @@ class EventGenerator:
                 sub.plan += 1  # converts onto a bigger plan than it tried
             sub.trial = False
             acct.had_paid = True
-            self._emit("billing", "trial.converted", self._plan_data(sub))
+            self._emit("trial.converted", self._plan_data(sub))
             self._invoice(sub, paid=True)
             self._schedule_renewal(sub)
         else:
             acct.sub = None
-            self._emit(
-                "billing", "trial.expired", {"account_id": aid, "subscription_id": sub.sub_id}
-            )
+            self._emit("trial.expired", {"account_id": aid, "subscription_id": sub.sub_id})
 
     def _mid_term_change(self) -> None:
         """Upgrades and downgrades between renewals."""
@@ -872,7 +766,7 @@ class EventGenerator:
             return
         up = self._rng.random() < 0.65
         sub.plan = sub.plan + 1 if (up and sub.plan + 1 < n) or sub.plan == 0 else sub.plan - 1
-        self._emit("billing", "subscription.changed", self._plan_data(sub))
+        self._emit("subscription.changed", self._plan_data(sub))
 
     def _mid_term_cancel(self) -> None:
         """Immediate cancellations (at_term_end false), mostly from at-risk accounts."""
@@ -888,7 +782,6 @@ class EventGenerator:
         """End a subscription now; the account stops paying at this event's time."""
         sub.account.sub = None
         self._emit(
-            "billing",
             "subscription.canceled",
             {
                 "account_id": sub.account.account_id,
@@ -901,7 +794,6 @@ class EventGenerator:
     def _invoice(self, sub: _Subscription, paid: bool) -> None:
         """An invoice for one term at the current MRR."""
         self._emit(
-            "billing",
             "invoice.paid" if paid else "invoice.failed",
             {
                 "account_id": sub.account.account_id,
@@ -929,7 +821,6 @@ class EventGenerator:
         acct = live[0] if live else self._pick()
         category, low, high = rng.choice(COST_CATEGORIES)
         self._emit(
-            "billing",
             "cost.recorded",
             {
                 "account_id": acct.account_id,
@@ -979,73 +870,3 @@ def _validate(config: GeneratorConfig, intensity: float) -> None:
         raise ValueError("intensity must be > 0")
     if not (config.history_days == 0 or 1 <= config.history_days <= 60):
         raise ValueError("history_days must be 0 or within 1..60")
-
-
-# ------------------------------------------------------------------ malformed
-
-MalformFn = Callable[[random.Random, dict[str, Any], str], bytes]
-
-
-def _not_json(rng: random.Random, event: dict[str, Any], currency: str) -> bytes:
-    """Truncated or binary garbage, as a broken producer would send."""
-    raw = orjson.dumps(event)
-    return rng.choice((raw[: len(raw) // 2], b"\xff\xfe\x00garbage", b"ping"))
-
-
-def _json_array(rng: random.Random, event: dict[str, Any], currency: str) -> bytes:
-    """Valid JSON but not an object (a batch wrapped in a list)."""
-    return orjson.dumps([event])
-
-
-def _no_account(rng: random.Random, event: dict[str, Any], currency: str) -> bytes:
-    """The one data field every type requires is missing."""
-    event["data"] = {k: v for k, v in event["data"].items() if k != "account_id"}
-    return orjson.dumps(event)
-
-
-def _unknown_type(rng: random.Random, event: dict[str, Any], currency: str) -> bytes:
-    """A type from a newer producer version that this contract does not know."""
-    family = event["type"].split(".")[0]
-    event["type"] = f"{family}.{rng.choice(('escalated', 'paused', 'archived'))}"
-    return orjson.dumps(event)
-
-
-def _bad_time(rng: random.Random, event: dict[str, Any], currency: str) -> bytes:
-    """Timestamps without offset, impossible dates, epoch numbers, prose."""
-    t = event["time"]
-    event["time"] = rng.choice((t[:-1], "2026-13-45T25:61:00Z", 1_700_000_000, "yesterday"))
-    return orjson.dumps(event)
-
-
-def _off_scale(rng: random.Random, event: dict[str, Any], currency: str) -> bytes:
-    """A survey score outside its scale (NPS 11, CES 8, CSAT 0 ...)."""
-    data = event["data"]
-    limit = {"nps": 10, "ces": 7}.get(data["kind"], data.get("scale_max", 5))
-    data["score"] = rng.choice((limit + 1, limit + 5, -1))
-    return orjson.dumps(event)
-
-
-def _wrong_currency(rng: random.Random, event: dict[str, Any], currency: str) -> bytes:
-    """Money in a currency other than the reporting one."""
-    event["data"]["currency"] = "EUR" if currency != "EUR" else "GBP"
-    return orjson.dumps(event)
-
-
-GENERIC: tuple[MalformFn, ...] = (_not_json, _json_array, _no_account, _unknown_type, _bad_time)
-
-
-def _malform(rng: random.Random, topic: str, event: dict[str, Any], currency: str) -> bytes:
-    """Replace an event by an invalid one of a kind that makes sense on its topic.
-
-    Surveys and money events are rare next to heartbeats, so the kinds only
-    they can carry (score off scale, wrong currency) get half of their
-    replacements; otherwise those reasons would hardly ever show in a demo.
-    """
-    special: MalformFn | None = None
-    if topic == "surveys":
-        special = _off_scale
-    elif "currency" in event["data"]:
-        special = _wrong_currency
-    if special is not None and rng.random() < 0.5:
-        return special(rng, event, currency)
-    return rng.choice(GENERIC)(rng, event, currency)
