@@ -133,11 +133,35 @@ async def read_letters(settings: Settings, bootstrap: str, timeout: float = 30) 
         if not tps:
             return []
         consumer.assign(tps)
+        ends = await log_end_offsets(consumer, tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
         return await _drain(consumer, ends, timeout)
     finally:
         await consumer.stop()
+
+
+async def log_end_offsets(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], timeout: float = 10
+) -> dict[TopicPartition, int]:
+    """Each assigned partition's log-end offset, confirmed by a fetch's high watermark.
+
+    ListOffsets gives the end; fetching the last record confirms it, because
+    some Kafka-protocol brokers (Tansu 0.6) answer ListOffsets with the last
+    record batch's first offset + 1, which would hide every record after it.
+    """
+    ends: dict[TopicPartition, int] = dict(await consumer.end_offsets(tps))
+    pending = {tp for tp in tps if ends[tp] > 0}
+    for tp in pending:
+        consumer.seek(tp, ends[tp] - 1)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        await consumer.getmany(*pending, timeout_ms=200)
+        for tp in list(pending):
+            high = consumer.highwater(tp)
+            if high is not None:
+                ends[tp] = max(ends[tp], high)
+                pending.discard(tp)
+    return ends
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
@@ -307,7 +331,10 @@ async def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int
             for topic in (settings.topic(f) for f in FAMILY_TOPICS)
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        ends = await consumer.end_offsets(tps) if tps else {}
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        ends = await log_end_offsets(consumer, tps)
         return {(tp.topic, tp.partition): end for tp, end in ends.items()}
     finally:
         await consumer.stop()

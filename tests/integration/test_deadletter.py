@@ -9,12 +9,16 @@ duplicate and changes no number.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from streams import deadletter
+from streams.config import Settings
 from tests.harness import (
     Published,
     Stack,
@@ -137,3 +141,29 @@ def test_status_shows_applied_end_and_lag_per_partition(stack: Stack, letters) -
         assert cells[6].endswith("s") and cells[7] == "ago", out
     assert len(rows(out, prefix)) == 8  # 4 event topics x 2 partitions
     assert "total lag: 0 message(s)" in out
+
+
+async def _send_in_one_batch(bootstrap: str, topic: str, values: list[bytes]) -> list[int]:
+    """Values sent together, so the producer puts them in one record batch per partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, partition=0) for value in values]
+        return [(await f).offset for f in futures]
+    finally:
+        await producer.stop()
+
+
+def test_letters_written_in_one_record_batch_are_all_read(stack: Stack) -> None:
+    """A batch's later records are listed and counted in the end offset, not only its first."""
+    prefix, _group = fresh_names(stack)
+    settings = Settings(topic_prefix=prefix)
+    values = [b"first", b"second", b"third"]
+    offsets = asyncio.run(_send_in_one_batch(stack.bootstrap, settings.deadletter_topic, values))
+    assert offsets == [0, 1, 2]
+    letters = asyncio.run(deadletter.read_letters(settings, stack.bootstrap))
+    assert [(x.offset, x.value) for x in letters] == list(zip(offsets, values, strict=True))
+    tickets = settings.topic("tickets")
+    offsets = asyncio.run(_send_in_one_batch(stack.bootstrap, tickets, values))
+    ends = asyncio.run(deadletter.end_offsets(settings, stack.bootstrap))
+    assert ends[(tickets, 0)] == offsets[-1] + 1 == 3
