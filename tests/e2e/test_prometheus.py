@@ -17,7 +17,8 @@ import pytest
 from deploy.grafana.dashboards import build_all, panel_queries
 from tests.e2e.conftest import Deployment, QueryError, World, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+# One xdist worker runs every test that shares the session-wide `world`.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.xdist_group("world")]
 
 FIRST_DATA_TIMEOUT = 180  # session start: broker, two workers, the generators' first hour
 PANEL_TIMEOUT = 90  # rate() needs two samples, histogram quantiles a few batches
