@@ -42,6 +42,17 @@ class Cluster:
                     continue
         return out
 
+    def failover_ready_masters(self) -> list[int]:
+        """Masters with a live, synced replica: killing one of them promotes the replica
+        (killing a master with none would leave its slots unserved)."""
+        out = []
+        for port in self.masters():
+            info = self.client(port).info("replication")
+            replicas = [v for k, v in info.items() if k.startswith("slave") and k[5:].isdigit()]
+            if any(isinstance(r, dict) and r.get("state") == "online" for r in replicas):
+                out.append(port)
+        return out
+
     def wait_ok(self, timeout: float = 60, masters: int = 3) -> None:
         """Until every live node reports cluster_state:ok with all slots served, there
         are ``masters`` masters and every replica's link to its master is up (a

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -112,6 +113,57 @@ def wait_applied(
         if time.monotonic() > deadline:
             raise AssertionError(f"not applied in {timeout}s: have {current}, want {expected}")
         time.sleep(0.2)
+
+
+def wait_progress(
+    client: redis.Redis, topics: Iterable[tuple[str, int]], timeout: float = 30
+) -> None:
+    """Until some partition has applied events: the workers are busy."""
+    topics = list(topics)
+    deadline = time.monotonic() + timeout
+    while max(applied_offsets(client, topics).values(), default=-1) < 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing applied in {timeout}s on {topics}")
+        time.sleep(0.1)
+
+
+class Publisher(threading.Thread):
+    """Publishes ``parts`` in turn, ``pause`` seconds apart, so a fault injected while
+    it runs lands under load; :meth:`finish` joins it and returns where each landed."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        parts: Sequence[Sequence[tuple[str, bytes | None, bytes]]],
+        pause: float = 0.5,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.parts, self.pause = bootstrap, parts, pause
+        self.published: list[Published] = []
+        self.error: BaseException | None = None
+
+    @classmethod
+    def in_parts(
+        cls, bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]], parts: int
+    ) -> Publisher:
+        size = -(-len(messages) // parts)
+        return cls(bootstrap, [messages[i : i + size] for i in range(0, len(messages), size)])
+
+    def run(self) -> None:
+        try:
+            for part in self.parts:
+                self.published += publish(self.bootstrap, part)
+                time.sleep(self.pause)
+        except BaseException as exc:  # raised again by finish(), in the test's thread
+            self.error = exc
+
+    def finish(self, timeout: float = 60) -> list[Published]:
+        self.join(timeout)
+        if self.is_alive():
+            raise AssertionError(f"publishing did not finish in {timeout}s")
+        if self.error is not None:
+            raise self.error
+        return self.published
 
 
 def scrape(port: int) -> dict[MetricKey, float]:

@@ -31,11 +31,20 @@ from streams.processor import Processor, RawMessage
 from tests import reference
 from tests.cluster import Cluster, start_cluster
 from tests.compare import mismatches
-from tests.harness import Stack, last_offsets, publish, scrape, wait_applied
+from tests.harness import (
+    Publisher,
+    Stack,
+    last_offsets,
+    publish,
+    scrape,
+    wait_applied,
+    wait_progress,
+)
 from tests.integration.conftest import fresh_names
 from tests.scenarios import standard
 
 PARTITIONS = 3
+FAMILIES = ("tickets", "surveys", "logins", "billing")
 Batch = dict[tuple[str, int], list[RawMessage]]
 
 
@@ -248,3 +257,49 @@ def test_three_workers_on_the_cluster_match_the_reference_through_a_rolling_rest
         assert not problems, "\n".join(problems[:40])
     for worker in workers:
         worker.stop()
+
+
+def test_master_sigkill_under_load_through_workers_matches_the_reference(
+    stack: Stack, cluster: Cluster
+) -> None:
+    """Three ``cspulse worker`` processes consume while events are published; the master
+    serving most of their partitions is SIGKILLed mid-stream. Its replica is promoted,
+    the workers' scripts on its slots fail until the slot map moves and are retried,
+    and whatever the replica had not received is re-read from Kafka: every metric
+    equals the reference."""
+    prefix, group = fresh_names(stack)
+    seeds = _alive_seeds(cluster)
+    options = RedisOptions(url=seeds, mode="cluster")
+    sync_client(options).flushall()
+    scenario = standard(time.time(), seed=37, accounts=40)
+    messages = [(prefix + t, k, v) for t, k, v in scenario.messages]
+    env = {"CSPULSE_REDIS_URL": seeds, "CSPULSE_REDIS_MODE": "cluster"}
+    workers = [stack.new_worker(prefix, group, **env).start() for _ in range(3)]
+    partitions = [(prefix + t, p) for t in FAMILIES for p in range(2)]
+    victim_port = _master_of_most(cluster, partitions)
+    publisher = Publisher.in_parts(stack.bootstrap, messages, 8)
+    publisher.start()
+    wait_progress(sync_client(options), partitions)
+    next(n for n in cluster.nodes if n.port == victim_port).stop(signal.SIGKILL)
+    cluster.wait_ok()
+    alive = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
+    wait_applied(sync_client(alive), last_offsets(publisher.finish()), timeout=90)
+    t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
+    expected = reference.compute(scenario.valid, t)
+    for worker in workers:
+        problems = mismatches(scrape(worker.port), expected)
+        assert not problems, "\n".join(problems[:40])
+    for worker in workers:
+        assert worker.stop() == 0, worker.tail()
+
+
+def _master_of_most(cluster: Cluster, partitions: list[tuple[str, int]]) -> int:
+    """Of the masters whose replica can take over, the one serving most of ``partitions``."""
+    client = cluster.client(cluster.masters()[0])
+    slots = {
+        int(client.execute_command("CLUSTER", "KEYSLOT", keys.meta(keys.partition_tag(t, p))))
+        for t, p in partitions
+    }
+    candidates = cluster.failover_ready_masters()
+    assert candidates, "no master with a live replica is left"
+    return max(candidates, key=lambda port: len(slots & _owned_slots(cluster, port)))
