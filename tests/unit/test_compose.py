@@ -174,9 +174,10 @@ def test_cluster_worker_uses_cluster_mode_in_its_own_group(services: dict[str, A
     assert env["CSPULSE_REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
     standalone = {services[n]["environment"]["CSPULSE_APP_ID"] for n in WORKERS}
     assert env["CSPULSE_APP_ID"] not in standalone, "two Redis deployments, two groups"
-    assert env["CSPULSE_KAFKA_BOOTSTRAP"] == services[WORKERS[0]]["environment"][
-        "CSPULSE_KAFKA_BOOTSTRAP"
-    ]
+    assert (
+        env["CSPULSE_KAFKA_BOOTSTRAP"]
+        == services[WORKERS[0]]["environment"]["CSPULSE_KAFKA_BOOTSTRAP"]
+    )
     assert set(worker["networks"]) == {"default", "redis-cluster"}
     deps = worker["depends_on"]
     assert deps["redis-cluster-init"]["condition"] == "service_completed_successfully"
