@@ -76,6 +76,28 @@ class Cluster:
                 raise ServiceError(f"cluster not ok after {timeout:.0f}s: {states}")
             time.sleep(0.2)
 
+    def wait_failover(self, dead: int, timeout: float = 60) -> None:
+        """After a master on port ``dead`` is killed: until no live node's slot map names
+        it any more (its replica took over) and the cluster is ok. Right after the kill
+        the others still report ok with the dead master in their maps."""
+        deadline = time.monotonic() + timeout
+        while any(dead in self._slot_masters(node.port) for node in self._alive()):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"no replica took over from port {dead} in {timeout:.0f}s")
+            time.sleep(0.2)
+        self.wait_ok(max(1.0, deadline - time.monotonic()))
+
+    def _alive(self) -> list[Process]:
+        return [node for node in self.nodes if node.proc.poll() is None]
+
+    def _slot_masters(self, port: int) -> set[int]:
+        """Ports of the masters in ``port``'s view of the slot map (its own view only)."""
+        try:
+            slots = self.client(port).execute_command("CLUSTER", "SLOTS")
+        except redis.RedisError:
+            return set()
+        return {int(entry[2][1]) for entry in slots}
+
     def _replicas_synced(self) -> bool:
         for node in self.nodes:
             if node.proc.poll() is None:

@@ -104,10 +104,17 @@ def applied_offsets(
 def wait_applied(
     client: redis.Redis, expected: dict[tuple[str, int], int], timeout: float = 120
 ) -> None:
-    """Block until Redis records every partition as applied up to its last offset."""
+    """Block until Redis records every partition as applied up to its last offset.
+
+    A poll refused during a failover (the node just killed, a cluster still
+    electing) is retried: the test waits for the data, not for one node."""
     deadline = time.monotonic() + timeout
+    current: dict[tuple[str, int], int] = {}
     while True:
-        current = applied_offsets(client, expected)
+        try:
+            current = applied_offsets(client, expected)
+        except (redis.ConnectionError, redis.exceptions.ClusterDownError):
+            current = current or {k: -1 for k in expected}
         if all(current[k] >= v for k, v in expected.items()):
             return
         if time.monotonic() > deadline:

@@ -32,8 +32,10 @@ from tests import reference
 from tests.cluster import Cluster, start_cluster
 from tests.compare import mismatches
 from tests.harness import (
+    MetricKey,
     Publisher,
     Stack,
+    WorkerProcess,
     last_offsets,
     publish,
     scrape,
@@ -281,11 +283,14 @@ def test_master_sigkill_under_load_through_workers_matches_the_reference(
     publisher.start()
     wait_progress(sync_client(options), partitions)
     next(n for n in cluster.nodes if n.port == victim_port).stop(signal.SIGKILL)
-    cluster.wait_ok()
+    cluster.wait_failover(victim_port)
     alive = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
     wait_applied(sync_client(alive), last_offsets(publisher.finish()), timeout=90)
     t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
     expected = reference.compute(scenario.valid, t)
+    retried = sum(_retries(scrape(w.port)) for w in workers)
+    print(f"applies retried: {retried}; re-reads after Redis went back: {_rewinds(workers)}")
+    assert retried > 0, "the failover happened while the workers were applying"
     for worker in workers:
         problems = mismatches(scrape(worker.port), expected)
         assert not problems, "\n".join(problems[:40])
@@ -303,3 +308,13 @@ def _master_of_most(cluster: Cluster, partitions: list[tuple[str, int]]) -> int:
     candidates = cluster.failover_ready_masters()
     assert candidates, "no master with a live replica is left"
     return max(candidates, key=lambda port: len(slots & _owned_slots(cluster, port)))
+
+
+def _rewinds(workers: list[WorkerProcess]) -> int:
+    """How often the workers saw Redis's applied offset go back (the replica had not
+    received the last applies) and re-read: 0 when the replica had everything."""
+    return sum(w.tail(100_000).count("Redis went back in time") for w in workers)
+
+
+def _retries(scraped: dict[MetricKey, float]) -> float:
+    return sum(v for (name, _), v in scraped.items() if name == "cs_redis_retries_total")

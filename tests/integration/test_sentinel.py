@@ -20,7 +20,16 @@ import pytest
 from aggregators.connection import RedisOptions, sync_client
 from tests import reference
 from tests.compare import mismatches
-from tests.harness import Publisher, Stack, last_offsets, scrape, wait_applied, wait_progress
+from tests.harness import (
+    MetricKey,
+    Publisher,
+    Stack,
+    WorkerProcess,
+    last_offsets,
+    scrape,
+    wait_applied,
+    wait_progress,
+)
 from tests.integration.conftest import fresh_names
 from tests.scenarios import standard
 from tests.sentinel import SentinelSetup, start_sentinel_setup
@@ -60,6 +69,9 @@ def test_master_sigkill_under_load_with_sentinel_matches_the_reference(
     wait_applied(client, last_offsets(publisher.finish()), timeout=60)
     t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
     expected = reference.compute(scenario.valid, t)
+    retried = sum(_retries(scrape(w.port)) for w in workers)
+    print(f"applies retried: {retried}; re-reads after Redis went back: {_rewinds(workers)}")
+    assert retried > 0, "the failover happened while the workers were applying"
     for worker in workers:
         problems = mismatches(scrape(worker.port), expected)
         assert not problems, "\n".join(problems[:40])
@@ -69,3 +81,13 @@ def test_master_sigkill_under_load_with_sentinel_matches_the_reference(
 
 def _partitions(prefix: str) -> list[tuple[str, int]]:
     return [(prefix + t, p) for t in ("tickets", "surveys", "logins", "billing") for p in (0, 1)]
+
+
+def _rewinds(workers: list[WorkerProcess]) -> int:
+    """How often the workers saw Redis's applied offset go back (the replica had not
+    received the last applies) and re-read: 0 when the replica had everything."""
+    return sum(w.tail(100_000).count("Redis went back in time") for w in workers)
+
+
+def _retries(scraped: dict[MetricKey, float]) -> float:
+    return sum(v for (name, _), v in scraped.items() if name == "cs_redis_retries_total")
