@@ -134,6 +134,17 @@ def wait_progress(
         time.sleep(0.1)
 
 
+def wait_ready(workers: Iterable[WorkerProcess], timeout: float = 60) -> None:
+    """Until every worker answers ``/readyz`` 200 (it holds partitions): the group has
+    settled, so a fault injected next does not coincide with the first rebalance."""
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        while http_status(worker.port, "/readyz") != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker not ready in {timeout}s:\n{worker.tail()}")
+            time.sleep(0.2)
+
+
 class Publisher(threading.Thread):
     """Publishes ``parts`` in turn, ``pause`` seconds apart, so a fault injected while
     it runs lands under load; :meth:`finish` joins it and returns where each landed."""

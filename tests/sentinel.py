@@ -7,6 +7,7 @@ an operator would (quorum 2, a master down after 1 s without a reply).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -65,7 +66,19 @@ class SentinelSetup:
                 raise ServiceError(f"Sentinels did not promote port {port} in {timeout:.0f}s")
             time.sleep(0.2)
 
+    def detach_replica(self) -> None:
+        """Cut the replica off its master and freeze it, so that what the master
+        acknowledges from now on never reaches it: killing the master then loses
+        those writes, as a failover to a lagging replica does. (A replica that is
+        only frozen would still find them in its socket buffer on waking.)"""
+        redis.Redis(port=self.replica.port, socket_timeout=2).client_kill_filter(_type="master")
+        self.replica.proc.send_signal(signal.SIGSTOP)
+
+    def resume_replica(self) -> None:
+        self.replica.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.resume_replica()
         for process in (*self.sentinels, self.replica, self.master):
             process.kill()
 

@@ -41,6 +41,7 @@ from tests.harness import (
     scrape,
     wait_applied,
     wait_progress,
+    wait_ready,
 )
 from tests.integration.conftest import fresh_names
 from tests.scenarios import standard
@@ -277,6 +278,7 @@ def test_master_sigkill_under_load_through_workers_matches_the_reference(
     messages = [(prefix + t, k, v) for t, k, v in scenario.messages]
     env = {"CSPULSE_REDIS_URL": seeds, "CSPULSE_REDIS_MODE": "cluster"}
     workers = [stack.new_worker(prefix, group, **env).start() for _ in range(3)]
+    wait_ready(workers)
     partitions = [(prefix + t, p) for t in FAMILIES for p in range(2)]
     victim_port = _master_of_most(cluster, partitions)
     publisher = Publisher.in_parts(stack.bootstrap, messages, 8)
@@ -313,7 +315,7 @@ def _master_of_most(cluster: Cluster, partitions: list[tuple[str, int]]) -> int:
 def _rewinds(workers: list[WorkerProcess]) -> int:
     """How often the workers saw Redis's applied offset go back (the replica had not
     received the last applies) and re-read: 0 when the replica had everything."""
-    return sum(w.tail(100_000).count("Redis went back in time") for w in workers)
+    return sum(w.tail(100_000).count("re-reading from") for w in workers)
 
 
 def _retries(scraped: dict[MetricKey, float]) -> float:

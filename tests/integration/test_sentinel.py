@@ -3,9 +3,10 @@
 Two ``cspulse worker`` processes of one group (``CSPULSE_REDIS_MODE=sentinel``)
 consume from the real broker while events are published; the master is
 killed mid-stream, the Sentinels promote the replica, the workers' clients
-ask the Sentinels for the new master and carry on. Whatever the replica had
-not received is re-read from Kafka (the applied-offset check in
-``streams/app.py``), so every metric equals the reference.
+ask the Sentinels for the new master and carry on. The replica is cut off
+just before the kill, so it really lacks the master's last applies: Redis
+goes back in time, the workers re-read those events from Kafka (resuming at
+Redis's offset + 1), and every metric equals the reference.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from aggregators.connection import RedisOptions, sync_client
 from tests import reference
@@ -25,10 +27,12 @@ from tests.harness import (
     Publisher,
     Stack,
     WorkerProcess,
+    applied_offsets,
     last_offsets,
     scrape,
     wait_applied,
     wait_progress,
+    wait_ready,
 )
 from tests.integration.conftest import fresh_names
 from tests.scenarios import standard
@@ -57,20 +61,25 @@ def test_master_sigkill_under_load_with_sentinel_matches_the_reference(
         "CSPULSE_SESSION_TIMEOUT": "6",
     }
     workers = [stack.new_worker(prefix, group, **env).start() for _ in range(2)]
+    wait_ready(workers)
     options = RedisOptions(url=sentinel.url, mode="sentinel", master_name=sentinel.master_name)
     client = sync_client(options)
     publisher = Publisher.in_parts(stack.bootstrap, messages, 8)
     publisher.start()
     wait_progress(client, _partitions(prefix))
-    sentinel.master.stop(signal.SIGKILL)
+    lost = _lose_the_last_applies(sentinel, _partitions(prefix))
     killed_at = time.monotonic()
+    assert lost > 0, "the replica had received every apply: nothing was lost to re-read"
     sentinel.wait_master(sentinel.replica.port)
     print(f"replica promoted {time.monotonic() - killed_at:.1f}s after the SIGKILL")
     wait_applied(client, last_offsets(publisher.finish()), timeout=60)
     t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
     expected = reference.compute(scenario.valid, t)
     retried = sum(_retries(scrape(w.port)) for w in workers)
-    print(f"applies retried: {retried}; re-reads after Redis went back: {_rewinds(workers)}")
+    print(
+        f"offsets lost with the master: {lost}; applies retried: {retried}; "
+        f"re-reads seen under a running worker: {_rewinds(workers)}"
+    )
     assert retried > 0, "the failover happened while the workers were applying"
     for worker in workers:
         problems = mismatches(scrape(worker.port), expected)
@@ -84,10 +93,29 @@ def _partitions(prefix: str) -> list[tuple[str, int]]:
 
 
 def _rewinds(workers: list[WorkerProcess]) -> int:
-    """How often the workers saw Redis's applied offset go back (the replica had not
-    received the last applies) and re-read: 0 when the replica had everything."""
-    return sum(w.tail(100_000).count("Redis went back in time") for w in workers)
+    """How often a running worker saw Redis's applied offset go back and re-read (a
+    rebalance during the failover re-reads from Redis's offsets without this line)."""
+    return sum(w.tail(100_000).count("re-reading from") for w in workers)
 
 
 def _retries(scraped: dict[MetricKey, float]) -> float:
     return sum(v for (name, _), v in scraped.items() if name == "cs_redis_retries_total")
+
+
+def _lose_the_last_applies(sentinel: SentinelSetup, partitions: list[tuple[str, int]]) -> int:
+    """Detach the replica, let the workers apply more on the master alone, then SIGKILL
+    the master: the replica the Sentinels promote lacks those applies. Returns how
+    many offsets the replica is behind the master's last known state, summed."""
+    master = redis.Redis(port=sentinel.master.port, socket_timeout=2)
+    before = applied_offsets(master, partitions)
+    sentinel.detach_replica()
+    try:
+        deadline = time.monotonic() + 10
+        while (last := applied_offsets(master, partitions)) == before:
+            assert time.monotonic() < deadline, "the workers applied nothing on the master"
+            time.sleep(0.02)
+        sentinel.master.stop(signal.SIGKILL)
+    finally:
+        sentinel.resume_replica()
+    kept = applied_offsets(redis.Redis(port=sentinel.replica.port, socket_timeout=5), partitions)
+    return sum(max(0, last[tp] - kept[tp]) for tp in partitions)
