@@ -7,6 +7,7 @@ Started from ``redis-server --cluster-enabled yes`` and formed with
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -52,6 +53,24 @@ class Cluster:
             if any(isinstance(r, dict) and r.get("state") == "online" for r in replicas):
                 out.append(port)
         return out
+
+    def replica_of(self, master: int) -> Process:
+        """The live replica replicating from the master on port ``master``."""
+        for node in self._alive():
+            info = self.client(node.port).info("replication")
+            if info["role"] == "slave" and int(info["master_port"]) == master:
+                return node
+        raise ServiceError(f"no live replica of port {master}")
+
+    def detach(self, replica: Process) -> None:
+        """Cut ``replica`` off its master and freeze it, so that what the master
+        acknowledges from now on never reaches it (a frozen replica alone would
+        still find those writes in its socket buffer on waking)."""
+        self.client(replica.port).client_kill_filter(_type="master")
+        replica.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self, replica: Process) -> None:
+        replica.proc.send_signal(signal.SIGCONT)
 
     def wait_ok(self, timeout: float = 60, masters: int = 3) -> None:
         """Until every live node reports cluster_state:ok with all slots served, there
