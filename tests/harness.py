@@ -195,6 +195,11 @@ def scrape(port: int) -> dict[MetricKey, float]:
     return out
 
 
+def redis_retries(scraped: dict[MetricKey, float]) -> float:
+    """``cs_redis_retries_total`` of one scrape: applies retried after a Redis error."""
+    return sum(v for (name, _), v in scraped.items() if name == "cs_redis_retries_total")
+
+
 def http_status(port: int, path: str) -> int:
     """Status code of GET ``path`` on the metrics port."""
     try:
@@ -258,6 +263,11 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+
+    def rereads(self) -> int:
+        """How often this worker saw Redis's applied offset go back under it and re-read
+        (after a rebalance it resumes from Redis's offsets without saying so)."""
+        return self.tail(1_000_000).count("re-reading from")
 
     def tail(self, lines: int = 40) -> str:
         try:

@@ -33,13 +33,12 @@ from tests import reference
 from tests.cluster import Cluster, start_cluster
 from tests.compare import mismatches
 from tests.harness import (
-    MetricKey,
     Publisher,
     Stack,
-    WorkerProcess,
     applied_offsets,
     last_offsets,
     publish,
+    redis_retries,
     scrape,
     wait_applied,
     wait_progress,
@@ -293,10 +292,10 @@ def test_master_sigkill_under_load_through_workers_matches_the_reference(
     wait_applied(sync_client(alive), last_offsets(publisher.finish()), timeout=90)
     t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
     expected = reference.compute(scenario.valid, t)
-    retried = sum(_retries(scrape(w.port)) for w in workers)
+    retried = sum(redis_retries(scrape(w.port)) for w in workers)
     print(
         f"offsets lost with the master: {lost}; applies retried: {retried}; "
-        f"re-reads seen under a running worker: {_rewinds(workers)}"
+        f"re-reads seen under a running worker: {sum(w.rereads() for w in workers)}"
     )
     assert retried > 0, "the failover happened while the workers were applying"
     for worker in workers:
@@ -344,13 +343,3 @@ def _slot_of(cluster: Cluster, tp: tuple[str, int]) -> int:
     client = cluster.client(cluster.masters()[0])
     key = keys.meta(keys.partition_tag(*tp))
     return int(client.execute_command("CLUSTER", "KEYSLOT", key))
-
-
-def _rewinds(workers: list[WorkerProcess]) -> int:
-    """How often a running worker saw Redis's applied offset go back and re-read (a
-    rebalance during the failover re-reads from Redis's offsets without this line)."""
-    return sum(w.tail(100_000).count("re-reading from") for w in workers)
-
-
-def _retries(scraped: dict[MetricKey, float]) -> float:
-    return sum(v for (name, _), v in scraped.items() if name == "cs_redis_retries_total")

@@ -23,12 +23,11 @@ from aggregators.connection import RedisOptions, sync_client
 from tests import reference
 from tests.compare import mismatches
 from tests.harness import (
-    MetricKey,
     Publisher,
     Stack,
-    WorkerProcess,
     applied_offsets,
     last_offsets,
+    redis_retries,
     scrape,
     wait_applied,
     wait_progress,
@@ -75,10 +74,10 @@ def test_master_sigkill_under_load_with_sentinel_matches_the_reference(
     wait_applied(client, last_offsets(publisher.finish()), timeout=60)
     t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
     expected = reference.compute(scenario.valid, t)
-    retried = sum(_retries(scrape(w.port)) for w in workers)
+    retried = sum(redis_retries(scrape(w.port)) for w in workers)
     print(
         f"offsets lost with the master: {lost}; applies retried: {retried}; "
-        f"re-reads seen under a running worker: {_rewinds(workers)}"
+        f"re-reads seen under a running worker: {sum(w.rereads() for w in workers)}"
     )
     assert retried > 0, "the failover happened while the workers were applying"
     for worker in workers:
@@ -90,16 +89,6 @@ def test_master_sigkill_under_load_with_sentinel_matches_the_reference(
 
 def _partitions(prefix: str) -> list[tuple[str, int]]:
     return [(prefix + t, p) for t in ("tickets", "surveys", "logins", "billing") for p in (0, 1)]
-
-
-def _rewinds(workers: list[WorkerProcess]) -> int:
-    """How often a running worker saw Redis's applied offset go back and re-read (a
-    rebalance during the failover re-reads from Redis's offsets without this line)."""
-    return sum(w.tail(100_000).count("re-reading from") for w in workers)
-
-
-def _retries(scraped: dict[MetricKey, float]) -> float:
-    return sum(v for (name, _), v in scraped.items() if name == "cs_redis_retries_total")
 
 
 def _lose_the_last_applies(sentinel: SentinelSetup, partitions: list[tuple[str, int]]) -> int:
