@@ -62,12 +62,13 @@ class Cluster:
                 return node
         raise ServiceError(f"no live replica of port {master}")
 
-    def detach(self, replica: Process) -> None:
-        """Cut ``replica`` off its master and freeze it, so that what the master
-        acknowledges from now on never reaches it (a frozen replica alone would
-        still find those writes in its socket buffer on waking)."""
-        self.client(replica.port).client_kill_filter(_type="master")
+    def detach(self, replica: Process, master: int) -> None:
+        """Freeze ``replica``, then have its master (port ``master``) drop the link, so
+        that what the master acknowledges from now on never reaches it (a replica only
+        frozen would find those writes in its socket buffer on waking; one only cut
+        off would reconnect and catch up within milliseconds)."""
         replica.proc.send_signal(signal.SIGSTOP)
+        self.client(master).client_kill_filter(_type="replica")
 
     def resume(self, replica: Process) -> None:
         replica.proc.send_signal(signal.SIGCONT)

@@ -67,12 +67,13 @@ class SentinelSetup:
             time.sleep(0.2)
 
     def detach_replica(self) -> None:
-        """Cut the replica off its master and freeze it, so that what the master
-        acknowledges from now on never reaches it: killing the master then loses
-        those writes, as a failover to a lagging replica does. (A replica that is
-        only frozen would still find them in its socket buffer on waking.)"""
-        redis.Redis(port=self.replica.port, socket_timeout=2).client_kill_filter(_type="master")
+        """Freeze the replica, then have the master drop its link, so that what the
+        master acknowledges from now on never reaches it: killing the master then
+        loses those writes, as a failover to a lagging replica does. (A replica only
+        frozen would find them in its socket buffer on waking; one only cut off
+        would reconnect and catch up within milliseconds.)"""
         self.replica.proc.send_signal(signal.SIGSTOP)
+        redis.Redis(port=self.master.port, socket_timeout=2).client_kill_filter(_type="replica")
 
     def resume_replica(self) -> None:
         self.replica.proc.send_signal(signal.SIGCONT)

@@ -322,10 +322,10 @@ def _lose_the_last_applies(cluster: Cluster, victim: int, partitions: list[tuple
     SIGKILL it. Returns how many offsets of its partitions the replica is behind."""
     mine = [tp for tp in partitions if _slot_of(cluster, tp) in _owned_slots(cluster, victim)]
     master = cluster.client(victim)
-    before = applied_offsets(master, mine)
     replica = cluster.replica_of(victim)
-    cluster.detach(replica)
+    cluster.detach(replica, victim)
     try:
+        before = applied_offsets(master, mine)  # what the replica may have got
         deadline = time.monotonic() + 10
         while (last := applied_offsets(master, mine)) == before:
             assert time.monotonic() < deadline, "the workers applied nothing on the victim"

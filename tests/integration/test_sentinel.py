@@ -96,9 +96,9 @@ def _lose_the_last_applies(sentinel: SentinelSetup, partitions: list[tuple[str, 
     the master: the replica the Sentinels promote lacks those applies. Returns how
     many offsets the replica is behind the master's last known state, summed."""
     master = redis.Redis(port=sentinel.master.port, socket_timeout=2)
-    before = applied_offsets(master, partitions)
     sentinel.detach_replica()
     try:
+        before = applied_offsets(master, partitions)  # what the replica may have got
         deadline = time.monotonic() + 10
         while (last := applied_offsets(master, partitions)) == before:
             assert time.monotonic() < deadline, "the workers applied nothing on the master"
