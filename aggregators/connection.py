@@ -25,7 +25,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio
@@ -36,6 +36,9 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 MODES = ("standalone", "cluster", "sentinel")
+TLS_QUERY = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+"""TLS options a ``rediss://`` URL may carry as query parameters in every mode (a
+managed cluster's private CA); standalone URLs pass them to redis-py themselves."""
 
 
 class RedisSettingsError(ValueError):
@@ -113,12 +116,20 @@ class RedisOptions:
         }
         first = self._first
         if first.scheme == "rediss" and self.mode != "standalone":
-            options["ssl"] = True  # standalone URLs carry it themselves
+            options |= self.tls()  # standalone URLs carry it themselves
         if first.password:
             options["password"] = first.password
         if first.username:
             options["username"] = first.username
         return options
+
+    def tls(self) -> dict[str, Any]:
+        """``ssl`` and the :data:`TLS_QUERY` parameters of the first ``rediss://`` URL."""
+        first = self._first
+        if first.scheme != "rediss":
+            return {}
+        query = parse_qs(first.query)
+        return {"ssl": True} | {name: query[name][-1] for name in TLS_QUERY if name in query}
 
 
 def async_client(options: RedisOptions, **extra: Any) -> Any:
@@ -150,7 +161,9 @@ def sync_client(options: RedisOptions, **extra: Any) -> Any:
 
 
 def _sentinel_kwargs(options: RedisOptions) -> dict[str, Any]:
+    """For the connections to the Sentinels: timeouts, and TLS when the URL says rediss."""
     return {
         "socket_timeout": options.socket_timeout,
         "socket_connect_timeout": options.connect_timeout,
+        **options.tls(),
     }

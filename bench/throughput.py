@@ -8,6 +8,8 @@ medians, makes the ratios the figures worth quoting.
 Variants (``--variants``):
 
 ``cspulse``  the worker as shipped: ``python -m streams worker``.
+``cspulse2`` the same with ``--processes 2`` (``CSPULSE_PROCESSES=2``): two consumers of
+             the group on one host; its CPU is summed over the worker's process group.
 ``quix``     :mod:`bench.quix_app`: Quix Streams, JSON decode and a tumbling-window
              count per account, Quix defaults.
 ``faust``    :mod:`bench.plain_faust`: a plain Faust agent per topic, one Redis
@@ -35,6 +37,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -76,7 +79,9 @@ PLAIN_FAUST_COUNTERS = "bench:plain:counts"
 """Hash the plain Faust baseline counts into (:mod:`bench.plain_faust`); named here so the
 benchmark reads it without importing Faust."""
 
-VARIANTS = ("cspulse", "quix", "faust", "aiokafka", "core")
+VARIANTS = ("cspulse", "cspulse2", "quix", "faust", "aiokafka", "core")
+WORKER_PROCESSES = {"cspulse": 1, "cspulse2": 2}
+"""The cspulse worker variants and their ``--processes``."""
 BASELINES = ("quix", "faust")
 """Every variant's events/s is given as a ratio to each of these."""
 
@@ -284,10 +289,11 @@ def base_env() -> dict[str, str]:
 
 
 def cspulse_child(
-    services: Services, prefix: str, name: str, clock: str = "watermark"
+    services: Services, prefix: str, name: str, clock: str = "watermark", processes: int = 1
 ) -> tuple[Child, int]:
-    """The shipped worker, as an operator starts it; returns it and its metrics port."""
-    port = free_port()
+    """The shipped worker, as an operator starts it; returns it and its metrics port
+    (with ``processes`` > 1, process i serves the port + i)."""
+    port = free_ports(processes)
     env = base_env() | {
         "CSPULSE_KAFKA_BOOTSTRAP": services.bootstrap,
         "CSPULSE_REDIS_URL": services.redis_url,
@@ -297,9 +303,28 @@ def cspulse_child(
         "CSPULSE_APP_ID": f"bench-{name}",
         "CSPULSE_CLOCK": clock,
         "CSPULSE_LOG_LEVEL": "warning",
+        "CSPULSE_PROCESSES": str(processes),
     }
     argv = [sys.executable, "-m", "streams", "worker"]
     return Child(name, argv, env, services.workdir / f"{name}.log"), port
+
+
+def free_ports(count: int) -> int:
+    """A free port p with p + 1 .. p + count - 1 free too (one metrics port per process)."""
+    for _ in range(100):
+        port = free_port()
+        if all(_port_free(port + i) for i in range(1, count)):
+            return port
+    raise RuntimeError(f"no {count} consecutive free ports on loopback")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def client_env(services: Services, workload: Workload, name: str) -> dict[str, str]:
@@ -394,17 +419,19 @@ class Watch:
         )
 
 
-def mean_batch(port: int, events: int) -> float | None:
-    """Events per applied batch, from the worker's cs_batch_seconds histogram count."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return None
-    counts = [
-        float(v)
-        for v in re.findall(r"^cs_batch_seconds_count(?:\{.*\})? (\S+)$", text, re.MULTILINE)
-    ]
+def mean_batch(port: int, events: int, processes: int = 1) -> float | None:
+    """Events per applied batch, from the cs_batch_seconds histogram counts of every
+    process of the worker (process i serves ``port + i``)."""
+    counts: list[float] = []
+    for index in range(processes):
+        url = f"http://127.0.0.1:{port + index}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        pattern = r"^cs_batch_seconds_count(?:\{.*\})? (\S+)$"
+        counts += [float(v) for v in re.findall(pattern, text, re.MULTILINE)]
     return events / sum(counts) if counts and sum(counts) else None
 
 
@@ -413,8 +440,9 @@ def child_for(
 ) -> tuple[Child, Progress, int | None]:
     """The process of a variant, how to read its progress and its metrics port if any."""
     name = f"{variant}-{run_id}"
-    if variant == "cspulse":
-        child, port = cspulse_child(services, workload.prefix, name)
+    if variant in WORKER_PROCESSES:
+        processes = WORKER_PROCESSES[variant]
+        child, port = cspulse_child(services, workload.prefix, name, processes=processes)
         return child, applied_events, port
     if variant == "faust":
         return faust_child(services, workload, name), counted_events, None
@@ -438,12 +466,14 @@ def run_child(
 
     with running(child):
         meter = CpuMeter((child.pid, services.redis.proc.pid, services.broker.proc.pid))
+        meter.groups = frozenset({child.pid})  # the worker and every process it started
         try:
             ended = watch.until_done(lambda: progress(client, workload), child.check, on_first)
             used = meter.used()
         finally:
             spy.stop()
-        batch = mean_batch(port, workload.count) if port else None
+        processes = WORKER_PROCESSES.get(variant, 1)
+        batch = mean_batch(port, workload.count, processes) if port else None
     return watch.timing(variant, ended, batch, used)
 
 
@@ -458,9 +488,17 @@ class CpuMeter:
 
     pids: tuple[int | None, ...]
     start: list[float | None] = field(default_factory=list)
+    groups: frozenset[int] = frozenset()
+    """Pids that lead a process group (children started in their own session) whose
+    members' CPU is summed: ``worker --processes N`` works in N child processes."""
 
     def read(self) -> list[float | None]:
-        return [time.process_time() if p is None else cpu_seconds(p) for p in self.pids]
+        return [self._cpu(p) for p in self.pids]
+
+    def _cpu(self, pid: int | None) -> float | None:
+        if pid is None:
+            return time.process_time()
+        return group_cpu_seconds(pid) if pid in self.groups else cpu_seconds(pid)
 
     def mark(self) -> None:
         self.start = self.read()
@@ -481,6 +519,20 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     fields = stat.rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float | None:
+    """CPU seconds of every live process in process group ``pgid`` (Linux /proc), if any."""
+    total, found = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[2]) == pgid:
+            found = True
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total if found else None
 
 
 def py_spy() -> str | None:

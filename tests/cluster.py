@@ -7,6 +7,7 @@ Started from ``redis-server --cluster-enabled yes`` and formed with
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -42,6 +43,36 @@ class Cluster:
                     continue
         return out
 
+    def failover_ready_masters(self) -> list[int]:
+        """Masters with a live, synced replica: killing one of them promotes the replica
+        (killing a master with none would leave its slots unserved)."""
+        out = []
+        for port in self.masters():
+            info = self.client(port).info("replication")
+            replicas = [v for k, v in info.items() if k.startswith("slave") and k[5:].isdigit()]
+            if any(isinstance(r, dict) and r.get("state") == "online" for r in replicas):
+                out.append(port)
+        return out
+
+    def replica_of(self, master: int) -> Process:
+        """The live replica replicating from the master on port ``master``."""
+        for node in self._alive():
+            info = self.client(node.port).info("replication")
+            if info["role"] == "slave" and int(info["master_port"]) == master:
+                return node
+        raise ServiceError(f"no live replica of port {master}")
+
+    def detach(self, replica: Process, master: int) -> None:
+        """Freeze ``replica``, then have its master (port ``master``) drop the link, so
+        that what the master acknowledges from now on never reaches it (a replica only
+        frozen would find those writes in its socket buffer on waking; one only cut
+        off would reconnect and catch up within milliseconds)."""
+        replica.proc.send_signal(signal.SIGSTOP)
+        self.client(master).client_kill_filter(_type="replica")
+
+    def resume(self, replica: Process) -> None:
+        replica.proc.send_signal(signal.SIGCONT)
+
     def wait_ok(self, timeout: float = 60, masters: int = 3) -> None:
         """Until every live node reports cluster_state:ok with all slots served, there
         are ``masters`` masters and every replica's link to its master is up (a
@@ -64,6 +95,28 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise ServiceError(f"cluster not ok after {timeout:.0f}s: {states}")
             time.sleep(0.2)
+
+    def wait_failover(self, dead: int, timeout: float = 60) -> None:
+        """After a master on port ``dead`` is killed: until no live node's slot map names
+        it any more (its replica took over) and the cluster is ok. Right after the kill
+        the others still report ok with the dead master in their maps."""
+        deadline = time.monotonic() + timeout
+        while any(dead in self._slot_masters(node.port) for node in self._alive()):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"no replica took over from port {dead} in {timeout:.0f}s")
+            time.sleep(0.2)
+        self.wait_ok(max(1.0, deadline - time.monotonic()))
+
+    def _alive(self) -> list[Process]:
+        return [node for node in self.nodes if node.proc.poll() is None]
+
+    def _slot_masters(self, port: int) -> set[int]:
+        """Ports of the masters in ``port``'s view of the slot map (its own view only)."""
+        try:
+            slots = self.client(port).execute_command("CLUSTER", "SLOTS")
+        except redis.RedisError:
+            return set()
+        return {int(entry[2][1]) for entry in slots}
 
     def _replicas_synced(self) -> bool:
         for node in self.nodes:

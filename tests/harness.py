@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -103,15 +104,84 @@ def applied_offsets(
 def wait_applied(
     client: redis.Redis, expected: dict[tuple[str, int], int], timeout: float = 120
 ) -> None:
-    """Block until Redis records every partition as applied up to its last offset."""
+    """Block until Redis records every partition as applied up to its last offset.
+
+    A poll refused during a failover (the node just killed, a cluster still
+    electing) is retried: the test waits for the data, not for one node."""
     deadline = time.monotonic() + timeout
+    current: dict[tuple[str, int], int] = {}
     while True:
-        current = applied_offsets(client, expected)
+        try:
+            current = applied_offsets(client, expected)
+        except (redis.ConnectionError, redis.exceptions.ClusterDownError):
+            current = current or {k: -1 for k in expected}
         if all(current[k] >= v for k, v in expected.items()):
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"not applied in {timeout}s: have {current}, want {expected}")
         time.sleep(0.2)
+
+
+def wait_progress(
+    client: redis.Redis, topics: Iterable[tuple[str, int]], timeout: float = 30
+) -> None:
+    """Until some partition has applied events: the workers are busy."""
+    topics = list(topics)
+    deadline = time.monotonic() + timeout
+    while max(applied_offsets(client, topics).values(), default=-1) < 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing applied in {timeout}s on {topics}")
+        time.sleep(0.1)
+
+
+def wait_ready(workers: Iterable[WorkerProcess], timeout: float = 60) -> None:
+    """Until every worker answers ``/readyz`` 200 (it holds partitions): the group has
+    settled, so a fault injected next does not coincide with the first rebalance."""
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        while http_status(worker.port, "/readyz") != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker not ready in {timeout}s:\n{worker.tail()}")
+            time.sleep(0.2)
+
+
+class Publisher(threading.Thread):
+    """Publishes ``parts`` in turn, ``pause`` seconds apart, so a fault injected while
+    it runs lands under load; :meth:`finish` joins it and returns where each landed."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        parts: Sequence[Sequence[tuple[str, bytes | None, bytes]]],
+        pause: float = 0.5,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.parts, self.pause = bootstrap, parts, pause
+        self.published: list[Published] = []
+        self.error: BaseException | None = None
+
+    @classmethod
+    def in_parts(
+        cls, bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]], parts: int
+    ) -> Publisher:
+        size = -(-len(messages) // parts)
+        return cls(bootstrap, [messages[i : i + size] for i in range(0, len(messages), size)])
+
+    def run(self) -> None:
+        try:
+            for part in self.parts:
+                self.published += publish(self.bootstrap, part)
+                time.sleep(self.pause)
+        except BaseException as exc:  # raised again by finish(), in the test's thread
+            self.error = exc
+
+    def finish(self, timeout: float = 60) -> list[Published]:
+        self.join(timeout)
+        if self.is_alive():
+            raise AssertionError(f"publishing did not finish in {timeout}s")
+        if self.error is not None:
+            raise self.error
+        return self.published
 
 
 def scrape(port: int) -> dict[MetricKey, float]:
@@ -123,6 +193,11 @@ def scrape(port: int) -> dict[MetricKey, float]:
         for sample in family.samples:
             out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return out
+
+
+def redis_retries(scraped: dict[MetricKey, float]) -> float:
+    """``cs_redis_retries_total`` of one scrape: applies retried after a Redis error."""
+    return sum(v for (name, _), v in scraped.items() if name == "cs_redis_retries_total")
 
 
 def http_status(port: int, path: str) -> int:
@@ -188,6 +263,11 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+
+    def rereads(self) -> int:
+        """How often this worker saw Redis's applied offset go back under it and re-read
+        (after a rebalance it resumes from Redis's offsets without saying so)."""
+        return self.tail(1_000_000).count("re-reading from")
 
     def tail(self, lines: int = 40) -> str:
         try:

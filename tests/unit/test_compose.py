@@ -109,3 +109,76 @@ def test_secrets_have_no_defaults_and_redis_is_capped(services: dict[str, Any]) 
         assert env["CSPULSE_REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
         assert "@" not in env["CSPULSE_REDIS_URL"]  # no password in the URL
     assert "--web.enable-lifecycle" not in services["prometheus"]["command"]
+
+
+CLUSTER_NODES = tuple(f"redis-cluster-{n}" for n in range(1, 7))
+
+
+def _profile_services(services: dict[str, Any], profile: str) -> set[str]:
+    return {name for name, s in services.items() if profile in s.get("profiles", [])}
+
+
+def test_cluster_profile_is_optional_and_self_contained(services: dict[str, Any]) -> None:
+    """``--profile cluster`` adds nodes, their init and a worker; nothing else needs them."""
+    cluster = _profile_services(services, "cluster")
+    assert cluster == {*CLUSTER_NODES, "redis-cluster-init", "worker-cluster"}
+    for name, service in services.items():
+        if name not in cluster:
+            assert not set(_depends_on(service)) & cluster, f"{name} needs the cluster profile"
+
+
+def _addresses(services: dict[str, Any]) -> list[str]:
+    return [services[n]["networks"]["redis-cluster"]["ipv4_address"] for n in CLUSTER_NODES]
+
+
+def test_cluster_nodes_persist_like_the_standalone_redis(services: dict[str, Any]) -> None:
+    """Cluster mode, AOF everysec, noeviction, a password also used between replicas,
+    fixed addresses (nodes.conf survives a recreated container) and a volume each."""
+    for name in CLUSTER_NODES:
+        node = services[name]
+        command = " ".join(node["command"])
+        for option in (
+            "--cluster-enabled yes",
+            "--appendonly yes",
+            "--appendfsync everysec",
+            "--maxmemory-policy noeviction",
+            '--requirepass "$$REDIS_PASSWORD"',
+            '--masterauth "$$REDIS_PASSWORD"',
+        ):
+            assert option in command, f"{name}: {option}"
+        assert node["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+        assert node["volumes"] == [f"{name}-data:/data"]
+    assert len(set(_addresses(services))) == len(CLUSTER_NODES)
+
+
+def test_cluster_init_forms_three_masters_with_replicas(services: dict[str, Any]) -> None:
+    init = services["redis-cluster-init"]
+    script = " ".join(init["command"])
+    assert "--cluster create" in script and "--cluster-replicas 1" in script
+    net = "${REDIS_CLUSTER_NET:-172.28.16}"
+    nodes = [a.replace(net, "$${NET}") + ":6379" for a in _addresses(services)]
+    assert all(node in script for node in nodes), "every node joins the cluster"
+    assert init["environment"]["NET"] == net
+    for name in CLUSTER_NODES:
+        assert init["depends_on"][name]["condition"] == "service_healthy"
+
+
+def test_cluster_worker_uses_cluster_mode_in_its_own_group(services: dict[str, Any]) -> None:
+    worker = services["worker-cluster"]
+    env = worker["environment"]
+    assert env["CSPULSE_REDIS_MODE"] == "cluster"
+    seeds = env["CSPULSE_REDIS_URL"].split(",")
+    assert seeds and {s.removeprefix("redis://") for s in seeds} <= {
+        f"{a}:6379" for a in _addresses(services)
+    }
+    assert env["CSPULSE_REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    standalone = {services[n]["environment"]["CSPULSE_APP_ID"] for n in WORKERS}
+    assert env["CSPULSE_APP_ID"] not in standalone, "two Redis deployments, two groups"
+    assert (
+        env["CSPULSE_KAFKA_BOOTSTRAP"]
+        == services[WORKERS[0]]["environment"]["CSPULSE_KAFKA_BOOTSTRAP"]
+    )
+    assert set(worker["networks"]) == {"default", "redis-cluster"}
+    deps = worker["depends_on"]
+    assert deps["redis-cluster-init"]["condition"] == "service_completed_successfully"
+    assert deps["kafka-init"]["condition"] == "service_completed_successfully"

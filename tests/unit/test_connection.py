@@ -47,3 +47,17 @@ def test_tls_and_a_password_reach_cluster_connections() -> None:
     common = options._common()
     assert common["ssl"] is True and common["password"] == "s3cret"
     assert common["socket_timeout"] == 10.0 and common["socket_connect_timeout"] == 3.0
+
+
+def test_a_private_ca_in_the_url_reaches_cluster_and_sentinel_connections() -> None:
+    """Managed clusters (Memorystore with in-transit encryption) sign with their own CA."""
+    url = "rediss://10.0.0.1:6379?ssl_ca_certs=/etc/cspulse/ca.pem&ssl_cert_reqs=required"
+    for mode in ("cluster", "sentinel"):
+        options = RedisOptions(url=url, mode=mode)
+        assert options._common()["ssl_ca_certs"] == "/etc/cspulse/ca.pem"
+        assert options.tls() == {
+            "ssl": True,
+            "ssl_ca_certs": "/etc/cspulse/ca.pem",
+            "ssl_cert_reqs": "required",
+        }
+    assert RedisOptions(url="redis://10.0.0.1:6379", mode="cluster").tls() == {}
