@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from streams.embedded import (
+from streams.demo.embedded import (
     Process,
     ServiceError,
     free_port,
