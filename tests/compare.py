@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-from tests.harness import MetricKey
+from tests.harness import MetricKey, WorkerProcess, redis_retries, scrape
+from tests.scenarios import Scenario
 
 ZERO_MEANS_ABSENT = {"cs_survey_responses", "cs_feedback_comments"}
 """Counts the reference only lists when positive."""
@@ -63,3 +65,25 @@ def close(name: str, have: float, want: float) -> bool:
 def fmt(key: MetricKey) -> str:
     labels = ",".join(f'{k}="{v}"' for k, v in key[1])
     return f"{key[0]}{{{labels}}}"
+
+
+def assert_failover_recovered(
+    workers: Sequence[WorkerProcess], scenario: Scenario, lost: int
+) -> None:
+    """After a failover that lost ``lost`` applied offsets: the workers retried, every
+    worker serves the reference's numbers, and each stops cleanly."""
+    from tests import reference
+
+    t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
+    expected = reference.compute(scenario.valid, t)
+    retried = sum(redis_retries(scrape(w.port)) for w in workers)
+    print(
+        f"offsets lost with the master: {lost}; applies retried: {retried}; "
+        f"re-reads seen under a running worker: {sum(w.rereads() for w in workers)}"
+    )
+    assert retried > 0, "the failover happened while the workers were applying"
+    for worker in workers:
+        problems = mismatches(scrape(worker.port), expected)
+        assert not problems, "\n".join(problems[:40])
+    for worker in workers:
+        assert worker.stop() == 0, worker.tail()

@@ -31,14 +31,13 @@ from streams.demo.world import EventGenerator, GeneratorConfig
 from streams.processor import Processor, RawMessage
 from tests import reference
 from tests.cluster import Cluster, start_cluster
-from tests.compare import mismatches
+from tests.compare import assert_failover_recovered, mismatches
 from tests.harness import (
     Publisher,
     Stack,
     applied_offsets,
     last_offsets,
     publish,
-    redis_retries,
     scrape,
     wait_applied,
     wait_progress,
@@ -290,19 +289,7 @@ def test_master_sigkill_under_load_through_workers_matches_the_reference(
     cluster.wait_failover(victim_port)
     alive = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
     wait_applied(sync_client(alive), last_offsets(publisher.finish()), timeout=90)
-    t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
-    expected = reference.compute(scenario.valid, t)
-    retried = sum(redis_retries(scrape(w.port)) for w in workers)
-    print(
-        f"offsets lost with the master: {lost}; applies retried: {retried}; "
-        f"re-reads seen under a running worker: {sum(w.rereads() for w in workers)}"
-    )
-    assert retried > 0, "the failover happened while the workers were applying"
-    for worker in workers:
-        problems = mismatches(scrape(worker.port), expected)
-        assert not problems, "\n".join(problems[:40])
-    for worker in workers:
-        assert worker.stop() == 0, worker.tail()
+    assert_failover_recovered(workers, scenario, lost)
 
 
 def _master_of_most(cluster: Cluster, partitions: list[tuple[str, int]]) -> int:

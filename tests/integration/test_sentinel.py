@@ -20,15 +20,12 @@ import pytest
 import redis
 
 from aggregators.connection import RedisOptions, sync_client
-from tests import reference
-from tests.compare import mismatches
+from tests.compare import assert_failover_recovered
 from tests.harness import (
     Publisher,
     Stack,
     applied_offsets,
     last_offsets,
-    redis_retries,
-    scrape,
     wait_applied,
     wait_progress,
     wait_ready,
@@ -72,19 +69,7 @@ def test_master_sigkill_under_load_with_sentinel_matches_the_reference(
     sentinel.wait_master(sentinel.replica.port)
     print(f"replica promoted {time.monotonic() - killed_at:.1f}s after the SIGKILL")
     wait_applied(client, last_offsets(publisher.finish()), timeout=60)
-    t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
-    expected = reference.compute(scenario.valid, t)
-    retried = sum(redis_retries(scrape(w.port)) for w in workers)
-    print(
-        f"offsets lost with the master: {lost}; applies retried: {retried}; "
-        f"re-reads seen under a running worker: {sum(w.rereads() for w in workers)}"
-    )
-    assert retried > 0, "the failover happened while the workers were applying"
-    for worker in workers:
-        problems = mismatches(scrape(worker.port), expected)
-        assert not problems, "\n".join(problems[:40])
-    for worker in workers:
-        assert worker.stop() == 0, worker.tail()
+    assert_failover_recovered(workers, scenario, lost)
 
 
 def _partitions(prefix: str) -> list[tuple[str, int]]:
