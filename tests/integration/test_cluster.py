@@ -251,6 +251,8 @@ def test_three_workers_on_the_cluster_match_the_reference_through_a_rolling_rest
     for n, part in enumerate(parts[1:]):
         assert workers[n].stop() == 0, workers[n].tail()
         workers[n] = stack.new_worker(prefix, group, **env).start()
+        # one rebalance at a time, as a rolling deploy waits for readiness
+        wait_ready(workers, timeout=120)
         published += publish(stack.bootstrap, part)
     wait_applied(sync_client(options), last_offsets(published), timeout=180)
     t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
