@@ -30,23 +30,40 @@ from aggregators.plans import NONE
 from aggregators.windows import retention_cutoff
 from schemas import Event
 
+UNKNOWN: Any = object()
+"""An :class:`Offered` item's entity key before it is looked up."""
+
 
 def event_digest(event_id: str) -> str:
     """Short, fixed-size stand-in for an event id in the dedup index (64 bits, hex)."""
     return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
 class Offered:
-    """A valid event offered to a batch, with its Kafka offset and id digest."""
+    """A valid event offered to a batch, with its Kafka offset and id digest.
 
-    offset: int
-    event: Event
-    digest: str = ""
+    A plain slotted class rather than a frozen dataclass: one is made per
+    event, and a frozen dataclass's ``__init__`` costs several times more.
+    """
 
-    def __post_init__(self) -> None:
-        if not self.digest:
-            object.__setattr__(self, "digest", event_digest(self.event.id))
+    __slots__ = ("digest", "event", "key", "offset")
+
+    def __init__(self, offset: int, event: Event, digest: str = "") -> None:
+        self.offset = offset
+        self.event = event
+        self.digest = digest or event_digest(event.id)
+        self.key: EntityKey | None = UNKNOWN
+        """The entity the event updates, once :func:`keys_to_load` has found it."""
+
+    def __repr__(self) -> str:
+        return f"Offered({self.offset!r}, {self.event!r}, {self.digest!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Offered):
+            return NotImplemented
+        return (self.offset, self.event, self.digest) == (other.offset, other.event, other.digest)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -88,12 +105,16 @@ class BatchResult:
     """Digest -> event time of the event ids applied in this batch (to remember)."""
 
 
-def keys_to_load(family_name: str, events: Sequence[Event]) -> set[EntityKey]:
-    """Entity and facts keys the planner needs from Redis for these events."""
+def keys_to_load(family_name: str, offered: Sequence[Offered]) -> set[EntityKey]:
+    """Entity and facts keys the planner needs from Redis for these events (each
+    event's entity key is kept on its item, for the fold)."""
     entity = FAMILIES[family_name].entity
-    wanted = {facts_key(account) for account in {e.account_id for e in events}}
+    wanted = {facts_key(account) for account in {o.event.account_id for o in offered}}
     if entity is not None:
-        wanted.update(key for e in events if (key := entity.key(e)) is not None)
+        for item in offered:
+            key = item.key = entity.key(item.event)
+            if key is not None:
+                wanted.add(key)
     return wanted
 
 
@@ -113,7 +134,7 @@ class _Fold:
         self.tally = Tally(config.granularities)
         self.touched: dict[EntityKey, tuple[bytes | str | None, Any]] = {}
         """Key -> (state as loaded, state being folded)."""
-        self.events: defaultdict[str, list[Event]] = defaultdict(list)
+        self.events: dict[str, list[Event]] = {}
         """Account -> its events applied in this batch."""
 
     def state(self, key: EntityKey, event: Event) -> Any:
@@ -145,6 +166,9 @@ def fold_batch(
     t, cutoff, advancing = clock.t, clock.cutoff, clock.advancing
     next_cutoff_move = _cutoff_until(config, t)[1] if advancing else math.inf
     newest = -math.inf
+    entity, counter, plans, tally = fold.entity, fold.counter, fold.plans, fold.tally
+    applies_late = entity is not None and entity.applies_late
+    faults, labels, per_account = fold.faults, fold.labels, fold.events
     for item in offered:
         digest, event = item.digest, item.event
         if digest in seen or digest in applied:
@@ -156,22 +180,41 @@ def fold_batch(
             if ts >= next_cutoff_move:
                 cutoff, next_cutoff_move = _cutoff_until(config, ts)
         late = ts < cutoff
+        # counted unless late; folded into its entity unless too late for it
         try:
-            folded = _fold_event(fold, item, late)
+            key = item.key
+            if key is UNKNOWN:
+                key = entity.key(event) if entity is not None else None
+            if late and (key is None or not applies_late):
+                outcome.late += 1
+                outcome.too_late.append(item)
+                continue
+            if faults and event.id in faults:
+                raise RuntimeError(f"fault injected for event {event.id}")
+            if not late and counter is not None:
+                counter.count(event, plans.get(event.account_id, NONE), tally, config)
+            if key is None or entity is None:
+                folded = True
+            else:
+                found = fold.touched.get(key)
+                current = found[1] if found is not None else fold.state(key, event)
+                folded = entity.fold(current, event, item.offset, labels)
         except Exception as exc:  # a poison event must not stop the partition
             outcome.failed.append((item, f"{type(exc).__name__}: {exc}"[:300]))
-            continue
-        if folded is None:
-            outcome.late += 1
-            outcome.too_late.append(item)
             continue
         if late:
             outcome.late += 1
         if not folded:
             outcome.stale += 1
-        applied_types[event.type] = applied_types.get(event.type, 0) + 1
+        event_type = event.type
+        applied_types[event_type] = applied_types.get(event_type, 0) + 1
         applied[digest] = ts
-        fold.events[event.account_id].append(event)
+        account = event.account_id
+        events = per_account.get(account)
+        if events is None:
+            per_account[account] = [event]
+        else:
+            events.append(event)
         if ts > newest:
             newest = ts
     outcome.applied.update(applied_types)
@@ -187,22 +230,6 @@ def _cutoff_until(config: MetricConfig, t: float) -> tuple[float, float]:
     """The cutoff at ``t``, and the time from which it moves (the next coarse bucket)."""
     granularity = config.windows.longest.granularity
     return retention_cutoff(config.windows, t), (math.floor(t / granularity) + 1) * granularity
-
-
-def _fold_event(fold: _Fold, item: Offered, late: bool) -> bool | None:
-    """Apply one event: True applied, False stale (no change), None too late to apply."""
-    event, entity = item.event, fold.entity
-    key = entity.key(event) if entity is not None else None
-    if late and (key is None or entity is None or not entity.applies_late):
-        return None
-    if fold.faults and event.id in fold.faults:
-        raise RuntimeError(f"fault injected for event {event.id}")
-    if not late and fold.counter is not None:
-        segment = fold.plans.get(event.account_id, NONE)
-        fold.counter.count(event, segment, fold.tally, fold.config)
-    if key is None or entity is None:
-        return True
-    return entity.fold(fold.state(key, event), event, item.offset, fold.labels)
 
 
 def _finish_entities(

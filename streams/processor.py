@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from aggregators.health import HealthConfig
 from aggregators.health_index import HealthIndex
 from aggregators.store import Loaded, PartitionStore, PlanDirectory
 from schemas import Rejected, parse_event
+from schemas.models import TYPE_TO_DATA
 from streams import telemetry
 from streams.retry import RetryPolicy, retry_async
 
@@ -248,7 +249,7 @@ class Processor:
         started = time.perf_counter()
         store = self.store(topic, partition)
         offered, rejected = self._parse(topic, messages, time.time())
-        entity_keys = keys_to_load(family, [o.event for o in offered])
+        entity_keys = keys_to_load(family, offered)
         digests = [o.digest for o in offered]
         while True:
             accounts = (o.event.account_id for o in offered)
@@ -261,10 +262,8 @@ class Processor:
             if gap is not None:
                 return gap
             t = self.clock.batch_time(loaded.stream_time)
-            fresh = [o for o in offered if o.offset > loaded.offset]
-            labels = await self.plans.labels(
-                p for o in fresh if (p := getattr(o.event.data, "plan", None)) is not None
-            )
+            fresh = _after(offered, loaded.offset)
+            labels = await self.plans.labels(_plans_named(fresh))
             result = self._fold(family, fresh, loaded, t, labels)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
             letters += self._letters_of(result, messages)
@@ -334,18 +333,19 @@ class Processor:
     ) -> tuple[list[Offered], list[DeadLetter]]:
         offered: list[Offered] = []
         rejected: list[DeadLetter] = []
+        currency, max_future = self.config.currency, self.max_future_seconds
         for message in messages:
             result = parse_event(
                 message.value,
                 now=now,
-                reporting_currency=self.config.currency,
-                max_future_seconds=self.max_future_seconds,
+                reporting_currency=currency,
+                max_future_seconds=max_future,
                 topic=topic,
             )
-            if isinstance(result, Rejected):
+            if type(result) is Rejected:
                 rejected.append(DeadLetter(message, result.reason, result.detail))
             else:
-                offered.append(Offered(message.offset, result))
+                offered.append(Offered(message.offset, result))  # type: ignore[arg-type]
         return offered, rejected
 
     def _fold(
@@ -356,6 +356,8 @@ class Processor:
 
     @staticmethod
     def _letters_of(result: BatchResult, messages: Sequence[RawMessage]) -> list[DeadLetter]:
+        if not result.outcome.too_late and not result.outcome.failed:
+            return []
         by_offset = {m.offset: m for m in messages}
         letters = [
             DeadLetter(
@@ -384,6 +386,24 @@ class Processor:
             telemetry.DUPLICATES.labels(topic).inc(outcome.duplicates)
         if outcome.stale:
             telemetry.STALE.labels(topic).inc(outcome.stale)
+
+
+_PLANNED = frozenset(cls for cls in TYPE_TO_DATA.values() if "plan" in cls.__struct_fields__)
+"""Payload types that name a plan (its label is looked up before the fold)."""
+
+
+def _plans_named(offered: Sequence[Offered]) -> Iterator[str]:
+    for item in offered:
+        data: Any = item.event.data
+        if type(data) in _PLANNED and data.plan is not None:
+            yield data.plan
+
+
+def _after(offered: list[Offered], applied: int) -> list[Offered]:
+    """The items past the applied offset (all of them, unless this is a redelivery)."""
+    if not offered or offered[0].offset > applied:
+        return offered
+    return [o for o in offered if o.offset > applied]
 
 
 class _Retry(Exception):

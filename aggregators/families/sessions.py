@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
@@ -34,6 +36,9 @@ PAYING_ACTIVE = "paying_active"
 DAY = 86400
 
 
+_SESSION_EVENTS = frozenset({SessionStarted, SessionHeartbeat, SessionEnded})
+
+
 class SessionState(msgspec.Struct, array_like=True):
     """One session: its event times, sorted, and whether it ended."""
 
@@ -51,24 +56,27 @@ class Sessions:
     facts_type = UsageFacts
 
     def count(self, event: Event, segment: str, tally: Tally, config: MetricConfig) -> None:
-        match event.data:
-            case SessionStarted(user_id=user):
-                tally.add(SESSIONS, segment, event.time, 1)
-            case SessionHeartbeat(user_id=user) | SessionEnded(user_id=user):
-                pass
-            case _:
-                return
-        tally.distinct(USERS, segment, user, event.time)
-        tally.distinct(ACCOUNTS, segment, event.account_id, event.time)
+        data: Any = event.data
+        ts = event.time
+        kind = type(data)
+        if kind is SessionStarted:
+            tally.add(SESSIONS, segment, ts, 1)
+        elif kind is not SessionHeartbeat and kind is not SessionEnded:
+            return
+        # Tally.distinct, twice, inlined: this runs for nearly every event of the stream
+        latest = tally.latest
+        user = (USERS, segment, data.user_id)
+        if ts > latest.get(user, -math.inf):
+            latest[user] = ts
+        account = (ACCOUNTS, segment, event.account_id)
+        if ts > latest.get(account, -math.inf):
+            latest[account] = ts
 
     def key(self, event: Event) -> EntityKey | None:
-        match event.data:
-            case (
-                SessionStarted(session_id=session)
-                | SessionHeartbeat(session_id=session)
-                | SessionEnded(session_id=session)
-            ):
-                return EntityKey(SESSION, event.account_id, session)
+        data: Any = event.data
+        if type(data) in _SESSION_EVENTS:
+            # tuple.__new__: a NamedTuple's own constructor is a Python function
+            return tuple.__new__(EntityKey, (SESSION, event.account_id, data.session_id))
         return None
 
     def new(self, event: Event, segment: str) -> SessionState:
@@ -82,7 +90,7 @@ class Sessions:
             times.append(event.time)
         else:
             bisect.insort(times, event.time)
-        if isinstance(event.data, SessionEnded):
+        if type(event.data) is SessionEnded:
             state.ended = True
         return True
 
