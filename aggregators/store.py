@@ -34,13 +34,12 @@ local cur = redis.call('HGET', meta, 'offset')
 if not cur then cur = '-1' end
 if cur ~= ARGV[1] then return {0, cur} end
 local prefix, t = ARGV[6], tonumber(ARGV[7])
-local sums = {}
 for _, w in ipairs(cmsgpack.unpack(ARGV[5])) do
+  -- move the window's cursor, then add this batch's sum of its buckets from the cursor on
   local wkey = KEYS[w[6]]
   advance(meta, wkey, prefix, w, t, max_bucket(meta, w[2]))
-  local list = sums[w[2]] or {}
-  list[#list + 1] = {wkey, w[3]}
-  sums[w[2]] = list
+  local sums = w[7]
+  for j = 1, #sums, 2 do redis.call('HINCRBYFLOAT', wkey, sums[j], sums[j + 1]) end
 end
 local ops = cmsgpack.unpack(ARGV[3])
 local newest = {}
@@ -48,14 +47,14 @@ for i = 1, #ops do
   local op = ops[i]
   local c, k = op[1], KEYS[op[2]]
   if c == 'b' then
-    -- bucket (g, index): add to it and to every window sum whose cursor it is not behind
-    local ws, index = sums[op[3]] or {}, op[4]
+    -- bucket (g, index): add to it (its windows got their sums above); a new one is
+    -- written whole, as adding to nothing is setting
+    local index = op[4]
     if index > (newest[op[3]] or -1) then newest[op[3]] = index end
-    for j = 6, #op, 2 do
-      redis.call('HINCRBYFLOAT', k, op[j], op[j + 1])
-      for _, w in ipairs(ws) do
-        if index >= w[2] then redis.call('HINCRBYFLOAT', w[1], op[j], op[j + 1]) end
-      end
+    if #op > 5 and #op < 1000 and redis.call('EXISTS', k) == 0 then
+      redis.call('HSET', k, unpack(op, 6))
+    else
+      for j = 6, #op, 2 do redis.call('HINCRBYFLOAT', k, op[j], op[j + 1]) end
     end
     redis.call('EXPIRE', k, op[5])
   elseif c == 'hf' then redis.call('HINCRBYFLOAT', k, op[3], op[4])
@@ -144,7 +143,7 @@ class _Script:
     def op(self, code: str, key: str, *args: Any) -> None:
         self.ops.append([code, self.key(key), *args])
 
-    def members(self, code: str, key: str, members: Sequence[str]) -> None:
+    def members(self, code: str, key: str, members: Sequence[Any]) -> None:
         for start in range(0, len(members), _CHUNK):
             self.op(code, key, *members[start : start + _CHUNK])
 
@@ -271,13 +270,26 @@ class PartitionStore:
         return int(reply[0]) == 1
 
     def _windows(self, script: _Script, effects: Effects, base: float) -> list[list[Any]]:
-        """The rolling windows this batch's buckets feed (none when it counts nothing)."""
-        touched = {g for g, _ in effects.counters}
-        return [
-            [*spec, script.key(keys.window(self.tag, spec[0]))]
-            for spec in window_specs(self.config.windows, base)
-            if spec[1] in touched
-        ]
+        """The rolling windows this batch's buckets feed (none when it counts nothing), each
+        with what the batch adds to it: the sum of its buckets from the window's first
+        bucket at ``base`` on (where the script moves its cursor before adding)."""
+        by_granularity: dict[int, list[tuple[int, dict[str, float]]]] = {}
+        for (g, index), fields in effects.counters.items():
+            by_granularity.setdefault(g, []).append((index, fields))
+        windows = []
+        for spec in window_specs(self.config.windows, base):
+            buckets = by_granularity.get(spec[1])
+            if buckets is None:
+                continue
+            sums: dict[str, float] = {}
+            for index, fields in buckets:
+                if index >= spec[2]:
+                    for name, amount in fields.items():
+                        if amount:
+                            sums[name] = sums.get(name, 0.0) + amount
+            pairs = [x for name, amount in sums.items() for x in (name, number(amount))]
+            windows.append([*spec, script.key(keys.window(self.tag, spec[0])), pairs])
+        return windows
 
     def _render(self, result: BatchResult, t: float, base: float) -> _Script:
         script = _Script(keys.meta(self.tag))
@@ -293,7 +305,8 @@ class PartitionStore:
         if not result.seen:
             return
         seen = keys.seen(self.tag)
-        pairs = [x for digest, ts in result.seen.items() for x in (number(ts), digest)]
+        # scores go as msgpack floats: a sorted set keeps doubles, which Lua passes on exactly
+        pairs: list[Any] = [x for digest, ts in result.seen.items() for x in (ts, digest)]
         script.members("zm", seen, pairs)
         newest = max(result.seen.values())
         script.op("zt", seen, number(newest - self.config.dedup_horizon))
@@ -307,7 +320,7 @@ class PartitionStore:
             script.op("b", keys.bucket(self.tag, g, index), g, index, ttl, *amounts)
         for name, latest in effects.last_seen.items():
             key = keys.last_seen(self.tag, name)
-            pairs = [x for member, ts in sorted(latest.items()) for x in (number(ts), member)]
+            pairs = [x for member, ts in sorted(latest.items()) for x in (ts, member)]
             script.members("zg", key, pairs)
             script.op("zt", key, number(t - windows.longest.seconds - windows.longest.granularity))
         for name, amount in effects.gauges.items():
