@@ -10,6 +10,7 @@ the fence (another worker applied in between) is planned again.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from aggregators import keys
 from aggregators.batch import BatchInput, BatchResult
@@ -95,6 +97,21 @@ for i, plan in ipairs(ARGV) do
 end
 return out
 """
+
+SEEN_LUA = """
+local digests = cmsgpack.unpack(ARGV[1])
+local hits = {}
+for i = 1, #digests, 500 do
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(digests, i, math.min(i + 499, #digests)))
+  for j = 1, #scores do hits[#hits + 1] = scores[j] and '1' or '0' end
+end
+return table.concat(hits)
+"""
+"""Which of a batch's id digests the dedup index holds, as one string of 0s and 1s.
+
+Why a script for one command: the digests go as one msgpack argument, not one
+argument each, which is most of what the client spends on a batch's read."""
+_SEEN_SHA = hashlib.sha1(SEEN_LUA.encode()).hexdigest()
 
 _CHUNK = 500
 """Members per multi-member op: Lua's unpack() has a small stack."""
@@ -220,6 +237,15 @@ class PartitionStore:
         """
         entity_keys, accounts = list(entity_keys), sorted(set(accounts))
         digests = list(digests)
+        try:
+            return await self._load(entity_keys, digests, accounts)
+        except NoScriptError:  # Redis restarted or flushed its scripts: load it again
+            await self.redis.script_load(SEEN_LUA)
+            return await self._load(entity_keys, digests, accounts)
+
+    async def _load(
+        self, entity_keys: list[EntityKey], digests: list[str], accounts: list[str]
+    ) -> Loaded:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(keys.REGISTRY, self.tag, self.family)
         pipe.hmget(keys.meta(self.tag), ["offset", "max_ts"])
@@ -227,7 +253,10 @@ class PartitionStore:
             # MGET by name: redis-py's cluster pipeline refuses .mget() even within one slot
             pipe.execute_command("MGET", *[keys.entity(self.tag, k.text()) for k in entity_keys])
         if digests:
-            pipe.zmscore(keys.seen(self.tag), digests)
+            # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
+            pipe.execute_command(
+                "EVALSHA", _SEEN_SHA, 1, keys.seen(self.tag), msgspec.msgpack.encode(digests)
+            )
         if accounts:
             pipe.hmget(keys.ACCOUNT_PLANS, accounts)
         replies = iter(await pipe.execute())
@@ -241,8 +270,8 @@ class PartitionStore:
             found = zip(entity_keys, next(replies), strict=True)
             loaded.states = {k: v for k, v in found if v is not None}
         if digests:
-            scores = next(replies)
-            loaded.seen = {d for d, score in zip(digests, scores, strict=True) if score is not None}
+            hits = keys.text(next(replies))
+            loaded.seen = {d for d, hit in zip(digests, hits, strict=True) if hit == "1"}
         if accounts:
             raw_plans = zip(accounts, next(replies), strict=True)
             loaded.plans = {a: keys.text(v) for a, v in raw_plans if v is not None}
@@ -273,18 +302,18 @@ class PartitionStore:
         """The rolling windows this batch's buckets feed (none when it counts nothing), each
         with what the batch adds to it: the sum of its buckets from the window's first
         bucket at ``base`` on (where the script moves its cursor before adding)."""
-        by_granularity: dict[int, list[tuple[int, dict[str, float]]]] = {}
-        for (g, index), fields in effects.counters.items():
-            by_granularity.setdefault(g, []).append((index, fields))
+        by_granularity: dict[int, list[tuple[int, Mapping[str, float]]]] = {}
+        for (g, index), amounts in effects.counters.items():
+            by_granularity.setdefault(g, []).append((index, amounts))
         windows = []
         for spec in window_specs(self.config.windows, base):
             buckets = by_granularity.get(spec[1])
             if buckets is None:
                 continue
             sums: dict[str, float] = {}
-            for index, fields in buckets:
+            for index, bucket in buckets:
                 if index >= spec[2]:
-                    for name, amount in fields.items():
+                    for name, amount in bucket.items():
                         if amount:
                             sums[name] = sums.get(name, 0.0) + amount
             pairs = [x for name, amount in sums.items() for x in (name, number(amount))]
