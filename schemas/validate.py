@@ -159,6 +159,13 @@ def _typed_envelope(name: str, data: type[msgspec.Struct]) -> type[msgspec.Struc
 
 
 _TYPED: Final = {name: _typed_envelope(name, cls) for name, cls in TYPE_TO_DATA.items()}
+
+
+class _Untyped(msgspec.Struct, tag_field="type", tag="", frozen=True, gc=False):
+    """A union member no valid event decodes to. A union needs two members to be
+    tagged: a lone tagged Struct is decoded whether ``type`` is there or not."""
+
+
 _TYPE_OF: Final = {envelope: name for name, envelope in _TYPED.items()}
 
 
@@ -166,8 +173,8 @@ _TYPE_OF: Final = {envelope: name for name, envelope in _TYPED.items()}
 def _topic_decoder(topic: str | None) -> msgspec.json.Decoder[Any]:
     """One decoder per topic: the union of the typed envelopes of its event types."""
     names = (topic is not None and _topic_types(topic)) or TYPE_TO_DATA.keys()
-    envelopes = tuple(_TYPED[name] for name in sorted(names))
-    return msgspec.json.Decoder(envelopes[0] if len(envelopes) == 1 else Union[envelopes])  # noqa: UP007
+    envelopes = (*(_TYPED[name] for name in sorted(names)), _Untyped)
+    return msgspec.json.Decoder(Union[envelopes])  # noqa: UP007
 
 
 def _parse_plain(
@@ -181,6 +188,8 @@ def _parse_plain(
     try:
         env: Any = _topic_decoder(topic).decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    if type(env) is _Untyped:
         return None
     time = env.time
     if env.specversion != SPECVERSION or time.tzinfo is None:

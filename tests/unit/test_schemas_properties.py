@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import REASONS, Event, Rejected, parse_event
+from schemas import REASONS, Event, Rejected, parse_event, validate
 from schemas.generate import event_schema
 from schemas.models import TYPE_TO_DATA
 from tests.unit.test_schemas import FULL, MINIMAL, NOW, OK, envelope
@@ -108,6 +108,44 @@ def test_never_raises_on_json_values(value: Any) -> None:
 @given(events(), st.sampled_from([None, "cs.tickets", "cs.billing", "cs.deadletter"]))
 def test_never_raises_on_event_shaped_json(event: dict[str, Any], topic: str | None) -> None:
     check(msgspec.json.encode(event), topic)
+
+
+def careful(raw: bytes, topic: str | None) -> Event | Rejected:
+    """The verdict of the careful two-pass path alone (no one-pass shortcut)."""
+    try:
+        return validate._parse(raw, NOW, "USD", 300.0, topic)
+    except validate._Invalid as exc:
+        return Rejected(exc.reason, exc.detail[:300])
+
+
+TOPICS = [None, "cs.tickets", "cs.surveys", "cs.logins", "cs.billing", "cs.deadletter"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(events(), st.sampled_from(TOPICS), st.sets(st.sampled_from(ENVELOPE_FIELDS), max_size=1))
+def test_the_one_pass_decode_agrees_with_the_careful_path(
+    event: dict[str, Any], topic: str | None, dropped: set[str]
+) -> None:
+    raw = msgspec.json.encode({k: v for k, v in event.items() if k not in dropped})
+    assert parse_event(raw, now=NOW, topic=topic) == careful(raw, topic)
+
+
+@pytest.mark.parametrize("event_type", sorted(TYPE_TO_DATA))
+@pytest.mark.parametrize("field", ENVELOPE_FIELDS)
+def test_the_one_pass_decode_needs_every_envelope_field(event_type: str, field: str) -> None:
+    event = envelope(event_type, dict(MINIMAL[event_type][0]))
+    del event[field]
+    raw = msgspec.json.encode(event)
+    for topic in TOPICS:
+        verdict = parse_event(raw, now=NOW, topic=topic)
+        assert isinstance(verdict, Rejected)
+        assert verdict == careful(raw, topic)
+
+
+@PROPERTY_SETTINGS
+@given(corrupted(), st.sampled_from(TOPICS))
+def test_the_one_pass_decode_agrees_on_corrupted_messages(raw: bytes, topic: str | None) -> None:
+    assert parse_event(raw, now=NOW, topic=topic) == careful(raw, topic)
 
 
 @pytest.mark.parametrize(
