@@ -47,7 +47,7 @@ from aggregators.effects import Effects
 from aggregators.health import HealthConfig
 from aggregators.health_index import HealthIndex
 from aggregators.store import Loaded, PartitionStore, PlanDirectory
-from schemas import Rejected, parse_event
+from schemas import Rejected, parse_events
 from schemas.models import TYPE_TO_DATA
 from streams import telemetry
 from streams.retry import RetryPolicy, retry_async
@@ -333,15 +333,14 @@ class Processor:
     ) -> tuple[list[Offered], list[DeadLetter]]:
         offered: list[Offered] = []
         rejected: list[DeadLetter] = []
-        currency, max_future = self.config.currency, self.max_future_seconds
-        for message in messages:
-            result = parse_event(
-                message.value,
-                now=now,
-                reporting_currency=currency,
-                max_future_seconds=max_future,
-                topic=topic,
-            )
+        verdicts = parse_events(
+            (message.value for message in messages),
+            now=now,
+            reporting_currency=self.config.currency,
+            max_future_seconds=self.max_future_seconds,
+            topic=topic,
+        )
+        for message, result in zip(messages, verdicts, strict=True):
             if type(result) is Rejected:
                 rejected.append(DeadLetter(message, result.reason, result.detail))
             else:

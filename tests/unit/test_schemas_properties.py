@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import REASONS, Event, Rejected, parse_event, validate
+from schemas import REASONS, Event, Rejected, parse_event, parse_events, validate
 from schemas.generate import event_schema
 from schemas.models import TYPE_TO_DATA
 from tests.unit.test_schemas import FULL, MINIMAL, NOW, OK, envelope
@@ -127,7 +127,9 @@ def test_the_one_pass_decode_agrees_with_the_careful_path(
     event: dict[str, Any], topic: str | None, dropped: set[str]
 ) -> None:
     raw = msgspec.json.encode({k: v for k, v in event.items() if k not in dropped})
-    assert parse_event(raw, now=NOW, topic=topic) == careful(raw, topic)
+    verdict = careful(raw, topic)
+    assert parse_event(raw, now=NOW, topic=topic) == verdict
+    assert parse_events([raw, OK], now=NOW, topic=topic)[0] == verdict
 
 
 @pytest.mark.parametrize("event_type", sorted(TYPE_TO_DATA))
