@@ -32,7 +32,7 @@ from redis.asyncio import Redis as AsyncRedis
 from aggregators.clock import clock_named
 from bench.throughput import CpuMeter, _interleave, generate
 from streams.config import Settings
-from streams.embedded import start_redis
+from streams.demo.embedded import start_redis
 from streams.processor import DeadLetter, Processor, RawMessage
 
 PREFIX = "hot."
