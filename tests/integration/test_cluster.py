@@ -234,8 +234,8 @@ def test_three_workers_on_the_cluster_match_the_reference_through_a_rolling_rest
     stack: Stack, cluster: Cluster
 ) -> None:
     """Three ``cspulse worker`` processes of one group on the cluster; while events are
-    published each worker is restarted in turn (SIGTERM, then a new process), so
-    partitions move under load. Every metric equals the reference."""
+    published each worker is replaced in turn (a new process, then SIGTERM to the old
+    one), so partitions move under load. Every metric equals the reference."""
     prefix, group = fresh_names(stack)
     seeds = _alive_seeds(cluster)
     options = RedisOptions(url=seeds, mode="cluster")
@@ -249,10 +249,12 @@ def test_three_workers_on_the_cluster_match_the_reference_through_a_rolling_rest
     parts = [messages[i : i + size] for i in range(0, len(messages), size)]
     published = publish(stack.bootstrap, parts[0])
     for n, part in enumerate(parts[1:]):
+        # a rolling deploy with surge: the new worker is ready before the old one stops,
+        # so one rebalance happens at a time
+        replacement = stack.new_worker(prefix, group, **env).start()
+        wait_ready([*workers, replacement], timeout=120)
         assert workers[n].stop() == 0, workers[n].tail()
-        workers[n] = stack.new_worker(prefix, group, **env).start()
-        # one rebalance at a time, as a rolling deploy waits for readiness
-        wait_ready(workers, timeout=120)
+        workers[n] = replacement
         published += publish(stack.bootstrap, part)
     wait_applied(sync_client(options), last_offsets(published), timeout=180)
     t = max(float(reference.parse_time(e["time"])) for e in scenario.valid)
