@@ -26,6 +26,9 @@ key                                holds
 ``cs:{tp}:e:<entity>``             msgpack state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
 ``cs:{tp}:seen``                   sorted set: event-id digest -> event time
+``cs:{tp}:mirror_due``             sorted set: account -> offset of the batch
+                                   whose facts are not yet mirrored into the
+                                   health keys (see :func:`mirror_due`)
 ``cs:{tp}:guard``                  never written: declared by every script
                                    (see :func:`guard`)
 =================================  ==========================================
@@ -98,6 +101,15 @@ def live_sessions(tag: str) -> str:
 def seen(tag: str) -> str:
     """Dedup index: digests of applied ids, scored by event time, pruned past the horizon."""
     return f"{PREFIX}:{tag}:seen"
+
+
+def mirror_due(tag: str) -> str:
+    """Accounts whose facts a batch changed, until the worker has mirrored them.
+
+    Written by the atomic apply, cleared after the health mirror: a worker that
+    dies in between leaves them for the partition's next owner to mirror.
+    """
+    return f"{PREFIX}:{tag}:mirror_due"
 
 
 def text(value: bytes | str) -> str:

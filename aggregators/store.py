@@ -24,7 +24,9 @@ from aggregators import keys
 from aggregators.batch import BatchInput, BatchResult
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
-from aggregators.entity_keys import EntityKey
+from aggregators.entity_keys import EntityKey, facts_key
+from aggregators.facts import BillingFacts, Facts
+from aggregators.families import FAMILIES
 from aggregators.plans import label_of
 from aggregators.rolling import WINDOW_LUA, bucket_ttl, ttl_base, window_specs
 
@@ -140,6 +142,19 @@ class Loaded:
 
     def batch_input(self, labels: Mapping[str, str]) -> BatchInput:
         return BatchInput(states=self.states, seen=self.seen, plans=self.plans, labels=labels)
+
+
+@dataclass
+class DueMirrors:
+    """Accounts of a partition whose facts a batch changed but no worker mirrored yet."""
+
+    up_to: float
+    """The newest batch offset among them: what :meth:`PartitionStore.mirrored` clears."""
+    stream_time: float | None
+    facts: dict[str, Facts]
+    """Account -> the partition's current facts (accounts whose facts expired are left out)."""
+    plan_updates: dict[str, str]
+    """Account -> the plan label its billing facts imply (billing partitions only)."""
 
 
 class _Script:
@@ -282,6 +297,7 @@ class PartitionStore:
         max_ts = result.outcome.max_event_time
         base = ttl_base(t, max_ts)
         script = self._render(result, t, base)
+        self._render_due(script, result, new_offset)
         windows = self._windows(script, result.effects, base)
         script.key(keys.guard(self.tag))
         reply = await self._apply(
@@ -297,6 +313,40 @@ class PartitionStore:
             ],
         )
         return int(reply[0]) == 1
+
+    async def due_mirrors(self) -> DueMirrors | None:
+        """The accounts left to mirror (None when there are none), with their current facts.
+
+        Read newest-last, so the facts are at least as new as every batch listed.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.meta(self.tag), "max_ts")
+        pipe.zrange(keys.mirror_due(self.tag), 0, -1, withscores=True)
+        raw_max_ts, due = await pipe.execute()
+        if not due:
+            return None
+        accounts = [keys.text(member) for member, _score in due]
+        names = [keys.entity(self.tag, facts_key(a).text()) for a in accounts]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.execute_command("MGET", *names)  # by name, as in load()
+        (raw_facts,) = await pipe.execute()
+        family = FAMILIES[self.family]
+        facts = {
+            a: family.decode_facts(raw)
+            for a, raw in zip(accounts, raw_facts, strict=True)
+            if raw is not None
+        }
+        plans = {
+            a: f.subscribed
+            for a, f in facts.items()
+            if isinstance(f, BillingFacts) and f.subscribed is not None
+        }
+        stream_time = float(raw_max_ts) if raw_max_ts is not None else None
+        return DueMirrors(max(score for _m, score in due), stream_time, facts, plans)
+
+    async def mirrored(self, up_to: float) -> None:
+        """The accounts due up to this batch offset are mirrored: forget them."""
+        await self.redis.zremrangebyscore(keys.mirror_due(self.tag), "-inf", up_to)
 
     def _windows(self, script: _Script, effects: Effects, base: float) -> list[list[Any]]:
         """The rolling windows this batch's buckets feed (none when it counts nothing), each
@@ -328,6 +378,13 @@ class PartitionStore:
         self._render_live(script, result.effects, t)
         self._render_seen(script, result)
         return script
+
+    def _render_due(self, script: _Script, result: BatchResult, new_offset: int) -> None:
+        """List the accounts whose facts change, until the worker has mirrored them."""
+        if result.effects.facts:
+            offset = str(new_offset)
+            pairs = [x for account in sorted(result.effects.facts) for x in (offset, account)]
+            script.members("zm", keys.mirror_due(self.tag), pairs)
 
     def _render_seen(self, script: _Script, result: BatchResult) -> None:
         """Remember the applied ids by event time; forget those past the dedup horizon."""

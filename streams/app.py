@@ -120,6 +120,7 @@ class Worker:
                     await self.apply(batch)
             if time.monotonic() >= next_commit:
                 await self._rewind_where_redis_is_behind()
+                await self._finish_mirrors(self.assignment())
                 await self._commit()
                 self._progress.report(self._lag_by_topic())
                 next_commit = time.monotonic() + COMMIT_INTERVAL
@@ -144,6 +145,11 @@ class Worker:
                     self.consumer.seek(tp, held + 1)
                 else:
                     await self.consumer.seek_to_beginning(tp)
+
+    async def _finish_mirrors(self, partitions: Iterable[TopicPartition]) -> None:
+        """Mirror health facts a worker that died after its apply left unmirrored."""
+        for tp in sorted(partitions):
+            await self.processor.finish_mirrors(tp.topic, tp.partition)
 
     async def apply(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Partitions are independent (own keys, own offset): they apply concurrently."""
@@ -205,7 +211,9 @@ class Worker:
                 telemetry.LAG.remove(tp.topic, str(tp.partition))
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Seek every assigned partition to Redis's applied offset + 1."""
+        """Seek every assigned partition to Redis's applied offset + 1, after mirroring
+        what its previous owner applied but did not mirror."""
+        await self._finish_mirrors(assigned)
         for tp in sorted(assigned):
             applied = await self.processor.applied_offset(tp.topic, tp.partition)
             if applied >= 0:

@@ -269,10 +269,10 @@ class Processor:
             letters += self._letters_of(result, messages)
             if letters:
                 await self.dead_letters(topic, partition, letters)
-            health_t = self._health_time(loaded.stream_time, result)
+            health_t = self._health_time(loaded.stream_time, result.outcome.max_event_time)
             self._unfinished[(topic, partition)] = (last, family, result, health_t)
             if await store.apply(result, loaded.offset, last, t):
-                await self._after_apply(topic, partition, family, result, health_t)
+                await self._after_apply(topic, partition, family, result, health_t, last)
                 self._account(topic, result, letters)
                 self._rewound.pop((topic, partition), None)
                 telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -313,18 +313,53 @@ class Processor:
             return
         last, family, result, health_t = pending
         if loaded.offset >= last:
-            await self._after_apply(topic, partition, family, result, health_t)
+            await self._after_apply(topic, partition, family, result, health_t, last)
 
     async def _after_apply(
-        self, topic: str, partition: int, family: str, result: BatchResult, health_t: float
+        self,
+        topic: str,
+        partition: int,
+        family: str,
+        result: BatchResult,
+        health_t: float,
+        offset: int,
     ) -> None:
-        """Idempotent writes outside the partition's slot: plan directory and health index."""
+        """Idempotent writes outside the partition's slot: plan directory and health index;
+        then the batch's accounts are no longer due for mirroring."""
         await self.plans.save(result.effects.plan_updates)
         await self.health.update(family, result.effects.facts, health_t)
+        await self.store(topic, partition).mirrored(offset)
         self._unfinished.pop((topic, partition), None)
 
-    def _health_time(self, stream_time: float | None, result: BatchResult) -> float:
-        latest = result.outcome.max_event_time
+    async def finish_mirrors(self, topic: str, partition: int) -> None:
+        """Mirror the facts a worker applied but died before mirroring (waits out outages).
+
+        Called when a partition is assigned and then every few seconds: the
+        accounts are listed in the partition's atomic apply, so a crash between
+        the apply and the health mirror loses no account's update.
+        """
+        family = self.family_of(topic)
+        if family is None:
+            return
+        store = self.store(topic, partition)
+
+        async def finish() -> None:
+            due = await store.due_mirrors()
+            if due is None:
+                return
+            log.info(
+                "%s[%d]: mirroring the health facts of %d account(s) a batch left unmirrored",
+                topic,
+                partition,
+                len(due.facts),
+            )
+            await self.plans.save(due.plan_updates)
+            await self.health.update(family, due.facts, self._health_time(due.stream_time, None))
+            await store.mirrored(due.up_to)
+
+        await self._redis_retry(finish, f"mirroring {topic}[{partition}]'s health facts")
+
+    def _health_time(self, stream_time: float | None, latest: float | None) -> float:
         self.watermark = max(self.watermark, stream_time or 0.0, latest or 0.0)
         return self.clock.batch_time(self.watermark)
 
