@@ -101,10 +101,16 @@ def applied_offsets(
     return out
 
 
+def mirrors_due(client: redis.Redis, topics: Iterable[tuple[str, int]]) -> bool:
+    """Whether a partition has applied facts not yet mirrored into the health keys."""
+    return any(client.exists(f"cs:{{{t}:{p}}}:mirror_due") for t, p in topics)
+
+
 def wait_applied(
     client: redis.Redis, expected: dict[tuple[str, int], int], timeout: float = 120
 ) -> None:
-    """Block until Redis records every partition as applied up to its last offset.
+    """Block until Redis records every partition as applied up to its last offset, and
+    the health facts of its batches as mirrored (the mirror follows the apply).
 
     A poll refused during a failover (the node just killed, a cluster still
     electing) is retried: the test waits for the data, not for one node."""
@@ -113,9 +119,10 @@ def wait_applied(
     while True:
         try:
             current = applied_offsets(client, expected)
+            due = mirrors_due(client, expected)
         except (redis.ConnectionError, redis.exceptions.ClusterDownError):
-            current = current or {k: -1 for k in expected}
-        if all(current[k] >= v for k, v in expected.items()):
+            current, due = current or {k: -1 for k in expected}, True
+        if all(current[k] >= v for k, v in expected.items()) and not due:
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"not applied in {timeout}s: have {current}, want {expected}")

@@ -34,9 +34,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def fresh_names(stack: Stack) -> tuple[str, str]:
-    """A fresh topic prefix and consumer group; topics created with 2 partitions; Redis flushed."""
+    """A fresh topic prefix and consumer group; topics created with 2 partitions; Redis flushed.
+
+    Workers an earlier test left running (it failed before stopping them) are
+    killed first: one would see its progress flushed, re-read its topics and
+    write them into this test's Redis, where the readers sum every partition.
+    """
     n = next(_names)
     prefix, group = f"t{n}.", f"cspulse-test-{n}"
+    for worker in stack.workers:
+        worker.kill()
     stack.redis().flushall()
     asyncio.run(create_topics(Settings(topic_prefix=prefix, partitions=2), stack.bootstrap))
     return prefix, group

@@ -16,14 +16,16 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
 from aggregators import keys
 from aggregators.clock import Clock
+from aggregators.health_index import SCORES, USAGE
 from aggregators.reader import Reader
 from aggregators.store import APPLY_LUA
 from streams.demo.embedded import free_port
-from streams.processor import Gap, RawMessage
+from streams.processor import Gap, Processor, RawMessage
 from tests.processor.conftest import Rig
 from tests.scenarios import event
 
@@ -222,3 +224,64 @@ def test_registry_lost_with_redis_data_comes_back(rig: Rig) -> None:
     registry = rig.client().hgetall(keys.REGISTRY)
     assert registry == {keys.partition_tag(rig.settings.topic("tickets"), 0).encode(): b"tickets"}
     assert open_tickets(rig) == 3
+
+
+class Died(BaseException):
+    """The worker process dying at that point (SIGKILL): nothing after it runs."""
+
+
+def die_after_apply(processor: Processor, topic: str) -> None:
+    """Make the partition's atomic apply succeed, then kill the worker before anything else."""
+    store = processor.store(topic, 0)
+    real_apply = store.apply
+
+    async def apply_then_die(*args: Any) -> bool:
+        await real_apply(*args)
+        raise Died
+
+    store.apply = apply_then_die  # type: ignore[method-assign]
+
+
+def test_worker_dying_between_apply_and_health_mirror_loses_no_account(rig: Rig) -> None:
+    """The next owner of the partitions mirrors what the dead worker applied."""
+    subscribed = event(
+        "subscription.started",
+        T0,
+        "acme",
+        subscription_id="S1",
+        plan="team",
+        mrr_cents=9900,
+        currency="USD",
+    )
+    login = event("session.started", T0 + 60, "acme", session_id="S1", user_id="u1", platform="web")
+    batches = {rig.settings.topic("billing"): subscribed, rig.settings.topic("logins"): login}
+
+    async def scenario() -> None:
+        doomed = rig.processor()
+        for topic, applied_event in batches.items():
+            die_after_apply(doomed, topic)
+            message = RawMessage(0, b"acme", orjson.dumps(applied_event))
+            with contextlib.suppress(Died):
+                await doomed.process(topic, 0, [message])
+        successor = rig.processor()
+        for topic in batches:
+            await successor.finish_mirrors(topic, 0)
+
+    run(scenario)
+    client = rig.client()
+    assert applied(rig, "billing") == 0 and applied(rig, "logins") == 0
+    assert client.hget(keys.ACCOUNT_PLANS, "acme") == b"team"
+    used = client.zscore(USAGE, "acme")
+    assert used == pytest.approx(T0 + 60, abs=0.001), "paying and active: in the usage index"
+    for topic in batches:
+        assert not client.exists(keys.mirror_due(keys.partition_tag(topic, 0)))
+
+
+def test_mirrored_batches_leave_no_account_due(rig: Rig) -> None:
+    async def scenario() -> None:
+        await rig.process(rig.processor(), "tickets", opened(3))
+
+    run(scenario)
+    tag = keys.partition_tag(rig.settings.topic("tickets"), 0)
+    assert not rig.client().exists(keys.mirror_due(tag))
+    assert rig.client().zscore(SCORES, "acme") is not None
