@@ -24,7 +24,8 @@ updates the indexes, all in the ``{health}`` slot:
 Updating one account costs O(log n); a scrape costs O(log n) whatever the
 number of accounts. The mirror and indexes are rewritten from state, not
 incremented per event, so repeating an update is harmless; an update lost
-to a crash is redone at the account's next event. A mirror expires one
+to a crash is redone from the partition's ``mirror_due`` list
+(:meth:`~aggregators.store.PartitionStore.due_mirrors`). A mirror expires one
 retention after its last write, unless a family's facts must persist (an
 open ticket).
 """
