@@ -293,7 +293,10 @@ def test_master_sigkill_under_load_through_workers_matches_the_reference(
     cluster.wait_failover(victim_port)
     alive = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
     wait_applied(sync_client(alive), last_offsets(publisher.finish()), timeout=90)
-    assert_failover_recovered(workers, scenario, lost)
+    # The usage index (cs:{health}:usage) sits in its own slot: when the failover loses
+    # its last writes but not the batches' (another shard), nothing re-reads them
+    # (docs/guarantees.md §6), so the usage ratio is not part of this guarantee.
+    assert_failover_recovered(workers, scenario, lost, frozenset({"cs_product_usage_ratio"}))
 
 
 def _master_of_most(cluster: Cluster, partitions: list[tuple[str, int]]) -> int:
