@@ -27,13 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import redis
-from redis.asyncio import Redis as AsyncRedis
 
-from aggregators.clock import clock_named
-from bench.throughput import CpuMeter, _interleave, generate
+from bench.throughput import CpuMeter, _interleave, generate, replay
 from streams.config import Settings
 from streams.demo.embedded import start_redis
-from streams.processor import DeadLetter, Processor, RawMessage
+from streams.processor import RawMessage
 
 PREFIX = "hot."
 Batches = list[tuple[int, list[RawMessage]]]
@@ -49,38 +47,6 @@ def batches(events: int, partitions: int, size: int, seed: int) -> dict[str, Bat
     for (topic, partition), msgs in sorted(by_tp.items()):
         chunks[topic].append([(partition, msgs[i : i + size]) for i in range(0, len(msgs), size)])
     return {topic: _interleave(lists) for topic, lists in chunks.items()}
-
-
-async def run(url: str, plan: dict[str, Batches], sequential: bool = False) -> int:
-    """Apply every batch, one agent per topic; the number of dead letters.
-
-    ``sequential``: topics one after another (billing first, as plans come from it)
-    instead of concurrently, so that the final state does not depend on how the
-    agents interleave (an account's plan segment does), and two runs compare."""
-    settings = Settings.model_validate({"topic_prefix": PREFIX, "clock": "watermark"})
-    letters: list[DeadLetter] = []
-
-    async def keep(_topic: str, _partition: int, found: Sequence[DeadLetter]) -> None:
-        letters.extend(found)
-
-    processor = Processor(
-        AsyncRedis.from_url(url),
-        settings.metric_config(),
-        keep,
-        family_of=settings.family_of,
-        clock=clock_named("watermark"),
-    )
-
-    async def agent(topic: str, todo: Batches) -> None:
-        for partition, msgs in todo:
-            await processor.process(topic, partition, msgs)
-
-    if sequential:
-        for topic in sorted(plan, key=lambda name: (not name.endswith("billing"), name)):
-            await agent(topic, plan[topic])
-    else:
-        await asyncio.gather(*(agent(topic, todo) for topic, todo in plan.items()))
-    return len(letters)
 
 
 def dump(client: redis.Redis) -> list[str]:
@@ -143,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         started = time.perf_counter()
         if profiler:
             profiler.enable()
-        letters = asyncio.run(run(url, plan, args.sequential))
+        letters = asyncio.run(replay(url, PREFIX, plan, args.sequential))
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started

@@ -603,8 +603,15 @@ def _interleave(lists: list[Batches]) -> Batches:
     return out
 
 
-async def _core(redis_url: str, workload: Workload, size: int) -> tuple[float, int]:
-    settings = Settings.model_validate({"topic_prefix": workload.prefix, "clock": "watermark"})
+async def replay(
+    redis_url: str, prefix: str, plan: dict[str, Batches], sequential: bool = False
+) -> int:
+    """Apply every batch with one processor, one agent per topic; the number of dead letters.
+
+    ``sequential``: topics one after another (billing first, as plans come from it)
+    instead of concurrently, so that the final state does not depend on how the
+    agents interleave (an account's plan segment does), and two runs compare."""
+    settings = Settings.model_validate({"topic_prefix": prefix, "clock": "watermark"})
     letters: list[DeadLetter] = []
 
     async def keep(_topic: str, _partition: int, found: Sequence[DeadLetter]) -> None:
@@ -622,10 +629,19 @@ async def _core(redis_url: str, workload: Workload, size: int) -> tuple[float, i
         for partition, msgs in batches:
             await processor.process(topic, partition, msgs)
 
+    if sequential:
+        for topic in sorted(plan, key=lambda name: (not name.endswith("billing"), name)):
+            await agent(topic, plan[topic])
+    else:
+        await asyncio.gather(*(agent(topic, batches) for topic, batches in plan.items()))
+    return len(letters)
+
+
+async def _core(redis_url: str, workload: Workload, size: int) -> tuple[float, int]:
     plan = core_batches(workload, size)
     started = time.perf_counter()
-    await asyncio.gather(*(agent(topic, batches) for topic, batches in plan.items()))
-    return time.perf_counter() - started, len(letters)
+    letters = await replay(redis_url, workload.prefix, plan)
+    return time.perf_counter() - started, letters
 
 
 def run_core(args: argparse.Namespace, services: Services, workload: Workload) -> Timing:
