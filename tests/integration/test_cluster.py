@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from tests.compare import assert_failover_recovered, mismatches
 from tests.harness import (
     Publisher,
     Stack,
+    WorkerProcess,
     applied_offsets,
     last_offsets,
     publish,
@@ -44,7 +46,7 @@ from tests.harness import (
     wait_ready,
 )
 from tests.integration.conftest import fresh_names
-from tests.scenarios import standard
+from tests.scenarios import Scenario, standard
 
 PARTITIONS = 3
 FAMILIES = ("tickets", "surveys", "logins", "billing")
@@ -230,21 +232,43 @@ def _owned_slots(cluster: Cluster, port: int) -> set[int]:
     return owned
 
 
+@dataclass
+class ClusterRun:
+    """Three ``cspulse worker`` processes of one group on an emptied cluster, and the
+    scenario they are to read (messages already prefixed, not yet published)."""
+
+    prefix: str
+    group: str
+    options: RedisOptions
+    env: dict[str, str]
+    scenario: Scenario
+    messages: list[tuple[str, bytes | None, bytes]]
+    workers: list[WorkerProcess]
+
+
+def _three_cluster_workers(
+    stack: Stack, cluster: Cluster, seed: int, accounts: int, **extra_env: str
+) -> ClusterRun:
+    prefix, group = fresh_names(stack)
+    seeds = _alive_seeds(cluster)
+    options = RedisOptions(url=seeds, mode="cluster")
+    sync_client(options).flushall()
+    scenario = standard(time.time(), seed=seed, accounts=accounts)
+    messages = [(prefix + t, k, v) for t, k, v in scenario.messages]
+    env = {"CSPULSE_REDIS_URL": seeds, "CSPULSE_REDIS_MODE": "cluster", **extra_env}
+    workers = [stack.new_worker(prefix, group, **env).start() for _ in range(3)]
+    return ClusterRun(prefix, group, options, env, scenario, messages, workers)
+
+
 def test_three_workers_on_the_cluster_match_the_reference_through_a_rolling_restart(
     stack: Stack, cluster: Cluster
 ) -> None:
     """Three ``cspulse worker`` processes of one group on the cluster; while events are
     published each worker is replaced in turn (a new process, then SIGTERM to the old
     one), so partitions move under load. Every metric equals the reference."""
-    prefix, group = fresh_names(stack)
-    seeds = _alive_seeds(cluster)
-    options = RedisOptions(url=seeds, mode="cluster")
-    sync_client(options).flushall()
-    scenario = standard(time.time(), seed=31, accounts=30)
-    messages = [(prefix + t, k, v) for t, k, v in scenario.messages]
-    env = {"CSPULSE_REDIS_URL": seeds, "CSPULSE_REDIS_MODE": "cluster"}
-    env |= {"CSPULSE_SESSION_TIMEOUT": "6"}
-    workers = [stack.new_worker(prefix, group, **env).start() for _ in range(3)]
+    run = _three_cluster_workers(stack, cluster, 31, 30, CSPULSE_SESSION_TIMEOUT="6")
+    prefix, group, options, env = run.prefix, run.group, run.options, run.env
+    scenario, messages, workers = run.scenario, run.messages, run.workers
     size = -(-len(messages) // 4)
     parts = [messages[i : i + size] for i in range(0, len(messages), size)]
     published = publish(stack.bootstrap, parts[0])
@@ -274,18 +298,12 @@ def test_master_sigkill_under_load_through_workers_matches_the_reference(
     before so that it really lacks the last applies. The replica is promoted, the
     workers' scripts on its slots fail until the slot map moves and are retried, and
     what the replica lacked is re-read from Kafka: every metric equals the reference."""
-    prefix, group = fresh_names(stack)
-    seeds = _alive_seeds(cluster)
-    options = RedisOptions(url=seeds, mode="cluster")
-    sync_client(options).flushall()
-    scenario = standard(time.time(), seed=37, accounts=40)
-    messages = [(prefix + t, k, v) for t, k, v in scenario.messages]
-    env = {"CSPULSE_REDIS_URL": seeds, "CSPULSE_REDIS_MODE": "cluster"}
-    workers = [stack.new_worker(prefix, group, **env).start() for _ in range(3)]
+    run = _three_cluster_workers(stack, cluster, 37, 40)
+    prefix, options, scenario, workers = run.prefix, run.options, run.scenario, run.workers
     wait_ready(workers)
     partitions = [(prefix + t, p) for t in FAMILIES for p in range(2)]
     victim_port = _master_of_most(cluster, partitions)
-    publisher = Publisher.in_parts(stack.bootstrap, messages, 8)
+    publisher = Publisher.in_parts(stack.bootstrap, run.messages, 8)
     publisher.start()
     wait_progress(sync_client(options), partitions)
     lost = _lose_the_last_applies(cluster, victim_port, partitions)
