@@ -101,6 +101,18 @@ def applied_offsets(
     return out
 
 
+def applied_more(
+    client: redis.Redis, topics: list[tuple[str, int]], where: str, timeout: float = 10
+) -> dict[tuple[str, int], int]:
+    """Waits until ``client`` holds later applied offsets than now; returns them."""
+    before = applied_offsets(client, topics)
+    deadline = time.monotonic() + timeout
+    while (now := applied_offsets(client, topics)) == before:
+        assert time.monotonic() < deadline, f"the workers applied nothing on {where}"
+        time.sleep(0.02)
+    return now
+
+
 def mirrors_due(client: redis.Redis, topics: Iterable[tuple[str, int]]) -> bool:
     """Whether a partition has applied facts not yet mirrored into the health keys."""
     return any(client.exists(f"cs:{{{t}:{p}}}:mirror_due") for t, p in topics)
