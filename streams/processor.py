@@ -376,10 +376,10 @@ class Processor:
             topic=topic,
         )
         for message, result in zip(messages, verdicts, strict=True):
-            if type(result) is Rejected:
+            if isinstance(result, Rejected):
                 rejected.append(DeadLetter(message, result.reason, result.detail))
             else:
-                offered.append(Offered(message.offset, result))  # type: ignore[arg-type]
+                offered.append(Offered(message.offset, result))
         return offered, rejected
 
     def _fold(
