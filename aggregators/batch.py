@@ -26,7 +26,16 @@ from aggregators.entity_keys import EntityKey, facts_key
 from aggregators.facts import BillingFacts
 from aggregators.families import FAMILIES, Family
 from aggregators.families.base import Change
+from aggregators.families.sessions import SESSION_ENTITY, SessionState
 from aggregators.plans import NONE
+from aggregators.session_fold import (
+    add_new_gaps,
+    arrives_late,
+    copy_state,
+    count_session,
+    live_time,
+    merge_times,
+)
 from aggregators.windows import retention_cutoff
 from schemas import Event
 
@@ -136,6 +145,8 @@ class _Fold:
         """Key -> (state as loaded, state being folded)."""
         self.events: dict[str, list[Event]] = {}
         """Account -> its events applied in this batch."""
+        self.cutoff = -math.inf
+        """The batch's final cutoff (set by the session fold's admission)."""
 
     def state(self, key: EntityKey, event: Event) -> Any:
         found = self.touched.get(key)
@@ -160,6 +171,18 @@ def fold_batch(
     clock: BatchClock,
 ) -> BatchResult:
     """Fold a batch into effects, judged against ``clock`` (see :class:`BatchClock`)."""
+    fold = fold_by_session if FAMILIES[family_name].entity is SESSION_ENTITY else fold_each
+    return fold(family_name, offered, inputs, config, clock)
+
+
+def fold_each(
+    family_name: str,
+    offered: Sequence[Offered],
+    inputs: BatchInput,
+    config: MetricConfig,
+    clock: BatchClock,
+) -> BatchResult:
+    """Fold a batch event by event (every family; logins take :func:`fold_by_session`)."""
     fold = _Fold(FAMILIES[family_name], inputs, config)
     outcome, applied, seen = Outcome(), {}, inputs.seen
     applied_types: dict[str, int] = {}
@@ -224,6 +247,97 @@ def fold_batch(
     _account_facts(fold, effects, changes)
     fold.tally.into(effects)
     return BatchResult(effects=effects, outcome=outcome, seen=applied)
+
+
+def fold_by_session(
+    family_name: str,
+    offered: Sequence[Offered],
+    inputs: BatchInput,
+    config: MetricConfig,
+    clock: BatchClock,
+) -> BatchResult:
+    """Fold a logins batch a session at a time (:mod:`aggregators.session_fold`); the same
+    result as :func:`fold_each`."""
+    fold = _Fold(FAMILIES[family_name], inputs, config)
+    outcome, applied = Outcome(), dict[str, float]()
+    groups = _admit_by_session(fold, offered, clock, outcome, applied)
+    effects = Effects()
+    _fold_sessions(fold, groups, effects)
+    _account_facts(fold, effects, {})
+    fold.tally.into(effects)
+    return BatchResult(effects=effects, outcome=outcome, seen=applied)
+
+
+def _admit_by_session(
+    fold: _Fold,
+    offered: Sequence[Offered],
+    clock: BatchClock,
+    outcome: Outcome,
+    applied: dict[str, float],
+) -> dict[EntityKey, list[Event]]:
+    """Skip duplicates, set aside the too-late, group the rest by session (in offset
+    order); events of no session are applied as they are."""
+    seen, entity, faults, per_account = fold.inputs.seen, fold.entity, fold.faults, fold.events
+    assert entity is not None
+    groups: dict[EntityKey, list[Event]] = {}
+    types: dict[str, int] = {}
+    t, cutoff, advancing = clock.t, clock.cutoff, clock.advancing
+    next_cutoff_move = _cutoff_until(fold.config, t)[1] if advancing else math.inf
+    for item in offered:
+        digest, event = item.digest, item.event
+        if digest in seen or digest in applied:
+            outcome.duplicates += 1
+            continue
+        ts = event.time
+        if advancing and ts > t:
+            t = ts
+            if ts >= next_cutoff_move:
+                cutoff, next_cutoff_move = _cutoff_until(fold.config, ts)
+        if ts < cutoff:
+            outcome.late += 1
+            outcome.too_late.append(item)
+            continue
+        if faults and event.id in faults:
+            outcome.failed.append((item, f"RuntimeError: fault injected for event {event.id}"))
+            continue
+        key = item.key
+        if key is UNKNOWN:
+            key = entity.key(event)
+        if key is None:
+            per_account.setdefault(event.account_id, []).append(event)
+        else:
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [event]
+            else:
+                group.append(event)
+        types[event.type] = types.get(event.type, 0) + 1
+        applied[digest] = ts
+    outcome.applied.update(types)
+    outcome.max_event_time = max(applied.values()) if applied else None
+    fold.cutoff = cutoff
+    return groups
+
+
+def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: Effects) -> None:
+    """Fold, count and diff each session's events; write its state and live time."""
+    config, tally, plans, cutoff = fold.config, fold.tally, fold.plans, fold.cutoff
+    per_account, family, sessions = fold.events, fold.family, SESSION_ENTITY
+    for key, events in groups.items():
+        account = key.account
+        state: SessionState = fold.state(key, events[0])
+        count_session(events, account, plans.get(account, NONE), tally)
+        before = copy_state(state) if arrives_late(state, events) else None
+        start = merge_times(state, events)
+        if before is None:
+            add_new_gaps(state, start, cutoff, config, tally)
+        sessions.finish(state, cutoff)
+        if before is not None:
+            old = sessions.contribute(before, config)
+            tally.apply_diff(old.windowed, sessions.contribute(state, config).windowed, cutoff)
+        effects.live[key.member()] = live_time(state)
+        effects.entities[key] = family.encode(state)
+        per_account.setdefault(account, []).extend(events)
 
 
 def _cutoff_until(config: MetricConfig, t: float) -> tuple[float, float]:

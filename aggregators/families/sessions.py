@@ -125,5 +125,8 @@ class Sessions:
         return previous
 
 
-_SESSIONS = Sessions()
-FAMILY: Family[SessionState, UsageFacts] = Family(LOGINS, _SESSIONS, _SESSIONS, _SESSIONS)
+SESSION_ENTITY = Sessions()
+"""The logins entity (:func:`aggregators.batch.fold_batch` folds it a session at a time)."""
+FAMILY: Family[SessionState, UsageFacts] = Family(
+    LOGINS, SESSION_ENTITY, SESSION_ENTITY, SESSION_ENTITY
+)
