@@ -29,10 +29,12 @@ from aggregators.families.base import Change
 from aggregators.families.sessions import SESSION_ENTITY, SessionState
 from aggregators.plans import NONE
 from aggregators.session_fold import (
+    HEARTBEAT,
     add_new_gaps,
     arrives_late,
     copy_state,
     count_session,
+    facts_sample,
     live_time,
     merge_times,
 )
@@ -147,6 +149,8 @@ class _Fold:
         """Account -> its events applied in this batch."""
         self.cutoff = -math.inf
         """The batch's final cutoff (set by the session fold's admission)."""
+        self.marked: set[EntityKey] = set()
+        """Sessions with an event other than a heartbeat in the batch (the session fold)."""
 
     def state(self, key: EntityKey, event: Event) -> Any:
         found = self.touched.get(key)
@@ -281,6 +285,7 @@ def _admit_by_session(
     assert entity is not None
     groups: dict[EntityKey, list[Event]] = {}
     types: dict[str, int] = {}
+    marked = fold.marked
     t, cutoff, advancing = clock.t, clock.cutoff, clock.advancing
     next_cutoff_move = _cutoff_until(fold.config, t)[1] if advancing else math.inf
     for item in offered:
@@ -303,6 +308,7 @@ def _admit_by_session(
         key = item.key
         if key is UNKNOWN:
             key = entity.key(event)
+        event_type = event.type
         if key is None:
             per_account.setdefault(event.account_id, []).append(event)
         else:
@@ -311,7 +317,9 @@ def _admit_by_session(
                 groups[key] = [event]
             else:
                 group.append(event)
-        types[event.type] = types.get(event.type, 0) + 1
+            if event_type != HEARTBEAT:
+                marked.add(key)
+        types[event_type] = types.get(event_type, 0) + 1
         applied[digest] = ts
     outcome.applied.update(types)
     outcome.max_event_time = max(applied.values()) if applied else None
@@ -324,11 +332,12 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
     config, tally, plans, cutoff = fold.config, fold.tally, fold.plans, fold.cutoff
     per_account, family, sessions = fold.events, fold.family, SESSION_ENTITY
     for key, events in groups.items():
-        account = key.account
+        account, marked = key.account, key in fold.marked
         state: SessionState = fold.state(key, events[0])
-        count_session(events, account, plans.get(account, NONE), tally)
-        before = copy_state(state) if arrives_late(state, events) else None
-        start = merge_times(state, events)
+        times = [event.time for event in events]
+        count_session(events, times, marked, account, plans.get(account, NONE), tally)
+        before = copy_state(state) if arrives_late(state, times) else None
+        start = merge_times(state, events, times, marked)
         if before is None:
             add_new_gaps(state, start, cutoff, config, tally)
         sessions.finish(state, cutoff)
@@ -337,7 +346,7 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
             tally.apply_diff(old.windowed, sessions.contribute(state, config).windowed, cutoff)
         effects.live[key.member()] = live_time(state)
         effects.entities[key] = family.encode(state)
-        per_account.setdefault(account, []).extend(events)
+        per_account.setdefault(account, []).extend(facts_sample(events, times))
 
 
 def _cutoff_until(config: MetricConfig, t: float) -> tuple[float, float]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aggregators.entity_keys import EntityKey
@@ -91,6 +92,12 @@ class Tally:
         """Add ``amount`` to ``name`` in the buckets of ``ts``, whole base and segment."""
         slot = math.floor(ts / self.finest) if self.rolls_up else ts
         self.amounts[(name, segment, slot)] += amount
+
+    def add_each(self, name: str, segment: str, amounts: Iterable[tuple[float, float]]) -> None:
+        """:meth:`add` of each (event time, amount), without a call per amount."""
+        totals, finest = self.amounts, self.finest
+        for ts, amount in amounts:
+            totals[(name, segment, math.floor(ts / finest) if self.rolls_up else ts)] += amount
 
     def distinct(self, name: str, segment: str, member: str, ts: float) -> None:
         """Note that ``member`` was active at ``ts`` (exact distinct counts by latest time)."""

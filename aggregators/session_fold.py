@@ -15,6 +15,7 @@ checks that on random batches.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -22,6 +23,7 @@ from aggregators.config import MetricConfig
 from aggregators.effects import Tally
 from aggregators.families.sessions import (
     ACCOUNTS,
+    DAY,
     SESSIONS,
     TIME_IN_APP,
     USERS,
@@ -29,6 +31,9 @@ from aggregators.families.sessions import (
 )
 from schemas import Event
 from schemas.models import SessionEnded, SessionStarted
+
+HEARTBEAT = "session.heartbeat"
+"""The one event type that neither starts nor ends a session."""
 
 Member = tuple[str, str, str]
 """(distinct-count name, plan segment, member)."""
@@ -40,9 +45,11 @@ def note_latest(latest: dict[Member, float], key: Member, ts: float) -> None:
         latest[key] = ts
 
 
-def count_session(events: list[Event], account: str, segment: str, tally: Tally) -> None:
-    """A session's batch of events in the counters: starts, distinct users and account."""
-    times = [event.time for event in events]
+def count_session(
+    events: list[Event], times: list[float], marked: bool, account: str, segment: str, tally: Tally
+) -> None:
+    """A session's batch of events in the counters: distinct users and account, and (when
+    ``marked``: some event is not a heartbeat) the sessions started."""
     newest = max(times)
     latest = tally.latest
     note_latest(latest, (ACCOUNTS, segment, account), newest)
@@ -53,28 +60,27 @@ def count_session(events: list[Event], account: str, segment: str, tally: Tally)
         for event in events:
             data: Any = event.data
             note_latest(latest, (USERS, segment, data.user_id), event.time)
-    kinds = {type(event.data) for event in events}
-    if SessionStarted in kinds:
+    if marked:
         for event in events:
             if type(event.data) is SessionStarted:
                 tally.add(SESSIONS, segment, event.time, 1)
 
 
-def arrives_late(state: SessionState, events: list[Event]) -> bool:
+def arrives_late(state: SessionState, times: list[float]) -> bool:
     """Whether a new time comes before the session's last stored one (a full diff then)."""
-    times = state.times
-    return bool(times) and min(event.time for event in events) < times[-1]
+    stored = state.times
+    return bool(stored) and min(times) < stored[-1]
 
 
-def merge_times(state: SessionState, events: list[Event]) -> int:
+def merge_times(state: SessionState, events: list[Event], times: list[float], marked: bool) -> int:
     """Add a batch's event times to the session, kept sorted; the index of the first new
     time (meaningful when none :func:`arrives_late`)."""
-    times = state.times
-    start = len(times)
-    times.extend(sorted(event.time for event in events))
-    if start and times[start] < times[start - 1]:
-        times.sort()
-    if any(type(event.data) is SessionEnded for event in events):
+    stored = state.times
+    start = len(stored)
+    stored.extend(sorted(times))
+    if start and stored[start] < stored[start - 1]:
+        stored.sort()
+    if marked and any(type(event.data) is SessionEnded for event in events):
         state.ended = True
     return start
 
@@ -84,12 +90,22 @@ def add_new_gaps(
 ) -> None:
     """Time in app of the gaps that end at a new time (from ``start`` on) and at or after
     ``since``: what an append-only batch changes, as the old gaps all end earlier."""
-    times, idle, segment = state.times, config.idle_timeout, state.segment
-    for i in range(max(start, 1), len(times)):
-        later = times[i]
-        gap = later - times[i - 1]
+    times, idle, segment, floor = state.times, config.idle_timeout, state.segment, math.floor
+    amounts, finest, rolls_up = tally.amounts, tally.finest, tally.rolls_up
+    earlier = times[max(start, 1) - 1]
+    for later in itertools.islice(times, max(start, 1), None):
+        gap = later - earlier
         if 0 < gap <= idle and later >= since:
-            tally.add(TIME_IN_APP, segment, later, gap)
+            amounts[(TIME_IN_APP, segment, floor(later / finest) if rolls_up else later)] += gap
+        earlier = later
+
+
+def facts_sample(events: list[Event], times: list[float]) -> list[Event]:
+    """The events the usage facts need: its latest and one per UTC day (facts keep active
+    days and the latest time), so facts cost per session, not per event."""
+    if min(times) // DAY == max(times) // DAY:  # the days are counted as ``time // DAY``
+        return [events[times.index(max(times))]]
+    return events
 
 
 def live_time(state: SessionState) -> float | None:
