@@ -37,6 +37,7 @@ from aggregators.session_fold import (
     facts_sample,
     live_time,
     merge_times,
+    session_keys,
 )
 from aggregators.windows import retention_cutoff
 from schemas import Event
@@ -121,11 +122,15 @@ def keys_to_load(family_name: str, offered: Sequence[Offered]) -> set[EntityKey]
     event's entity key is kept on its item, for the fold)."""
     entity = FAMILIES[family_name].entity
     wanted = {facts_key(account) for account in {o.event.account_id for o in offered}}
-    if entity is not None:
-        for item in offered:
-            key = item.key = entity.key(item.event)
-            if key is not None:
-                wanted.add(key)
+    if entity is None:
+        return wanted
+    if entity is SESSION_ENTITY:
+        found = session_keys([item.event for item in offered])
+    else:
+        found = [entity.key(item.event) for item in offered]
+    for item, key in zip(offered, found, strict=True):
+        item.key = key
+    wanted.update(key for key in set(found) if key is not None)
     return wanted
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +44,12 @@ from aggregators.batch import (
 from aggregators.clock import Clock
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
+from aggregators.entity_keys import FACTS
 from aggregators.health import HealthConfig
 from aggregators.health_index import HealthIndex
 from aggregators.store import Loaded, PartitionStore, PlanDirectory
 from schemas import Rejected, parse_events
-from schemas.models import TYPE_TO_DATA
+from schemas.models import FAMILY_OF_TYPE, TYPE_TO_DATA
 from streams import telemetry
 from streams.retry import RetryPolicy, retry_async
 
@@ -251,8 +252,8 @@ class Processor:
         offered, rejected = self._parse(topic, messages, time.time())
         entity_keys = keys_to_load(family, offered)
         digests = [o.digest for o in offered]
+        accounts = [key.account for key in entity_keys if key.kind == FACTS]
         while True:
-            accounts = (o.event.account_id for o in offered)
             loaded = await store.load(entity_keys, digests, accounts)
             last = messages[-1].offset
             await self._finish_unfinished(topic, partition, loaded)
@@ -263,7 +264,7 @@ class Processor:
                 return gap
             t = self.clock.batch_time(loaded.stream_time)
             fresh = _after(offered, loaded.offset)
-            labels = await self.plans.labels(_plans_named(fresh))
+            labels = await self.plans.labels(_plans_named(family, fresh))
             result = self._fold(family, fresh, loaded, t, labels)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
             letters += self._letters_of(result, messages)
@@ -424,13 +425,15 @@ class Processor:
 
 _PLANNED = frozenset(cls for cls in TYPE_TO_DATA.values() if "plan" in cls.__struct_fields__)
 """Payload types that name a plan (its label is looked up before the fold)."""
+_NAME_PLANS = frozenset(FAMILY_OF_TYPE[t] for t, cls in TYPE_TO_DATA.items() if cls in _PLANNED)
+"""Families with such payloads (the others skip the per-event look)."""
 
 
-def _plans_named(offered: Sequence[Offered]) -> Iterator[str]:
-    for item in offered:
-        data: Any = item.event.data
-        if type(data) in _PLANNED and data.plan is not None:
-            yield data.plan
+def _plans_named(family: str, offered: Sequence[Offered]) -> set[str]:
+    if family not in _NAME_PLANS:
+        return set()
+    payloads: list[Any] = [item.event.data for item in offered]
+    return {data.plan for data in payloads if type(data) in _PLANNED and data.plan is not None}
 
 
 def _after(offered: list[Offered], applied: int) -> list[Offered]:

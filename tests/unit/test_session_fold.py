@@ -23,11 +23,12 @@ from aggregators.batch import (
     fold_batch,
     fold_by_session,
     fold_each,
+    keys_to_load,
     make_clock,
 )
 from aggregators.config import MetricConfig
 from aggregators.effects import Counters
-from aggregators.entity_keys import SESSION, EntityKey
+from aggregators.entity_keys import SESSION, EntityKey, facts_key
 from aggregators.families.sessions import FAMILY, SessionState
 from schemas import Event, parse_event
 
@@ -139,3 +140,27 @@ def test_logins_take_the_session_fold() -> None:
     # the second gap (2000 s) is longer than the idle timeout (1800 s): no time in app
     total = sum(b.get("time_in_app", 0.0) for b in result.effects.counters.values())
     assert total == 100 * len(CONFIG.granularities)
+
+
+def test_an_event_of_another_family_on_the_logins_topic_updates_no_session() -> None:
+    """A topic named like no family takes every type: a ticket event on the logins
+    family has no session, is applied, and counts nothing (as event by event)."""
+    raw = orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": "t1",
+            "source": "test",
+            "type": "ticket.opened",
+            "time": datetime.fromtimestamp(T0, UTC).isoformat(),
+            "data": {"account_id": "acme", "ticket_id": "T1", "channel": "email"},
+        }
+    )
+    ticket = parse_event(raw, now=T0 + 10)
+    assert isinstance(ticket, Event), ticket
+    items = [Offered(1, ticket), offered(2, "session.started", T0, "acme", "s1", "u1")]
+    wanted = keys_to_load("logins", items)
+    assert wanted == {facts_key("acme"), EntityKey(SESSION, "acme", "s1")}
+    assert [item.key for item in items] == [None, EntityKey(SESSION, "acme", "s1")]
+    reference, grouped = fold_both(items, BatchInput(), advancing=False)
+    assert_same(reference, grouped)
+    assert grouped.outcome.applied == {"ticket.opened": 1, "session.started": 1}
