@@ -20,6 +20,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import EMPTY, Effects, Tally
 from aggregators.entity_keys import EntityKey, facts_key
@@ -51,31 +53,30 @@ def event_digest(event_id: str) -> str:
     return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
 
 
-class Offered:
+class Offered(msgspec.Struct, gc=False):
     """A valid event offered to a batch, with its Kafka offset and id digest.
 
-    A plain slotted class rather than a frozen dataclass: one is made per
-    event, and a frozen dataclass's ``__init__`` costs several times more.
+    A Struct (built in C): one is made per event. :func:`offer` computes the
+    digest; :func:`offer_all` does a whole batch in one pass.
     """
 
-    __slots__ = ("digest", "event", "key", "offset")
+    offset: int
+    event: Event
+    digest: str
+    key: EntityKey | None = UNKNOWN
+    """The entity the event updates, once :func:`keys_to_load` has found it."""
 
-    def __init__(self, offset: int, event: Event, digest: str = "") -> None:
-        self.offset = offset
-        self.event = event
-        self.digest = digest or event_digest(event.id)
-        self.key: EntityKey | None = UNKNOWN
-        """The entity the event updates, once :func:`keys_to_load` has found it."""
 
-    def __repr__(self) -> str:
-        return f"Offered({self.offset!r}, {self.event!r}, {self.digest!r})"
+def offer(offset: int, event: Event) -> Offered:
+    """One event offered at ``offset``, with its id digest."""
+    return Offered(offset, event, event_digest(event.id))
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Offered):
-            return NotImplemented
-        return (self.offset, self.event, self.digest) == (other.offset, other.event, other.digest)
 
-    __hash__ = None  # type: ignore[assignment]
+def offer_all(offsets: Sequence[int], events: Sequence[Event]) -> list[Offered]:
+    """Events offered at their offsets, digests computed in one pass."""
+    blake2b = hashlib.blake2b
+    digests = [blake2b(event.id.encode(), digest_size=8).hexdigest() for event in events]
+    return [Offered(*fields) for fields in zip(offsets, events, digests, strict=True)]
 
 
 @dataclass(frozen=True)

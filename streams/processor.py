@@ -40,6 +40,7 @@ from aggregators.batch import (
     fold_batch,
     keys_to_load,
     make_clock,
+    offer_all,
 )
 from aggregators.clock import Clock
 from aggregators.config import MetricConfig
@@ -48,7 +49,7 @@ from aggregators.entity_keys import FACTS
 from aggregators.health import HealthConfig
 from aggregators.health_index import HealthIndex
 from aggregators.store import Loaded, PartitionStore, PlanDirectory
-from schemas import Rejected, parse_events
+from schemas import Event, Rejected, parse_events
 from schemas.models import FAMILY_OF_TYPE, TYPE_TO_DATA
 from streams import telemetry
 from streams.retry import RetryPolicy, retry_async
@@ -367,21 +368,22 @@ class Processor:
     def _parse(
         self, topic: str, messages: Sequence[RawMessage], now: float
     ) -> tuple[list[Offered], list[DeadLetter]]:
-        offered: list[Offered] = []
-        rejected: list[DeadLetter] = []
         verdicts = parse_events(
-            (message.value for message in messages),
+            [message.value for message in messages],
             now=now,
             reporting_currency=self.config.currency,
             max_future_seconds=self.max_future_seconds,
             topic=topic,
         )
-        for message, result in zip(messages, verdicts, strict=True):
-            if isinstance(result, Rejected):
-                rejected.append(DeadLetter(message, result.reason, result.detail))
-            else:
-                offered.append(Offered(message.offset, result))
-        return offered, rejected
+        pairs = zip(messages, verdicts, strict=True)
+        rejected = [DeadLetter(m, v.reason, v.detail) for m, v in pairs if isinstance(v, Rejected)]
+        events = [v for v in verdicts if isinstance(v, Event)]
+        if rejected:
+            pairs = zip(messages, verdicts, strict=True)
+            offsets = [m.offset for m, v in pairs if isinstance(v, Event)]
+        else:
+            offsets = [m.offset for m in messages]
+        return offer_all(offsets, events), rejected
 
     def _fold(
         self, family: str, fresh: list[Offered], loaded: Loaded, t: float, labels: dict[str, str]

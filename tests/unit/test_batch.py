@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from aggregators.batch import BatchInput, Offered, event_digest, fold_batch, make_clock
+from aggregators.batch import BatchInput, Offered, event_digest, fold_batch, make_clock, offer
 from aggregators.config import MetricConfig
 from aggregators.entity_keys import EntityKey
 from aggregators.families.billing import FAMILY as BILLING
@@ -30,7 +30,7 @@ def ev(event_type: str, offset: float, n: int, **data: Any) -> Offered:
     )
     parsed = parse_event(raw, now=NOW + 10)
     assert isinstance(parsed, Event), parsed
-    return Offered(n, parsed)
+    return offer(n, parsed)
 
 
 def _iso(ts: float) -> str:
@@ -170,7 +170,7 @@ def test_compacting_old_log_entries_keeps_movements_and_state() -> None:
     change = parse_event(raw, now=later + 60)
     assert isinstance(change, Event)
     inputs = BatchInput(states={ACME_BILLING: state})
-    result = fold_batch("billing", [Offered(9, change)], inputs, CONFIG, config_clock)
+    result = fold_batch("billing", [offer(9, change)], inputs, CONFIG, config_clock)
     raw = result.effects.entities[ACME_BILLING]
     assert raw is not None
     compacted = BILLING.decode(raw)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from aggregators.batch import BatchInput, BatchResult, Offered, fold_batch, make_clock
+from aggregators.batch import BatchInput, BatchResult, Offered, fold_batch, make_clock, offer
 from aggregators.config import MetricConfig
 from aggregators.entity_keys import EntityKey, facts_key
 from aggregators.facts import TicketFacts
@@ -39,7 +39,7 @@ def ev(event_type: str, at: float, n: int, account: str = "acme", **data: Any) -
     )
     parsed = parse_event(raw, now=at + 10**9)
     assert isinstance(parsed, Event), parsed
-    return Offered(n, parsed)
+    return offer(n, parsed)
 
 
 def fold(

@@ -25,6 +25,7 @@ from aggregators.batch import (
     fold_each,
     keys_to_load,
     make_clock,
+    offer,
 )
 from aggregators.config import MetricConfig
 from aggregators.effects import Counters
@@ -51,7 +52,7 @@ def offered(n: int, kind: str, at: float, account: str, session: str, user: str)
     )
     parsed = parse_event(raw, now=T0 + 10 * DAY)
     assert isinstance(parsed, Event), parsed
-    return Offered(n, parsed)
+    return offer(n, parsed)
 
 
 event_specs = st.tuples(
@@ -157,7 +158,7 @@ def test_an_event_of_another_family_on_the_logins_topic_updates_no_session() -> 
     )
     ticket = parse_event(raw, now=T0 + 10)
     assert isinstance(ticket, Event), ticket
-    items = [Offered(1, ticket), offered(2, "session.started", T0, "acme", "s1", "u1")]
+    items = [offer(1, ticket), offered(2, "session.started", T0, "acme", "s1", "u1")]
     wanted = keys_to_load("logins", items)
     assert wanted == {facts_key("acme"), EntityKey(SESSION, "acme", "s1")}
     assert [item.key for item in items] == [None, EntityKey(SESSION, "acme", "s1")]
