@@ -20,6 +20,9 @@ from aggregators.batch import (
     BatchInput,
     BatchResult,
     Offered,
+    Outcome,
+    _admit_all,
+    _Fold,
     fold_batch,
     fold_by_session,
     fold_each,
@@ -34,7 +37,9 @@ from aggregators.families.sessions import FAMILY, SessionState
 from schemas import Event, parse_event
 
 CONFIG = MetricConfig(fault_injection_ids=frozenset({"e-fault"}))
+PLAIN = MetricConfig()
 T0 = 1_800_000_000.0
+CLOCK = make_clock(PLAIN, T0 + 3600)
 DAY = 86400.0
 KINDS = ("session.started", "session.heartbeat", "session.heartbeat", "session.ended")
 
@@ -67,7 +72,7 @@ event_specs = st.tuples(
     st.sampled_from(["u1", "u2"]),
 )
 
-stored_times = st.lists(st.floats(min_value=-2 * DAY, max_value=3600).map(round), max_size=6)
+stored_times = st.lists(st.floats(min_value=-32 * DAY, max_value=3600).map(round), max_size=6)
 
 
 def stored_states(times_by_session: dict[str, list[float]]) -> dict[EntityKey, str]:
@@ -124,6 +129,36 @@ def test_a_session_at_a_time_equals_event_by_event(
         states=stored_states(stored), seen={items[0].digest} if items else set(), plans=plans
     )
     assert_same(*fold_both(items, inputs, advancing))
+
+
+clean_specs = st.tuples(
+    st.sampled_from(KINDS),
+    st.floats(min_value=-600, max_value=2 * DAY).map(round),  # stream time may move a day
+    st.sampled_from(["acme", "globex"]),
+    st.sampled_from(["s1", "s2", "s3"]),
+    st.sampled_from(["u1", "u2"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    specs=st.lists(clean_specs, min_size=1, max_size=39),
+    stored=st.dictionaries(st.sampled_from(["s1", "s2"]), stored_times),
+    advancing=st.booleans(),
+)
+def test_a_usual_batch_admitted_at_once_equals_event_by_event(
+    specs: list[tuple[str, float, str, str, str]],
+    stored: dict[str, list[float]],
+    advancing: bool,
+) -> None:
+    """No repeated id, nothing late, no fault: the whole-batch admission, same result."""
+    items = [offered(n, kind, T0 + at, *rest) for n, (kind, at, *rest) in enumerate(specs, 8)]
+    keys_to_load("logins", items)
+    inputs = BatchInput(states=stored_states(stored))
+    assert _admit_all(_Fold(FAMILY, inputs, PLAIN), items, CLOCK, Outcome(), {}) is not None
+    clock = make_clock(PLAIN, T0 + 3600, advancing=advancing)
+    reference = fold_each("logins", items, inputs, PLAIN, clock)
+    assert_same(reference, fold_by_session("logins", items, inputs, PLAIN, clock))
 
 
 def test_logins_take_the_session_fold() -> None:
