@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import (
     AskError,
@@ -57,8 +58,9 @@ from streams.retry import RetryPolicy, retry_async
 log = logging.getLogger("cspulse.processor")
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(msgspec.Struct, frozen=True, gc=False):
+    """One Kafka record as the processor sees it (a Struct: one is made per record)."""
+
     offset: int
     key: bytes | None
     value: bytes
