@@ -66,7 +66,7 @@ for i = 1, #ops do
   elseif c == 'zg' then redis.call('ZADD', k, 'GT', unpack(op, 3))
   elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
   elseif c == 'set' then
-    if op[4] > 0 then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
+    if op[4] ~= '0' then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
   elseif c == 'del' then redis.call('DEL', k)
   elseif c == 'za' then redis.call('ZADD', k, op[3], op[4])
   elseif c == 'zm' then redis.call('ZADD', k, unpack(op, 3))
@@ -372,7 +372,7 @@ class PartitionStore:
 
     def _render(self, result: BatchResult, t: float, base: float) -> _Script:
         script = _Script(keys.meta(self.tag))
-        script.op("set", keys.applied_at(self.tag), f"{time.time():.3f}", 0)  # for `cspulse status`
+        script.op("set", keys.applied_at(self.tag), f"{time.time():.3f}", "0")  # for `cspulse status`
         self._render_counters(script, result.effects, t, base)
         self._render_entities(script, result.effects)
         self._render_live(script, result.effects, t)
@@ -391,8 +391,7 @@ class PartitionStore:
         if not result.seen:
             return
         seen = keys.seen(self.tag)
-        # scores go as msgpack floats: a sorted set keeps doubles, which Lua passes on exactly
-        pairs: list[Any] = [x for digest, ts in result.seen.items() for x in (ts, digest)]
+        pairs: list[Any] = [x for digest, ts in result.seen.items() for x in (repr(ts), digest)]
         script.members("zm", seen, pairs)
         newest = max(result.seen.values())
         script.op("zt", seen, number(newest - self.config.dedup_horizon))
@@ -403,10 +402,10 @@ class PartitionStore:
         for (g, index), fields in effects.counters.items():
             amounts = [x for f, amount in fields.items() if amount for x in (f, number(amount))]
             ttl = bucket_ttl(index, g, windows, base)
-            script.op("b", keys.bucket(self.tag, g, index), g, index, ttl, *amounts)
+            script.op("b", keys.bucket(self.tag, g, index), g, index, str(ttl), *amounts)
         for name, latest in effects.last_seen.items():
             key = keys.last_seen(self.tag, name)
-            pairs = [x for member, ts in sorted(latest.items()) for x in (ts, member)]
+            pairs = [x for member, ts in sorted(latest.items()) for x in (repr(ts), member)]
             script.members("zg", key, pairs)
             script.op("zt", key, number(t - windows.longest.seconds - windows.longest.granularity))
         for name, amount in effects.gauges.items():
@@ -419,7 +418,7 @@ class PartitionStore:
             if state is None:
                 script.op("del", full)
                 continue
-            ttl = 0 if key in effects.persistent else self.config.entity_ttl(key.kind)
+            ttl = "0" if key in effects.persistent else str(self.config.entity_ttl(key.kind))
             script.op("set", full, state, ttl)
 
     def _render_live(self, script: _Script, effects: Effects, t: float) -> None:
