@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,8 @@ for _, w in ipairs(cmsgpack.unpack(ARGV[5])) do
 end
 local ops = cmsgpack.unpack(ARGV[3])
 local newest = {}
+-- longer than zset-max-listpack-value and never UTF-8 text, so never a real member
+local LONG = string.rep('\255', 72)
 for i = 1, #ops do
   local op = ops[i]
   local c, k = op[1], KEYS[op[2]]
@@ -72,6 +75,8 @@ for i = 1, #ops do
   elseif c == 'zm' then redis.call('ZADD', k, unpack(op, 3))
   elseif c == 'zr' then redis.call('ZREM', k, op[3])
   elseif c == 'zt' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. op[3])
+  elseif c == 'zs' then redis.call('ZADD', k, 0, LONG)
+  elseif c == 'zu' then redis.call('ZREM', k, LONG)
   end
 end
 for g, index in pairs(newest) do
@@ -178,6 +183,19 @@ class _Script:
     def members(self, code: str, key: str, members: Sequence[Any]) -> None:
         for start in range(0, len(members), _CHUNK):
             self.op(code, key, *members[start : start + _CHUNK])
+
+    @contextmanager
+    def skiplist(self, key: str) -> Iterator[None]:
+        """Write a sorted set with fractional scores as a skiplist, not a listpack.
+
+        A small sorted set is a listpack that keeps each score as text and parses
+        every one it passes on each insert (most of the apply's time, once). A
+        member longer than ``zset-max-listpack-value``, added first and removed
+        after, turns it into a skiplist, which deletions do not turn back.
+        """
+        self.op("zs", key)
+        yield
+        self.op("zu", key)
 
 
 _LABEL_CACHE = 10_000
@@ -384,7 +402,9 @@ class PartitionStore:
         if result.effects.facts:
             offset = str(new_offset)
             pairs = [x for account in sorted(result.effects.facts) for x in (offset, account)]
-            script.members("zm", keys.mirror_due(self.tag), pairs)
+            due = keys.mirror_due(self.tag)
+            with script.skiplist(due):
+                script.members("zm", due, pairs)
 
     def _render_seen(self, script: _Script, result: BatchResult) -> None:
         """Remember the applied ids by event time; forget those past the dedup horizon."""
@@ -392,7 +412,8 @@ class PartitionStore:
             return
         seen = keys.seen(self.tag)
         pairs: list[Any] = [x for digest, ts in result.seen.items() for x in (repr(ts), digest)]
-        script.members("zm", seen, pairs)
+        with script.skiplist(seen):  # made a listpack, its first 128 members would cost most
+            script.members("zm", seen, pairs)
         newest = max(result.seen.values())
         script.op("zt", seen, number(newest - self.config.dedup_horizon))
 
@@ -406,8 +427,10 @@ class PartitionStore:
         for name, latest in effects.last_seen.items():
             key = keys.last_seen(self.tag, name)
             pairs = [x for member, ts in sorted(latest.items()) for x in (repr(ts), member)]
-            script.members("zg", key, pairs)
-            script.op("zt", key, number(t - windows.longest.seconds - windows.longest.granularity))
+            with script.skiplist(key):
+                script.members("zg", key, pairs)
+                cutoff = t - windows.longest.seconds - windows.longest.granularity
+                script.op("zt", key, number(cutoff))
         for name, amount in effects.gauges.items():
             if amount:
                 script.op("hf", keys.gauges(self.tag), name, number(amount))
@@ -425,9 +448,10 @@ class PartitionStore:
         if not effects.live:
             return
         live = keys.live_sessions(self.tag)
-        for member, latest in effects.live.items():
-            if latest is None:
-                script.op("zr", live, member)
-            else:
-                script.op("za", live, number(latest), member)
-        script.op("zt", live, number(t - 2 * self.config.idle_timeout))
+        with script.skiplist(live):
+            for member, latest in effects.live.items():
+                if latest is None:
+                    script.op("zr", live, member)
+                else:
+                    script.op("za", live, number(latest), member)
+            script.op("zt", live, number(t - 2 * self.config.idle_timeout))
