@@ -69,7 +69,8 @@ for i = 1, #ops do
   elseif c == 'zg' then redis.call('ZADD', k, 'GT', unpack(op, 3))
   elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
   elseif c == 'set' then
-    if op[4] ~= '0' then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
+    if op[4] == '0' then redis.call('SET', k, op[3])
+    else redis.call('SET', k, op[3], 'EX', op[4]) end
   elseif c == 'del' then redis.call('DEL', k)
   elseif c == 'za' then redis.call('ZADD', k, op[3], op[4])
   elseif c == 'zm' then redis.call('ZADD', k, unpack(op, 3))
@@ -188,10 +189,11 @@ class _Script:
     def skiplist(self, key: str) -> Iterator[None]:
         """Write a sorted set with fractional scores as a skiplist, not a listpack.
 
-        A small sorted set is a listpack that keeps each score as text and parses
-        every one it passes on each insert (most of the apply's time, once). A
-        member longer than ``zset-max-listpack-value``, added first and removed
-        after, turns it into a skiplist, which deletions do not turn back.
+        A small sorted set (and a new one, whatever the batch adds) is a listpack,
+        which keeps each score as text and parses every score it passes on each
+        insert: that was once a third of the apply's time. A member longer than
+        ``zset-max-listpack-value``, added first and removed after, turns it into a
+        skiplist, which deletions do not turn back (Redis 6.2 and 7).
         """
         self.op("zs", key)
         yield
@@ -390,7 +392,8 @@ class PartitionStore:
 
     def _render(self, result: BatchResult, t: float, base: float) -> _Script:
         script = _Script(keys.meta(self.tag))
-        script.op("set", keys.applied_at(self.tag), f"{time.time():.3f}", "0")  # for `cspulse status`
+        applied_at = keys.applied_at(self.tag)
+        script.op("set", applied_at, f"{time.time():.3f}", "0")  # for `cspulse status`
         self._render_counters(script, result.effects, t, base)
         self._render_entities(script, result.effects)
         self._render_live(script, result.effects, t)
@@ -411,8 +414,10 @@ class PartitionStore:
         if not result.seen:
             return
         seen = keys.seen(self.tag)
+        # scores as text (repr reads back as the same double): a Lua number would be
+        # formatted with %.17g on its way to Redis, which costs more than the ZADD
         pairs: list[Any] = [x for digest, ts in result.seen.items() for x in (repr(ts), digest)]
-        with script.skiplist(seen):  # made a listpack, its first 128 members would cost most
+        with script.skiplist(seen):
             script.members("zm", seen, pairs)
         newest = max(result.seen.values())
         script.op("zt", seen, number(newest - self.config.dedup_horizon))
