@@ -27,8 +27,9 @@ from aggregators.windows import WindowSet
 
 WINDOW_LUA = """
 local function bucket_sums(prefix, g, first, last, acc, sign)
+  local head = prefix .. g .. ':'
   for k = first, last do
-    local kv = redis.call('HGETALL', prefix .. g .. ':' .. k)
+    local kv = redis.call('HGETALL', head .. k)
     for j = 1, #kv, 2 do
       local f = kv[j]
       acc[f] = (acc[f] or 0) + sign * tonumber(kv[j + 1])
@@ -61,7 +62,8 @@ local function advance(meta, wkey, prefix, w, t, maxk)
   if c == low then return end
   local stale = c == nil or c < low - n or c > low + n or (c < low and (c + 1) * g + span <= t)
   if stale then
-    rebuild(wkey, prefix, g, low, math.min(math.max(low + n - 1, maxk), low + 2 * n))
+    -- up to the newest bucket ever written (none past it exists), at most 2n buckets
+    rebuild(wkey, prefix, g, low, math.min(maxk, low + 2 * n))
   elseif c < low then
     shift(wkey, prefix, g, c, low - 1, -1)
   else

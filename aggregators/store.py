@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,8 @@ for _, w in ipairs(cmsgpack.unpack(ARGV[5])) do
 end
 local ops = cmsgpack.unpack(ARGV[3])
 local newest = {}
+-- longer than zset-max-listpack-value and never UTF-8 text, so never a real member
+local LONG = string.rep('\255', 72)
 for i = 1, #ops do
   local op = ops[i]
   local c, k = op[1], KEYS[op[2]]
@@ -66,12 +69,15 @@ for i = 1, #ops do
   elseif c == 'zg' then redis.call('ZADD', k, 'GT', unpack(op, 3))
   elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
   elseif c == 'set' then
-    if op[4] > 0 then redis.call('SET', k, op[3], 'EX', op[4]) else redis.call('SET', k, op[3]) end
+    if op[4] == '0' then redis.call('SET', k, op[3])
+    else redis.call('SET', k, op[3], 'EX', op[4]) end
   elseif c == 'del' then redis.call('DEL', k)
   elseif c == 'za' then redis.call('ZADD', k, op[3], op[4])
   elseif c == 'zm' then redis.call('ZADD', k, unpack(op, 3))
   elseif c == 'zr' then redis.call('ZREM', k, op[3])
   elseif c == 'zt' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. op[3])
+  elseif c == 'zs' then redis.call('ZADD', k, 0, LONG)
+  elseif c == 'zu' then redis.call('ZREM', k, LONG)
   end
 end
 for g, index in pairs(newest) do
@@ -178,6 +184,20 @@ class _Script:
     def members(self, code: str, key: str, members: Sequence[Any]) -> None:
         for start in range(0, len(members), _CHUNK):
             self.op(code, key, *members[start : start + _CHUNK])
+
+    @contextmanager
+    def skiplist(self, key: str) -> Iterator[None]:
+        """Write a sorted set with fractional scores as a skiplist, not a listpack.
+
+        A small sorted set (and a new one, whatever the batch adds) is a listpack,
+        which keeps each score as text and parses every score it passes on each
+        insert: that was once a third of the apply's time. A member longer than
+        ``zset-max-listpack-value``, added first and removed after, turns it into a
+        skiplist, which deletions do not turn back (Redis 6.2 and 7).
+        """
+        self.op("zs", key)
+        yield
+        self.op("zu", key)
 
 
 _LABEL_CACHE = 10_000
@@ -372,7 +392,8 @@ class PartitionStore:
 
     def _render(self, result: BatchResult, t: float, base: float) -> _Script:
         script = _Script(keys.meta(self.tag))
-        script.op("set", keys.applied_at(self.tag), f"{time.time():.3f}", 0)  # for `cspulse status`
+        applied_at = keys.applied_at(self.tag)
+        script.op("set", applied_at, f"{time.time():.3f}", "0")  # for `cspulse status`
         self._render_counters(script, result.effects, t, base)
         self._render_entities(script, result.effects)
         self._render_live(script, result.effects, t)
@@ -384,16 +405,20 @@ class PartitionStore:
         if result.effects.facts:
             offset = str(new_offset)
             pairs = [x for account in sorted(result.effects.facts) for x in (offset, account)]
-            script.members("zm", keys.mirror_due(self.tag), pairs)
+            due = keys.mirror_due(self.tag)
+            with script.skiplist(due):
+                script.members("zm", due, pairs)
 
     def _render_seen(self, script: _Script, result: BatchResult) -> None:
         """Remember the applied ids by event time; forget those past the dedup horizon."""
         if not result.seen:
             return
         seen = keys.seen(self.tag)
-        # scores go as msgpack floats: a sorted set keeps doubles, which Lua passes on exactly
-        pairs: list[Any] = [x for digest, ts in result.seen.items() for x in (ts, digest)]
-        script.members("zm", seen, pairs)
+        # scores as text (repr reads back as the same double): a Lua number would be
+        # formatted with %.17g on its way to Redis, which costs more than the ZADD
+        pairs: list[Any] = [x for digest, ts in result.seen.items() for x in (repr(ts), digest)]
+        with script.skiplist(seen):
+            script.members("zm", seen, pairs)
         newest = max(result.seen.values())
         script.op("zt", seen, number(newest - self.config.dedup_horizon))
 
@@ -403,12 +428,14 @@ class PartitionStore:
         for (g, index), fields in effects.counters.items():
             amounts = [x for f, amount in fields.items() if amount for x in (f, number(amount))]
             ttl = bucket_ttl(index, g, windows, base)
-            script.op("b", keys.bucket(self.tag, g, index), g, index, ttl, *amounts)
+            script.op("b", keys.bucket(self.tag, g, index), g, index, str(ttl), *amounts)
         for name, latest in effects.last_seen.items():
             key = keys.last_seen(self.tag, name)
-            pairs = [x for member, ts in sorted(latest.items()) for x in (ts, member)]
-            script.members("zg", key, pairs)
-            script.op("zt", key, number(t - windows.longest.seconds - windows.longest.granularity))
+            pairs = [x for member, ts in sorted(latest.items()) for x in (repr(ts), member)]
+            with script.skiplist(key):
+                script.members("zg", key, pairs)
+                cutoff = t - windows.longest.seconds - windows.longest.granularity
+                script.op("zt", key, number(cutoff))
         for name, amount in effects.gauges.items():
             if amount:
                 script.op("hf", keys.gauges(self.tag), name, number(amount))
@@ -419,16 +446,17 @@ class PartitionStore:
             if state is None:
                 script.op("del", full)
                 continue
-            ttl = 0 if key in effects.persistent else self.config.entity_ttl(key.kind)
+            ttl = "0" if key in effects.persistent else str(self.config.entity_ttl(key.kind))
             script.op("set", full, state, ttl)
 
     def _render_live(self, script: _Script, effects: Effects, t: float) -> None:
         if not effects.live:
             return
         live = keys.live_sessions(self.tag)
-        for member, latest in effects.live.items():
-            if latest is None:
-                script.op("zr", live, member)
-            else:
-                script.op("za", live, number(latest), member)
-        script.op("zt", live, number(t - 2 * self.config.idle_timeout))
+        with script.skiplist(live):
+            for member, latest in effects.live.items():
+                if latest is None:
+                    script.op("zr", live, member)
+                else:
+                    script.op("za", live, number(latest), member)
+            script.op("zt", live, number(t - 2 * self.config.idle_timeout))
