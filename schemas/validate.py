@@ -19,7 +19,6 @@ time, payload shape, control characters in the payload's names, payload rules
 """
 
 import functools
-import operator
 import re
 import typing
 from collections.abc import Iterable, Mapping
@@ -198,34 +197,35 @@ def _parse_run(raws: list[bytes], limits: _Limits, out: list[Event | Rejected]) 
 _SEPARATOR: Final = b",\n"
 """Between the messages of a batch decoded together. A raw newline cannot stand in
 a JSON string, so no message can leave a string open over a separator."""
-_FIRST_BYTE: Final = operator.itemgetter(0)
 
 
 def _decode_together(raws: list[bytes], topic: str | None) -> list[Any] | None:
     """The typed envelopes of ``raws``, one per message, from ONE decode of them as a
     JSON array; None when that cannot be trusted to equal decoding each one alone.
 
-    Besides being plain (see :func:`_parse_plain`), every message must start with
-    ``{`` and the batch must hold no ``[``. Then no separator can fall inside a
-    message's value: not in a string (the newline), not in an array (there is
-    none but the outer one), not in an object (after a comma an object wants a
-    key, ``"``, and the next message starts with ``{``). So every separator
-    splits the outer array, and when it has exactly one element per message, no
-    message holds a second top-level value: element i is message i."""
+    Besides being plain (see :func:`_parse_plain`), the messages must hold no
+    newline and no ``[``, and each after the first must start with ``{``. Then no
+    separator can fall inside a message's value: not in a string (its newline),
+    not in an array (there is none but the outer one), not in an object (after a
+    comma an object wants a key, ``"``, and the next message starts with ``{``).
+    So every separator splits the outer array, and when it has exactly one
+    element per message, no message holds a second top-level value: element i
+    is message i, and decodes as it would alone."""
     buffer = b"[" + _SEPARATOR.join(raws) + b"]"
+    separators = len(raws) - 1
     if (
         not buffer.isascii()
         or buffer.find(b"\\") >= 0
         or buffer.find(b"\x7f") >= 0
         or buffer.find(b"[", 1) >= 0
+        or buffer.count(b"\n") != separators  # no message holds a newline
+        or buffer.count(b"\n{") != separators  # so the others start with {
     ):
         return None
     try:
-        if bytes(map(_FIRST_BYTE, raws)).count(b"{") != len(raws):
-            return None
         envelopes: list[Any] = _batch_decoder(topic).decode(buffer)
-    except (IndexError, msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        return None  # IndexError: an empty message
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
     return envelopes if len(envelopes) == len(raws) else None
 
 

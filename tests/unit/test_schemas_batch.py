@@ -66,8 +66,18 @@ def test_smuggled_values_shift_nothing(name: str, where: str) -> None:
 
 @pytest.mark.parametrize(
     "odd",
-    [b"", b" ", b" " + OK, b"\n" + OK, TWO, b"[" + OK + b"]", b"{}", b"1", b"{"],
-    ids=["empty", "space", "leading space", "leading newline", "two", "array", "{}", "1", "{"],
+    [b"", b" ", b" " + OK, b"\n" + OK, OK + b"\n", OK.replace(b",", b",\n"), TWO, b"{}", b"1"],
+    ids=[
+        "empty",
+        "space",
+        "leading space",
+        "leading newline",
+        "newline",
+        "lines",
+        "two",
+        "{}",
+        "1",
+    ],
 )
 def test_a_message_that_is_not_one_plain_object_goes_alone(odd: bytes) -> None:
     batch = [*PLAIN[:RUN], odd, *PLAIN[RUN : 2 * RUN]]
@@ -76,7 +86,7 @@ def test_a_message_that_is_not_one_plain_object_goes_alone(odd: bytes) -> None:
 
 
 def test_whitespace_after_a_message_is_harmless() -> None:
-    batch = [*PLAIN[:RUN], OK + b" \n", *PLAIN[RUN : 2 * RUN]]
+    batch = [*PLAIN[:RUN], OK + b"  ", *PLAIN[RUN : 2 * RUN]]
     assert validate._decode_together(batch, None) is not None
     assert parse_events(batch, now=NOW) == one_by_one(batch)
 
