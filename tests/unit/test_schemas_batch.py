@@ -103,6 +103,30 @@ def test_plain_batches_are_decoded_together() -> None:
         assert parse_events(iter(batch), now=NOW, topic="cs." + suffix) == one_by_one(batch)
 
 
+LATE_CHECKS = {
+    "future_time": minimal("ticket.opened", time="2026-11-23T07:05:01Z"),
+    "bad_time": minimal("ticket.opened", time="2026-11-23T07:00:00"),
+    "bad_specversion": minimal("ticket.opened", specversion="0.3"),
+    "currency": minimal("invoice.paid").replace(b"USD", b"EUR"),
+    "missing_field": msgspec.json.encode(
+        envelope("ticket.replied", {**MINIMAL["ticket.replied"][0], "author": "agent"})
+    ),
+    "score_range": msgspec.json.encode(
+        envelope("survey.answered", {**MINIMAL["survey.answered"][0], "score": 6})
+    ),
+}
+"""Plain messages that decode together but fail a check made after the decode."""
+
+
+@pytest.mark.parametrize("reason", sorted(LATE_CHECKS))
+def test_a_check_after_the_decode_rejects_its_message_only(reason: str) -> None:
+    batch = [*PLAIN[:RUN], LATE_CHECKS[reason], *PLAIN[RUN:]]
+    assert validate._decode_together(batch, None) is not None
+    verdicts = parse_events(batch, now=NOW)
+    assert verdicts == one_by_one(batch)
+    assert [v.reason for v in verdicts if isinstance(v, Rejected)] == [reason]
+
+
 def test_a_bracket_or_a_non_ascii_character_sends_its_half_message_by_message() -> None:
     bracket = minimal("ticket.opened", id="[1]")
     accented = msgspec.json.encode(envelope("survey.answered", FULL["survey.answered"]))
