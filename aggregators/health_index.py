@@ -36,8 +36,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from aggregators import keys
@@ -53,6 +55,9 @@ USAGE_PLAN = f"{keys.PREFIX}:{{health}}:usage_plan"
 VERSION_FIELD = "~version"
 KEEP_FIELD = "~keep:"
 _KEEP_FIELDS = tuple(KEEP_FIELD + name for name in FAMILY_NAMES)
+MIRRORS_PER_CALL = 500
+"""Accounts one mirror script call writes outside Cluster (a batch's: a few ms of Redis)."""
+_MSGPACK = msgspec.msgpack.Encoder()
 
 
 def usage_key(plan: str | None = None) -> str:
@@ -60,30 +65,54 @@ def usage_key(plan: str | None = None) -> str:
     return USAGE if plan is None else f"{USAGE}:{plan}"
 
 
-MIRROR_LUA = """
-local k = KEYS[1]
-local version = redis.call('HINCRBY', k, '~version', 1)
-if version == 1 then
-  local now = redis.call('TIME')
-  version = string.format('%.0f', now[1] * 1000000 + now[2])
-  redis.call('HSET', k, '~version', version)
+_FIELDS_LUA = ", ".join(f"'{name}'" for name in (VERSION_FIELD, *FAMILY_NAMES, *_KEEP_FIELDS))
+MIRROR_LUA = (
+    f"local fields = {{{_FIELDS_LUA}}}\nlocal families = {len(FAMILY_NAMES)}\n"
+    + """
+local family, retention = ARGV[1], ARGV[2]
+local slot = nil
+for j = 1, families do
+  if fields[1 + j] == family then slot = j end
 end
-if ARGV[3] == '1' then redis.call('HSET', k, ARGV[1], ARGV[2], '~keep:' .. ARGV[1], '1')
-else
-  redis.call('HSET', k, ARGV[1], ARGV[2])
-  redis.call('HDEL', k, '~keep:' .. ARGV[1])
+local mirrors = {}
+for i, write in ipairs(cmsgpack.unpack(ARGV[3])) do
+  local k, facts, keep = KEYS[i], write[1], write[2]
+  local held = redis.call('HMGET', k, unpack(fields))
+  local version = (tonumber(held[1]) or 0) + 1
+  if version == 1 then
+    local now = redis.call('TIME')
+    version = now[1] * 1000000 + now[2]
+  end
+  version = string.format('%.0f', version)
+  if keep then
+    redis.call('HSET', k, '~version', version, family, facts, '~keep:' .. family, '1')
+  else
+    redis.call('HSET', k, '~version', version, family, facts)
+    if (not slot) or held[1 + families + slot] then redis.call('HDEL', k, '~keep:' .. family) end
+  end
+  local persist = false
+  for j = 1, families do
+    local flag = held[1 + families + j]
+    if j == slot then flag = keep end
+    if flag then persist = true end
+  end
+  if persist then redis.call('PERSIST', k) else redis.call('EXPIRE', k, retention) end
+  local mirror = {version}
+  for j = 1, families do mirror[1 + j] = held[1 + j] end
+  if slot then mirror[1 + slot] = facts end
+  mirrors[i] = mirror
 end
-local keep = false
-for _, flag in ipairs(redis.call('HMGET', k, unpack(ARGV, 5))) do
-  if flag then keep = true end
-end
-if keep then redis.call('PERSIST', k) else redis.call('EXPIRE', k, ARGV[4]) end
-return redis.call('HGETALL', k)
+return mirrors
 """
-"""Write one family's facts of an account, bump its version, return the whole mirror.
+)
+"""Write one family's facts of each account in KEYS (ARGV[3]: msgpack ``[facts,
+keep]`` per key), bump each mirror's version, return each mirror as ``[version,
+facts of each family in FAMILY_NAMES order]`` (missing: nil).
 
 The version starts from the server clock in microseconds, so it keeps growing
-even when an expired mirror is created again."""
+even when an expired mirror is created again (it stays below 2^53: exact in Lua).
+Three commands per account (HMGET, HSET, EXPIRE or PERSIST), the field names in
+the script: the per-batch cost is in the accounts, not in repeated arguments."""
 
 INDEX_LUA = """
 -- The sum is read and written with GET/SET, never INCRBYFLOAT: called from Lua
@@ -101,20 +130,16 @@ local function unlist(account)
   end
   redis.call('ZREM', usage, account)
 end
-for i = 2, #ARGV, 7 do
-  local account, score, last = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local version, paying, plan, used = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+for _, row in ipairs(cmsgpack.unpack(ARGV[2])) do
+  local account, score, last, version, paying, plan, used = unpack(row)
   local indexed = tonumber(redis.call('HGET', KEYS[4], account) or '0')
-  if version > indexed then
-    redis.call('HSET', KEYS[4], account, ARGV[i + 3])
+  if tonumber(version) > indexed then
+    redis.call('HSET', KEYS[4], account, version)
     local old = redis.call('ZSCORE', KEYS[1], account)
     redis.call('ZADD', KEYS[1], score, account)
     sum = sum + score - (tonumber(old) or 0)
-    local seen = redis.call('ZSCORE', KEYS[2], account)
-    if (not seen) or tonumber(seen) < tonumber(last) then
-      redis.call('ZADD', KEYS[2], last, account)
-    end
-    if paying == '1' and tonumber(used) > 0 then
+    redis.call('ZADD', KEYS[2], 'GT', last, account)
+    if paying and used > 0 then
       if redis.call('HGET', KEYS[5], account) ~= plan then unlist(account) end
       redis.call('ZADD', usage, used, account)
       redis.call('ZADD', usage .. ':' .. plan, used, account)
@@ -139,16 +164,26 @@ redis.call('SET', KEYS[3], string.format('%.17g', sum))
 return #stale
 """
 """Index the scores of accounts whose mirror read is newer than the one indexed; drop
-accounts with no event since the cutoff."""
+accounts with no event since the cutoff. ARGV[2]: msgpack ``[account, score, last,
+version, paying, plan, used]`` per account; numbers as msgpack floats, which Lua
+passes on to Redis exactly (as the decimal text did)."""
 
 
 def account_key(account: str) -> str:
     return f"{keys.PREFIX}:acct:{{{account}}}"
 
 
-def _mirror(raw: Mapping[Any, Any]) -> tuple[AccountFacts, int]:
-    fields = {keys.text(k): v for k, v in raw.items()}
-    return merge(fields), int(fields.get(VERSION_FIELD, 0))
+def _facts_of(raw: Mapping[Any, Any]) -> AccountFacts:
+    """An account's facts from its whole mirror hash (``HGETALL``)."""
+    return merge({keys.text(k): v for k, v in raw.items()})
+
+
+def _read(mirror: list[Any]) -> tuple[AccountFacts, str]:
+    """(facts, version) from a mirror as :data:`MIRROR_LUA` returns it (the version as
+    text: Redis's cmsgpack reads no msgpack bin)."""
+    version, *families = mirror
+    held = {name: v for name, v in zip(FAMILY_NAMES, families, strict=True) if v is not None}
+    return merge(held), keys.text(version)
 
 
 class HealthIndex:
@@ -160,6 +195,7 @@ class HealthIndex:
         self.retention = retention
         self._mirror_sha: str | None = None
         self._index = redis.register_script(INDEX_LUA)
+        self._accounts_per_call = 1 if isinstance(redis, RedisCluster) else MIRRORS_PER_CALL
 
     async def update(self, family: str, facts: Mapping[str, Facts], t: float) -> None:
         if not facts:
@@ -171,47 +207,52 @@ class HealthIndex:
     async def index(self, mirrors: Mapping[str, list[Any]], t: float) -> None:
         """Score each account from its mirror as read, and index the scores of reads newer
         than the ones indexed."""
-        args: list[Any] = [t - 30 * DAY]
-        for account, raw in mirrors.items():
-            merged, version = _mirror(dict(zip(raw[::2], raw[1::2], strict=True)))
-            health = assess(merged, t, self.config)
+        rows = []
+        for account, mirror in mirrors.items():
+            merged, version = _read(mirror)
             billing = merged.billing
-            args += [
-                account,
-                repr(health.score),
-                repr(float(merged.last)),
-                version,
-                int(billing.paying),
-                billing.plan,
-                repr(float(merged.logins.last)),
-            ]
-        await self._index(keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE], args=args)
+            score = assess(merged, t, self.config).score
+            used = float(merged.logins.last)
+            rows.append(
+                (account, score, float(merged.last), version, billing.paying, billing.plan, used)
+            )
+        await self._index(
+            keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE],
+            args=[t - 30 * DAY, _MSGPACK.encode(rows)],
+        )
 
     async def write_mirrors(
         self, family: str, accounts: list[str], facts: Mapping[str, Facts]
     ) -> list[Any]:
-        """One pipelined ``EVALSHA`` per account. The script is loaded once, not checked
+        """Each account's mirror after the write, in order.
+
+        On Redis Cluster every account's hash has its own slot: one pipelined
+        ``EVALSHA`` per account. Elsewhere one ``EVALSHA`` writes up to
+        :data:`MIRRORS_PER_CALL` accounts. The script is loaded once, not checked
         before every pipeline; if Redis lost it (a restart), it is loaded again."""
+        step = self._accounts_per_call
+        # text, not bytes: Redis's cmsgpack reads no msgpack bin
+        writes = [
+            (encode_facts(own).decode(), own.persistent())
+            for own in map(facts.__getitem__, accounts)
+        ]
         for _attempt in range(2):
             if self._mirror_sha is None:
                 self._mirror_sha = keys.text(await self.redis.script_load(MIRROR_LUA))
             pipe = self.redis.pipeline(transaction=False)
-            for account in accounts:
-                own = facts[account]
+            for i in range(0, len(accounts), step):
                 # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
                 pipe.execute_command(
                     "EVALSHA",
                     self._mirror_sha,
-                    1,
-                    account_key(account),
+                    min(step, len(accounts) - i),
+                    *map(account_key, accounts[i : i + step]),
                     family,
-                    encode_facts(own),
-                    int(own.persistent()),
                     self.retention,
-                    *_KEEP_FIELDS,
+                    _MSGPACK.encode(writes[i : i + step]),
                 )
             try:
-                return list(await pipe.execute())
+                return [mirror for chunk in await pipe.execute() for mirror in chunk]
             except NoScriptError:
                 self._mirror_sha = None
         raise NoScriptError("the health mirror script could not be loaded into Redis")
@@ -242,7 +283,7 @@ def at_risk(
         pipe.hgetall(account_key(account))
     rows = []
     for account, raw in zip(worst, pipe.execute(), strict=True):
-        rows.append(_row(account, assess(_mirror(raw)[0], now, config)))
+        rows.append(_row(account, assess(_facts_of(raw), now, config)))
     return sorted(rows, key=lambda r: r["score"])
 
 
