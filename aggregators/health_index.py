@@ -55,8 +55,9 @@ USAGE_PLAN = f"{keys.PREFIX}:{{health}}:usage_plan"
 VERSION_FIELD = "~version"
 KEEP_FIELD = "~keep:"
 _KEEP_FIELDS = tuple(KEEP_FIELD + name for name in FAMILY_NAMES)
-MIRRORS_PER_CALL = 500
-"""Accounts one mirror script call writes outside Cluster (a batch's: a few ms of Redis)."""
+ACCOUNTS_PER_CALL = 500
+"""Accounts one index script call (and, outside Cluster, one mirror script call) updates:
+an ordinary batch's in one call, a backlog's in calls of a few ms of Redis each."""
 _MSGPACK = msgspec.msgpack.Encoder()
 
 
@@ -119,54 +120,95 @@ INDEX_LUA = """
 -- after any command with more than 4 arguments, Redis 6.2's INCRBYFLOAT (which
 -- rewrites itself to SET ... KEEPTTL) shrinks the script engine's shared
 -- argument array and the next long command overruns it (heap corruption).
-local cutoff = tonumber(ARGV[1])
-local sum = tonumber(redis.call('GET', KEYS[3])) or 0
-local usage = KEYS[6]
-local function unlist(account)
-  local plan = redis.call('HGET', KEYS[5], account)
-  if plan then
-    redis.call('ZREM', usage .. ':' .. plan, account)
-    redis.call('HDEL', KEYS[5], account)
+local scores, last, total, versions, plans, usage = unpack(KEYS)
+local sum = tonumber(redis.call('GET', total)) or 0
+local rows = cmsgpack.unpack(ARGV[2])
+local function column(list, a, b)
+  local out = {}
+  for i, row in ipairs(list) do
+    if b then out[2 * i - 1], out[2 * i] = row[a], row[b] else out[i] = row[a] end
   end
-  redis.call('ZREM', usage, account)
+  return out
 end
-for _, row in ipairs(cmsgpack.unpack(ARGV[2])) do
-  local account, score, last, version, paying, plan, used = unpack(row)
-  local indexed = tonumber(redis.call('HGET', KEYS[4], account) or '0')
-  if tonumber(version) > indexed then
-    redis.call('HSET', KEYS[4], account, version)
-    local old = redis.call('ZSCORE', KEYS[1], account)
-    redis.call('ZADD', KEYS[1], score, account)
-    sum = sum + score - (tonumber(old) or 0)
-    redis.call('ZADD', KEYS[2], 'GT', last, account)
-    if paying and used > 0 then
-      if redis.call('HGET', KEYS[5], account) ~= plan then unlist(account) end
-      redis.call('ZADD', usage, used, account)
-      redis.call('ZADD', usage .. ':' .. plan, used, account)
-      redis.call('HSET', KEYS[5], account, plan)
-    else
-      unlist(account)
+local fresh = {}
+if #rows > 0 then
+  local indexed = redis.call('HMGET', versions, unpack(column(rows, 1)))
+  for i, row in ipairs(rows) do
+    if tonumber(row[4]) > tonumber(indexed[i] or '0') then fresh[#fresh + 1] = row end
+  end
+end
+-- an account leaves the usage index when not paying and active, or when its plan changed
+local function unlist(accounts, listed)
+  local by_plan = {}
+  for i, account in ipairs(accounts) do
+    local plan = listed[i]
+    if plan then
+      by_plan[plan] = by_plan[plan] or {}
+      table.insert(by_plan[plan], account)
     end
   end
-end
-local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
-for _, account in ipairs(stale) do
-  local old = redis.call('ZSCORE', KEYS[1], account)
-  if old then
-    sum = sum - tonumber(old)
-    redis.call('ZREM', KEYS[1], account)
+  for plan, members in pairs(by_plan) do
+    redis.call('ZREM', usage .. ':' .. plan, unpack(members))
+    redis.call('HDEL', plans, unpack(members))
   end
-  redis.call('ZREM', KEYS[2], account)
-  redis.call('HDEL', KEYS[4], account)
-  unlist(account)
+  if #accounts > 0 then redis.call('ZREM', usage, unpack(accounts)) end
 end
-redis.call('SET', KEYS[3], string.format('%.17g', sum))
+if #fresh > 0 then
+  local accounts = column(fresh, 1)
+  local olds = redis.call('ZMSCORE', scores, unpack(accounts))
+  redis.call('HSET', versions, unpack(column(fresh, 1, 4)))
+  redis.call('ZADD', scores, unpack(column(fresh, 2, 1)))
+  for i, row in ipairs(fresh) do sum = sum + row[2] - (tonumber(olds[i]) or 0) end
+  redis.call('ZADD', last, 'GT', unpack(column(fresh, 3, 1)))
+  local listed = redis.call('HMGET', plans, unpack(accounts))
+  local leaving, was, paying = {}, {}, {}
+  for i, row in ipairs(fresh) do
+    local stays = row[5] and row[7] > 0
+    if not stays or listed[i] ~= row[6] then
+      table.insert(leaving, row[1])
+      was[#leaving] = listed[i]
+    end
+    if stays then table.insert(paying, row) end
+  end
+  unlist(leaving, was)
+  if #paying > 0 then
+    redis.call('ZADD', usage, unpack(column(paying, 7, 1)))
+    local by_plan = {}
+    for _, row in ipairs(paying) do
+      by_plan[row[6]] = by_plan[row[6]] or {}
+      table.insert(by_plan[row[6]], row)
+    end
+    for plan, members in pairs(by_plan) do
+      redis.call('ZADD', usage .. ':' .. plan, unpack(column(members, 7, 1)))
+    end
+    redis.call('HSET', plans, unpack(column(paying, 1, 6)))
+  end
+end
+local stale = {}
+if ARGV[1] ~= '' then
+  stale = redis.call('ZRANGEBYSCORE', last, '-inf', '(' .. ARGV[1], 'LIMIT', 0, 500)
+  for _, account in ipairs(stale) do
+    local old = redis.call('ZSCORE', scores, account)
+    if old then
+      sum = sum - tonumber(old)
+      redis.call('ZREM', scores, account)
+    end
+    redis.call('ZREM', last, account)
+    redis.call('HDEL', versions, account)
+    unlist({account}, redis.call('HMGET', plans, account))
+  end
+end
+redis.call('SET', total, string.format('%.17g', sum))
 return #stale
 """
-"""Index the scores of accounts whose mirror read is newer than the one indexed; drop
-accounts with no event since the cutoff. ARGV[2]: msgpack ``[account, score, last,
-version, paying, plan, used]`` per account; numbers as msgpack floats, which Lua
-passes on to Redis exactly (as the decimal text did)."""
+"""Index the scores of accounts whose mirror read is newer than the one indexed; then,
+unless ARGV[1] (the cutoff) is empty, drop accounts with no event since the cutoff.
+
+ARGV[2]: msgpack ``[account, score, last, version, paying, plan, used]`` per
+account, numbers as msgpack floats (which Lua passes on to Redis exactly, as the
+decimal text did). Each step is one command for all the accounts (``ZMSCORE``,
+``HSET``, ``ZADD ... GT``, ...), not one per account: the accounts are distinct,
+so the result is the one account-by-account updates would leave."""
 
 
 def account_key(account: str) -> str:
@@ -195,7 +237,7 @@ class HealthIndex:
         self.retention = retention
         self._mirror_sha: str | None = None
         self._index = redis.register_script(INDEX_LUA)
-        self._accounts_per_call = 1 if isinstance(redis, RedisCluster) else MIRRORS_PER_CALL
+        self._accounts_per_call = 1 if isinstance(redis, RedisCluster) else ACCOUNTS_PER_CALL
 
     async def update(self, family: str, facts: Mapping[str, Facts], t: float) -> None:
         if not facts:
@@ -216,10 +258,16 @@ class HealthIndex:
             rows.append(
                 (account, score, float(merged.last), version, billing.paying, billing.plan, used)
             )
-        await self._index(
-            keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE],
-            args=[t - 30 * DAY, _MSGPACK.encode(rows)],
-        )
+        for i in range(0, max(len(rows), 1), ACCOUNTS_PER_CALL):
+            # the stale accounts are dropped once, after every account is indexed
+            final = i + ACCOUNTS_PER_CALL >= len(rows)
+            await self._index(
+                keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE],
+                args=[
+                    t - 30 * DAY if final else "",
+                    _MSGPACK.encode(rows[i : i + ACCOUNTS_PER_CALL]),
+                ],
+            )
 
     async def write_mirrors(
         self, family: str, accounts: list[str], facts: Mapping[str, Facts]
@@ -228,7 +276,7 @@ class HealthIndex:
 
         On Redis Cluster every account's hash has its own slot: one pipelined
         ``EVALSHA`` per account. Elsewhere one ``EVALSHA`` writes up to
-        :data:`MIRRORS_PER_CALL` accounts. The script is loaded once, not checked
+        :data:`ACCOUNTS_PER_CALL` accounts. The script is loaded once, not checked
         before every pipeline; if Redis lost it (a restart), it is loaded again."""
         step = self._accounts_per_call
         # text, not bytes: Redis's cmsgpack reads no msgpack bin
