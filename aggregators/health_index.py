@@ -36,8 +36,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from aggregators import keys
@@ -53,6 +55,10 @@ USAGE_PLAN = f"{keys.PREFIX}:{{health}}:usage_plan"
 VERSION_FIELD = "~version"
 KEEP_FIELD = "~keep:"
 _KEEP_FIELDS = tuple(KEEP_FIELD + name for name in FAMILY_NAMES)
+ACCOUNTS_PER_CALL = 500
+"""Accounts one index script call (and, outside Cluster, one mirror script call) updates:
+an ordinary batch's in one call, a backlog's in calls of a few ms of Redis each."""
+_MSGPACK = msgspec.msgpack.Encoder()
 
 
 def usage_key(plan: str | None = None) -> str:
@@ -60,95 +66,166 @@ def usage_key(plan: str | None = None) -> str:
     return USAGE if plan is None else f"{USAGE}:{plan}"
 
 
-MIRROR_LUA = """
-local k = KEYS[1]
-local version = redis.call('HINCRBY', k, '~version', 1)
-if version == 1 then
-  local now = redis.call('TIME')
-  version = string.format('%.0f', now[1] * 1000000 + now[2])
-  redis.call('HSET', k, '~version', version)
+_FIELDS_LUA = ", ".join(f"'{name}'" for name in (VERSION_FIELD, *FAMILY_NAMES, *_KEEP_FIELDS))
+MIRROR_LUA = (
+    f"local fields = {{{_FIELDS_LUA}}}\nlocal families = {len(FAMILY_NAMES)}\n"
+    + """
+local family, retention = ARGV[1], ARGV[2]
+local slot = nil
+for j = 1, families do
+  if fields[1 + j] == family then slot = j end
 end
-if ARGV[3] == '1' then redis.call('HSET', k, ARGV[1], ARGV[2], '~keep:' .. ARGV[1], '1')
-else
-  redis.call('HSET', k, ARGV[1], ARGV[2])
-  redis.call('HDEL', k, '~keep:' .. ARGV[1])
+local mirrors = {}
+for i, write in ipairs(cmsgpack.unpack(ARGV[3])) do
+  local k, facts, keep = KEYS[i], write[1], write[2]
+  local held = redis.call('HMGET', k, unpack(fields))
+  local version = (tonumber(held[1]) or 0) + 1
+  if version == 1 then
+    local now = redis.call('TIME')
+    version = now[1] * 1000000 + now[2]
+  end
+  version = string.format('%.0f', version)
+  if keep then
+    redis.call('HSET', k, '~version', version, family, facts, '~keep:' .. family, '1')
+  else
+    redis.call('HSET', k, '~version', version, family, facts)
+    if (not slot) or held[1 + families + slot] then redis.call('HDEL', k, '~keep:' .. family) end
+  end
+  local persist = false
+  for j = 1, families do
+    local flag = held[1 + families + j]
+    if j == slot then flag = keep end
+    if flag then persist = true end
+  end
+  if persist then redis.call('PERSIST', k) else redis.call('EXPIRE', k, retention) end
+  local mirror = {version}
+  for j = 1, families do mirror[1 + j] = held[1 + j] end
+  if slot then mirror[1 + slot] = facts end
+  mirrors[i] = mirror
 end
-local keep = false
-for _, flag in ipairs(redis.call('HMGET', k, unpack(ARGV, 5))) do
-  if flag then keep = true end
-end
-if keep then redis.call('PERSIST', k) else redis.call('EXPIRE', k, ARGV[4]) end
-return redis.call('HGETALL', k)
+return mirrors
 """
-"""Write one family's facts of an account, bump its version, return the whole mirror.
+)
+"""Write one family's facts of each account in KEYS (ARGV[3]: msgpack ``[facts,
+keep]`` per key), bump each mirror's version, return each mirror as ``[version,
+facts of each family in FAMILY_NAMES order]`` (missing: nil).
 
 The version starts from the server clock in microseconds, so it keeps growing
-even when an expired mirror is created again."""
+even when an expired mirror is created again (it stays below 2^53: exact in Lua).
+Three commands per account (HMGET, HSET, EXPIRE or PERSIST), the field names in
+the script: the per-batch cost is in the accounts, not in repeated arguments."""
 
 INDEX_LUA = """
 -- The sum is read and written with GET/SET, never INCRBYFLOAT: called from Lua
 -- after any command with more than 4 arguments, Redis 6.2's INCRBYFLOAT (which
 -- rewrites itself to SET ... KEEPTTL) shrinks the script engine's shared
 -- argument array and the next long command overruns it (heap corruption).
-local cutoff = tonumber(ARGV[1])
-local sum = tonumber(redis.call('GET', KEYS[3])) or 0
-local usage = KEYS[6]
-local function unlist(account)
-  local plan = redis.call('HGET', KEYS[5], account)
-  if plan then
-    redis.call('ZREM', usage .. ':' .. plan, account)
-    redis.call('HDEL', KEYS[5], account)
+local scores, last, total, versions, plans, usage = unpack(KEYS)
+local sum = tonumber(redis.call('GET', total)) or 0
+local rows = cmsgpack.unpack(ARGV[2])
+local function column(list, a, b)
+  local out = {}
+  for i, row in ipairs(list) do
+    if b then out[2 * i - 1], out[2 * i] = row[a], row[b] else out[i] = row[a] end
   end
-  redis.call('ZREM', usage, account)
+  return out
 end
-for i = 2, #ARGV, 7 do
-  local account, score, last = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local version, paying, plan, used = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  local indexed = tonumber(redis.call('HGET', KEYS[4], account) or '0')
-  if version > indexed then
-    redis.call('HSET', KEYS[4], account, ARGV[i + 3])
-    local old = redis.call('ZSCORE', KEYS[1], account)
-    redis.call('ZADD', KEYS[1], score, account)
-    sum = sum + score - (tonumber(old) or 0)
-    local seen = redis.call('ZSCORE', KEYS[2], account)
-    if (not seen) or tonumber(seen) < tonumber(last) then
-      redis.call('ZADD', KEYS[2], last, account)
-    end
-    if paying == '1' and tonumber(used) > 0 then
-      if redis.call('HGET', KEYS[5], account) ~= plan then unlist(account) end
-      redis.call('ZADD', usage, used, account)
-      redis.call('ZADD', usage .. ':' .. plan, used, account)
-      redis.call('HSET', KEYS[5], account, plan)
-    else
-      unlist(account)
+local fresh = {}
+if #rows > 0 then
+  local indexed = redis.call('HMGET', versions, unpack(column(rows, 1)))
+  for i, row in ipairs(rows) do
+    if tonumber(row[4]) > tonumber(indexed[i] or '0') then fresh[#fresh + 1] = row end
+  end
+end
+-- an account leaves the usage index when not paying and active, or when its plan changed
+local function unlist(accounts, listed)
+  local by_plan = {}
+  for i, account in ipairs(accounts) do
+    local plan = listed[i]
+    if plan then
+      by_plan[plan] = by_plan[plan] or {}
+      table.insert(by_plan[plan], account)
     end
   end
-end
-local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
-for _, account in ipairs(stale) do
-  local old = redis.call('ZSCORE', KEYS[1], account)
-  if old then
-    sum = sum - tonumber(old)
-    redis.call('ZREM', KEYS[1], account)
+  for plan, members in pairs(by_plan) do
+    redis.call('ZREM', usage .. ':' .. plan, unpack(members))
+    redis.call('HDEL', plans, unpack(members))
   end
-  redis.call('ZREM', KEYS[2], account)
-  redis.call('HDEL', KEYS[4], account)
-  unlist(account)
+  if #accounts > 0 then redis.call('ZREM', usage, unpack(accounts)) end
 end
-redis.call('SET', KEYS[3], string.format('%.17g', sum))
+if #fresh > 0 then
+  local accounts = column(fresh, 1)
+  local olds = redis.call('ZMSCORE', scores, unpack(accounts))
+  redis.call('HSET', versions, unpack(column(fresh, 1, 4)))
+  redis.call('ZADD', scores, unpack(column(fresh, 2, 1)))
+  for i, row in ipairs(fresh) do sum = sum + row[2] - (tonumber(olds[i]) or 0) end
+  redis.call('ZADD', last, 'GT', unpack(column(fresh, 3, 1)))
+  local listed = redis.call('HMGET', plans, unpack(accounts))
+  local leaving, was, paying = {}, {}, {}
+  for i, row in ipairs(fresh) do
+    local stays = row[5] and row[7] > 0
+    if not stays or listed[i] ~= row[6] then
+      table.insert(leaving, row[1])
+      was[#leaving] = listed[i]
+    end
+    if stays then table.insert(paying, row) end
+  end
+  unlist(leaving, was)
+  if #paying > 0 then
+    redis.call('ZADD', usage, unpack(column(paying, 7, 1)))
+    local by_plan = {}
+    for _, row in ipairs(paying) do
+      by_plan[row[6]] = by_plan[row[6]] or {}
+      table.insert(by_plan[row[6]], row)
+    end
+    for plan, members in pairs(by_plan) do
+      redis.call('ZADD', usage .. ':' .. plan, unpack(column(members, 7, 1)))
+    end
+    redis.call('HSET', plans, unpack(column(paying, 1, 6)))
+  end
+end
+local stale = {}
+if ARGV[1] ~= '' then
+  stale = redis.call('ZRANGEBYSCORE', last, '-inf', '(' .. ARGV[1], 'LIMIT', 0, 500)
+  for _, account in ipairs(stale) do
+    local old = redis.call('ZSCORE', scores, account)
+    if old then
+      sum = sum - tonumber(old)
+      redis.call('ZREM', scores, account)
+    end
+    redis.call('ZREM', last, account)
+    redis.call('HDEL', versions, account)
+    unlist({account}, redis.call('HMGET', plans, account))
+  end
+end
+redis.call('SET', total, string.format('%.17g', sum))
 return #stale
 """
-"""Index the scores of accounts whose mirror read is newer than the one indexed; drop
-accounts with no event since the cutoff."""
+"""Index the scores of accounts whose mirror read is newer than the one indexed; then,
+unless ARGV[1] (the cutoff) is empty, drop accounts with no event since the cutoff.
+
+ARGV[2]: msgpack ``[account, score, last, version, paying, plan, used]`` per
+account, numbers as msgpack floats (which Lua passes on to Redis exactly, as the
+decimal text did). Each step is one command for all the accounts (``ZMSCORE``,
+``HSET``, ``ZADD ... GT``, ...), not one per account: the accounts are distinct,
+so the result is the one account-by-account updates would leave."""
 
 
 def account_key(account: str) -> str:
     return f"{keys.PREFIX}:acct:{{{account}}}"
 
 
-def _mirror(raw: Mapping[Any, Any]) -> tuple[AccountFacts, int]:
-    fields = {keys.text(k): v for k, v in raw.items()}
-    return merge(fields), int(fields.get(VERSION_FIELD, 0))
+def _facts_of(raw: Mapping[Any, Any]) -> AccountFacts:
+    """An account's facts from its whole mirror hash (``HGETALL``)."""
+    return merge({keys.text(k): v for k, v in raw.items()})
+
+
+def _read(mirror: list[Any]) -> tuple[AccountFacts, str]:
+    """(facts, version) from a mirror as :data:`MIRROR_LUA` returns it (the version as
+    text: Redis's cmsgpack reads no msgpack bin)."""
+    version, *families = mirror
+    held = {name: v for name, v in zip(FAMILY_NAMES, families, strict=True) if v is not None}
+    return merge(held), keys.text(version)
 
 
 class HealthIndex:
@@ -160,6 +237,7 @@ class HealthIndex:
         self.retention = retention
         self._mirror_sha: str | None = None
         self._index = redis.register_script(INDEX_LUA)
+        self._accounts_per_call = 1 if isinstance(redis, RedisCluster) else ACCOUNTS_PER_CALL
 
     async def update(self, family: str, facts: Mapping[str, Facts], t: float) -> None:
         if not facts:
@@ -171,47 +249,58 @@ class HealthIndex:
     async def index(self, mirrors: Mapping[str, list[Any]], t: float) -> None:
         """Score each account from its mirror as read, and index the scores of reads newer
         than the ones indexed."""
-        args: list[Any] = [t - 30 * DAY]
-        for account, raw in mirrors.items():
-            merged, version = _mirror(dict(zip(raw[::2], raw[1::2], strict=True)))
-            health = assess(merged, t, self.config)
+        rows = []
+        for account, mirror in mirrors.items():
+            merged, version = _read(mirror)
             billing = merged.billing
-            args += [
-                account,
-                repr(health.score),
-                repr(float(merged.last)),
-                version,
-                int(billing.paying),
-                billing.plan,
-                repr(float(merged.logins.last)),
-            ]
-        await self._index(keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE], args=args)
+            score = assess(merged, t, self.config).score
+            used = float(merged.logins.last)
+            rows.append(
+                (account, score, float(merged.last), version, billing.paying, billing.plan, used)
+            )
+        for i in range(0, max(len(rows), 1), ACCOUNTS_PER_CALL):
+            # the stale accounts are dropped once, after every account is indexed
+            final = i + ACCOUNTS_PER_CALL >= len(rows)
+            await self._index(
+                keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE],
+                args=[
+                    t - 30 * DAY if final else "",
+                    _MSGPACK.encode(rows[i : i + ACCOUNTS_PER_CALL]),
+                ],
+            )
 
     async def write_mirrors(
         self, family: str, accounts: list[str], facts: Mapping[str, Facts]
     ) -> list[Any]:
-        """One pipelined ``EVALSHA`` per account. The script is loaded once, not checked
+        """Each account's mirror after the write, in order.
+
+        On Redis Cluster every account's hash has its own slot: one pipelined
+        ``EVALSHA`` per account. Elsewhere one ``EVALSHA`` writes up to
+        :data:`ACCOUNTS_PER_CALL` accounts. The script is loaded once, not checked
         before every pipeline; if Redis lost it (a restart), it is loaded again."""
+        step = self._accounts_per_call
+        # text, not bytes: Redis's cmsgpack reads no msgpack bin
+        writes = [
+            (encode_facts(own).decode(), own.persistent())
+            for own in map(facts.__getitem__, accounts)
+        ]
         for _attempt in range(2):
             if self._mirror_sha is None:
                 self._mirror_sha = keys.text(await self.redis.script_load(MIRROR_LUA))
             pipe = self.redis.pipeline(transaction=False)
-            for account in accounts:
-                own = facts[account]
+            for i in range(0, len(accounts), step):
                 # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
                 pipe.execute_command(
                     "EVALSHA",
                     self._mirror_sha,
-                    1,
-                    account_key(account),
+                    min(step, len(accounts) - i),
+                    *map(account_key, accounts[i : i + step]),
                     family,
-                    encode_facts(own),
-                    int(own.persistent()),
                     self.retention,
-                    *_KEEP_FIELDS,
+                    _MSGPACK.encode(writes[i : i + step]),
                 )
             try:
-                return list(await pipe.execute())
+                return [mirror for chunk in await pipe.execute() for mirror in chunk]
             except NoScriptError:
                 self._mirror_sha = None
         raise NoScriptError("the health mirror script could not be loaded into Redis")
@@ -242,7 +331,7 @@ def at_risk(
         pipe.hgetall(account_key(account))
     rows = []
     for account, raw in zip(worst, pipe.execute(), strict=True):
-        rows.append(_row(account, assess(_mirror(raw)[0], now, config)))
+        rows.append(_row(account, assess(_facts_of(raw), now, config)))
     return sorted(rows, key=lambda r: r["score"])
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+import pytest
 import redis.asyncio
 
+from aggregators import health_index, keys
 from aggregators.facts import BillingFacts, TicketFacts, UsageFacts
 from aggregators.health import HealthConfig
-from aggregators.health_index import SCORES, HealthIndex, usage_key
+from aggregators.health_index import SCORES, SUM, USAGE_PLAN, HealthIndex, usage_key
 from tests.harness import Stack
 from tests.integration.conftest import fresh_names
 
@@ -63,3 +66,37 @@ def test_paying_accounts_enter_and_leave_the_usage_index(stack: Stack) -> None:
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_an_update_split_into_several_script_calls_leaves_the_same_index(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    tickets = {f"acct-{i}": TicketFacts(open=float(i % 3), last=now - i * 3600) for i in range(7)}
+    billing = {
+        f"acct-{i}": BillingFacts(paying=i % 2 == 0, plan=("team", "pro")[i % 3 == 0], last=now)
+        for i in range(0, 7, 2)
+    }
+
+    async def scenario() -> dict[str, Any]:
+        client = redis.asyncio.Redis.from_url(stack.redis_url)
+        index = HealthIndex(client, CONFIG)
+        await index.update("tickets", tickets, now)
+        await index.update("logins", {a: UsageFacts(last=now - 60) for a in tickets}, now)
+        await index.update("billing", billing, now)
+        state: dict[str, Any] = {
+            keys.text(key): await client.zrange(key, 0, -1, withscores=True)
+            for key in sorted(await client.keys(f"{SCORES.rsplit(':', 1)[0]}:*"))
+            if await client.type(key) == b"zset"
+        }
+        state["sum"] = await client.get(SUM)
+        state["plans"] = await client.hgetall(USAGE_PLAN)
+        await client.aclose()
+        return state
+
+    fresh_names(stack)
+    whole = asyncio.run(scenario())
+    fresh_names(stack)
+    monkeypatch.setattr(health_index, "ACCOUNTS_PER_CALL", 2)
+    assert asyncio.run(scenario()) == whole
+    assert len(whole[SCORES]) == 7 and whole["plans"]

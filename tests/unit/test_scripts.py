@@ -11,8 +11,14 @@ from aggregators import health_index, reader, store
 
 @pytest.mark.parametrize(
     "script",
-    [store.APPLY_LUA, store.PLAN_LABEL_LUA, reader.READ_LUA, health_index.INDEX_LUA],
-    ids=["apply", "plan-labels", "read", "health-index"],
+    [
+        store.APPLY_LUA,
+        store.PLAN_LABEL_LUA,
+        reader.READ_LUA,
+        health_index.MIRROR_LUA,
+        health_index.INDEX_LUA,
+    ],
+    ids=["apply", "plan-labels", "read", "health-mirror", "health-index"],
 )
 def test_no_cspulse_script_calls_incrbyfloat(script: str) -> None:
     code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
