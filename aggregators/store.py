@@ -127,9 +127,19 @@ _CHUNK = 500
 
 def number(value: float) -> str:
     """Exact decimal text for Redis (no Lua float formatting on the way)."""
+    if type(value) is float:  # the usual case, first: this runs for every amount written
+        return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, int) or float(value).is_integer():
         return str(int(value))
     return repr(float(value))
+
+
+def scored(scores: Iterable[float], members: Iterable[str], size: int) -> list[str]:
+    """Score, member, score, member ... as text, built a column at a time."""
+    pairs: list[str] = [""] * (2 * size)
+    pairs[0::2] = map(repr, scores)
+    pairs[1::2] = members
+    return pairs
 
 
 @dataclass
@@ -416,7 +426,7 @@ class PartitionStore:
         seen = keys.seen(self.tag)
         # scores as text (repr reads back as the same double): a Lua number would be
         # formatted with %.17g on its way to Redis, which costs more than the ZADD
-        pairs: list[Any] = [x for digest, ts in result.seen.items() for x in (repr(ts), digest)]
+        pairs = scored(result.seen.values(), result.seen.keys(), len(result.seen))
         with script.skiplist(seen):
             script.members("zm", seen, pairs)
         newest = max(result.seen.values())
@@ -431,7 +441,7 @@ class PartitionStore:
             script.op("b", keys.bucket(self.tag, g, index), g, index, str(ttl), *amounts)
         for name, latest in effects.last_seen.items():
             key = keys.last_seen(self.tag, name)
-            pairs = [x for member, ts in sorted(latest.items()) for x in (repr(ts), member)]
+            pairs = scored(latest.values(), latest.keys(), len(latest))
             with script.skiplist(key):
                 script.members("zg", key, pairs)
                 cutoff = t - windows.longest.seconds - windows.longest.granularity
