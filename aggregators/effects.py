@@ -124,22 +124,42 @@ class Tally:
 
     def into(self, effects: Effects) -> None:
         """Expand the tally into ``effects``: every granularity, whole base plus segment."""
-        names: dict[tuple[str, str], str] = {}
-        for (name, segment, slot), amount in self.amounts.items():
-            if not amount:
-                continue
-            seg = names.get((name, segment))
-            if seg is None:
-                seg = names[(name, segment)] = segmented(name, segment)
-            for g in self.granularities:
-                index = (int(slot) * self.finest) // g if self.rolls_up else math.floor(slot / g)
-                bucket = effects.counters[(g, index)]
-                bucket[name] += amount
-                bucket[seg] += amount
+        self._counters_into(effects)
+        names = _SegmentedNames()
         for (name, segment, member), ts in self.latest.items():
-            for target in (effects.last_seen[name], effects.last_seen[segmented(name, segment)]):
+            for target in (effects.last_seen[name], effects.last_seen[names.of(name, segment)]):
                 if ts > target.get(member, -math.inf):
                     target[member] = ts
         for (name, segment), amount in self.gauges.items():
             effects.gauges[name] += amount
-            effects.gauges[segmented(name, segment)] += amount
+            effects.gauges[names.of(name, segment)] += amount
+
+    def _counters_into(self, effects: Effects) -> None:
+        counters, finest, names = effects.counters, self.finest, _SegmentedNames()
+        steps = [(g, g // finest) for g in self.granularities]
+        for (name, segment, slot), amount in self.amounts.items():
+            if not amount:
+                continue
+            seg = names.of(name, segment)
+            if self.rolls_up:
+                whole = int(slot)
+                indexes = [(g, whole // step) for g, step in steps]
+            else:
+                indexes = [(g, math.floor(slot / g)) for g in self.granularities]
+            for bucket_key in indexes:
+                bucket = counters[bucket_key]
+                bucket[name] += amount
+                bucket[seg] += amount
+
+
+class _SegmentedNames:
+    """``segmented(name, segment)``, each pair worked out once per batch."""
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[str, str], str] = {}
+
+    def of(self, name: str, segment: str) -> str:
+        found = self._names.get((name, segment))
+        if found is None:
+            found = self._names[(name, segment)] = segmented(name, segment)
+        return found

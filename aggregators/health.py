@@ -92,11 +92,20 @@ def band_of(score: float, cfg: HealthConfig) -> str:
 def assess(facts: AccountFacts, t: float, cfg: HealthConfig) -> Health:
     """Score, band and reasons for one account."""
     parts = components(facts, t, cfg)
+    score = _weighted(parts, cfg)
+    return Health(score, band_of(score, cfg), parts, _reasons(facts, parts, t, cfg))
+
+
+def score(facts: AccountFacts, t: float, cfg: HealthConfig) -> float:
+    """The score alone (what the index keeps): :func:`assess` without the words."""
+    return _weighted(components(facts, t, cfg), cfg)
+
+
+def _weighted(parts: Mapping[str, float], cfg: HealthConfig) -> float:
     weights = {name: cfg.get("weights", name) for name in parts}
     total = sum(weights.values())
-    score = sum(parts[n] * weights[n] for n in parts) / total if total else 0.0
-    score = min(100.0, max(0.0, score))
-    return Health(score, band_of(score, cfg), parts, _reasons(facts, parts, t, cfg))
+    weighted = sum(parts[n] * weights[n] for n in parts) / total if total else 0.0
+    return min(100.0, max(0.0, weighted))
 
 
 def _reasons(

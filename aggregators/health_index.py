@@ -45,6 +45,7 @@ from redis.exceptions import NoScriptError
 from aggregators import keys
 from aggregators.facts import FAMILY_NAMES, AccountFacts, Facts, encode_facts, merge
 from aggregators.health import BANDS, DAY, Health, HealthConfig, assess
+from aggregators.health import score as account_score
 
 SCORES = f"{keys.PREFIX}:{{health}}:scores"
 LAST = f"{keys.PREFIX}:{{health}}:last"
@@ -253,7 +254,7 @@ class HealthIndex:
         for account, mirror in mirrors.items():
             merged, version = _read(mirror)
             billing = merged.billing
-            score = assess(merged, t, self.config).score
+            score = account_score(merged, t, self.config)
             used = float(merged.logins.last)
             rows.append(
                 (account, score, float(merged.last), version, billing.paying, billing.plan, used)

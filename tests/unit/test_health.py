@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from aggregators.facts import AccountFacts, BillingFacts, SurveyFacts, TicketFacts, UsageFacts
-from aggregators.health import DAY, HealthConfig, assess, band_of
+from aggregators.health import DAY, HealthConfig, assess, band_of, score
 
 CFG = HealthConfig.load()
 T = 1_800_000_000.0
@@ -53,3 +53,14 @@ def test_band_limits() -> None:
 def test_score_is_clamped_and_billing_never_negative() -> None:
     facts = AccountFacts(billing=BillingFacts(failures=[T - i for i in range(10)]))
     assert assess(facts, T, CFG).components["billing"] == 0.0
+
+
+def test_the_index_score_is_the_assessed_score() -> None:
+    """The index keeps ``score`` (no reasons built); it equals ``assess``'s, low or high."""
+    low = AccountFacts(
+        tickets=TicketFacts(open=9, resolved=4, fcr=1),
+        billing=BillingFacts(failures=[T - DAY] * 3, contractions=[T - 2 * DAY]),
+    )
+    for facts in (AccountFacts(), low):
+        assert score(facts, T, CFG) == assess(facts, T, CFG).score
+    assert score(low, T, CFG) < score(AccountFacts(), T, CFG)
