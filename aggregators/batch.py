@@ -194,25 +194,18 @@ def fold_each(
 ) -> BatchResult:
     """Fold a batch event by event (every family; logins take :func:`fold_by_session`)."""
     fold = _Fold(FAMILIES[family_name], inputs, config)
-    outcome, applied, seen = Outcome(), {}, inputs.seen
+    outcome, applied = Outcome(), dict[str, float]()
     applied_types: dict[str, int] = {}
-    t, cutoff, advancing = clock.t, clock.cutoff, clock.advancing
-    next_cutoff_move = _cutoff_until(config, t)[1] if advancing else math.inf
+    judge = _Judge(config, clock, inputs.seen, applied)
     newest = -math.inf
     entity, counter, plans, tally = fold.entity, fold.counter, fold.plans, fold.tally
     applies_late = entity is not None and entity.applies_late
     faults, labels, per_account = fold.faults, fold.labels, fold.events
     for item in offered:
-        digest, event = item.digest, item.event
-        if digest in seen or digest in applied:
-            outcome.duplicates += 1
+        digest, event, ts = item.digest, item.event, item.event.time
+        if judge.repeated(digest, outcome):
             continue
-        ts = event.time
-        if advancing and ts > t:
-            t = ts
-            if ts >= next_cutoff_move:
-                cutoff, next_cutoff_move = _cutoff_until(config, ts)
-        late = ts < cutoff
+        late = ts < judge.cutoff_at(ts)
         # counted unless late; folded into its entity unless too late for it
         try:
             key = item.key
@@ -253,7 +246,7 @@ def fold_each(
     outcome.applied.update(applied_types)
     outcome.max_event_time = newest if applied else None
     effects = Effects()
-    changes = _finish_entities(fold, effects, cutoff)
+    changes = _finish_entities(fold, effects, judge.cutoff)
     _account_facts(fold, effects, changes)
     fold.tally.into(effects)
     return BatchResult(effects=effects, outcome=outcome, seen=applied)
@@ -333,24 +326,17 @@ def _admit_by_session(
 ) -> dict[EntityKey, list[Event]]:
     """Skip duplicates, set aside the too-late, group the rest by session (in offset
     order); events of no session are applied as they are."""
-    seen, entity, faults, per_account = fold.inputs.seen, fold.entity, fold.faults, fold.events
+    entity, faults, per_account = fold.entity, fold.faults, fold.events
     assert entity is not None
     groups: dict[EntityKey, list[Event]] = {}
     types: dict[str, int] = {}
     marked = fold.marked
-    t, cutoff, advancing = clock.t, clock.cutoff, clock.advancing
-    next_cutoff_move = _cutoff_until(fold.config, t)[1] if advancing else math.inf
+    judge = _Judge(fold.config, clock, fold.inputs.seen, applied)
     for item in offered:
-        digest, event = item.digest, item.event
-        if digest in seen or digest in applied:
-            outcome.duplicates += 1
+        digest, event, ts = item.digest, item.event, item.event.time
+        if judge.repeated(digest, outcome):
             continue
-        ts = event.time
-        if advancing and ts > t:
-            t = ts
-            if ts >= next_cutoff_move:
-                cutoff, next_cutoff_move = _cutoff_until(fold.config, ts)
-        if ts < cutoff:
+        if ts < judge.cutoff_at(ts):
             outcome.late += 1
             outcome.too_late.append(item)
             continue
@@ -375,7 +361,7 @@ def _admit_by_session(
         applied[digest] = ts
     outcome.applied.update(types)
     outcome.max_event_time = max(applied.values()) if applied else None
-    fold.cutoff = cutoff
+    fold.cutoff = judge.cutoff
     return groups
 
 
@@ -399,6 +385,37 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
         effects.live[key.member()] = live_time(state)
         effects.entities[key] = family.encode(state)
         per_account.setdefault(account, []).extend(facts_sample(events, times))
+
+
+class _Judge:
+    """Duplicates and the cutoff, event by event: the rules both folds share."""
+
+    def __init__(
+        self,
+        config: MetricConfig,
+        clock: BatchClock,
+        seen: Collection[str],
+        applied: Mapping[str, float],
+    ) -> None:
+        self.config, self.seen, self.applied = config, seen, applied
+        self.t, self.cutoff, self.advancing = clock.t, clock.cutoff, clock.advancing
+        self.next_move = _cutoff_until(config, clock.t)[1] if clock.advancing else math.inf
+
+    def repeated(self, digest: str, outcome: Outcome) -> bool:
+        """Whether the id was applied before or earlier in the batch (counted if so)."""
+        if digest in self.seen or digest in self.applied:
+            outcome.duplicates += 1
+            return True
+        return False
+
+    def cutoff_at(self, ts: float) -> float:
+        """The cutoff an event at ``ts`` is judged by: stream time moves with events
+        under an advancing clock, and the cutoff with it, a coarse bucket at a time."""
+        if self.advancing and ts > self.t:
+            self.t = ts
+            if ts >= self.next_move:
+                self.cutoff, self.next_move = _cutoff_until(self.config, ts)
+        return self.cutoff
 
 
 def _cutoff_until(config: MetricConfig, t: float) -> tuple[float, float]:
