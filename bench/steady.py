@@ -169,6 +169,8 @@ class Scrape:
     latest: dict[str, float]
     lag: float | None
     collect_s: float | None
+    batches: tuple[float, float] | None = None
+    """The worker's ``cs_batch_seconds`` (sum, count) so far: its time per batch."""
 
 
 @dataclass
@@ -184,6 +186,8 @@ class Sample:
 _LATEST = re.compile(r'^cs_latest_event_timestamp_seconds\{topic="([^"]+)"\} (\S+)$', re.M)
 _LAG = re.compile(r"^cs_consumer_lag_messages\{[^}]*\} (\S+)$", re.M)
 _COLLECT = re.compile(r"^cs_collect_duration_seconds (\S+)$", re.M)
+_BATCH_SUM = re.compile(r"^cs_batch_seconds_sum (\S+)$", re.M)
+_BATCH_COUNT = re.compile(r"^cs_batch_seconds_count (\S+)$", re.M)
 
 
 def scrape(port: int) -> Scrape | None:
@@ -196,8 +200,13 @@ def scrape(port: int) -> Scrape | None:
     latest = {topic: float(v) for topic, v in _LATEST.findall(text)}
     lags = [float(v) for v in _LAG.findall(text)]
     collect = _COLLECT.search(text)
+    total, count = _BATCH_SUM.search(text), _BATCH_COUNT.search(text)
     return Scrape(
-        time.time(), latest, sum(lags) if lags else None, float(collect[1]) if collect else None
+        time.time(),
+        latest,
+        sum(lags) if lags else None,
+        float(collect[1]) if collect else None,
+        (float(total[1]), float(count[1])) if total and count else None,
     )
 
 
@@ -369,14 +378,18 @@ def summarize(
         own_cpu,
         statistics.median(collect) * 1000 if collect else None,
         sum(n for _, wait, n in points if math.isinf(wait)),
-        by_minute(started, points, observer.samples),
+        by_minute(started, points, observer.samples, observer.scrapes),
     )
 
 
 def by_minute(
-    started: float, points: list[tuple[float, float, int]], samples: list[Sample]
+    started: float,
+    points: list[tuple[float, float, int]],
+    samples: list[Sample],
+    scrapes: Sequence[Scrape] = (),
 ) -> list[dict[str, float | None]]:
-    """Per minute of the run: freshness of the events sent in it, memory at its end."""
+    """Per minute of the run: freshness of the events sent in it, memory at its end, the
+    worker's mean time per batch and the median scrape cost in it."""
     rows: list[dict[str, float | None]] = []
     last = max([p[0] for p in points] + [s.t for s in samples], default=started)
     for minute in range(int((last - started) // 60) + 1):
@@ -392,9 +405,20 @@ def by_minute(
                 "rss_mib": end.rss_mib if end else None,
                 "redis_mib": end.redis_mib if end else None,
                 "lag": end.lag if end else None,
+                **_scrapes_in([x for x in scrapes if low <= x.at < high]),
             }
         )
     return rows
+
+
+def _scrapes_in(scrapes: Sequence[Scrape]) -> dict[str, float | None]:
+    """Mean batch ms (from the batch histogram's growth) and median scrape ms."""
+    costs = [x.collect_s * 1000 for x in scrapes if x.collect_s is not None]
+    counted = [x.batches for x in scrapes if x.batches is not None]
+    batch_ms = None
+    if len(counted) >= 2 and counted[-1][1] > counted[0][1]:
+        batch_ms = 1000 * (counted[-1][0] - counted[0][0]) / (counted[-1][1] - counted[0][1])
+    return {"batch_ms": batch_ms, "scrape_ms": statistics.median(costs) if costs else None}
 
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
@@ -430,14 +454,16 @@ def report(result: Result) -> str:
             else []
         ),
         "",
-        "| minute | freshness p50 s | p99 s | worker RSS MiB | Redis used_memory MiB | lag |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| minute | freshness p50 s | p99 s | worker RSS MiB | Redis used_memory MiB | lag "
+        "| batch ms | scrape ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result.minutes:
         lines.append(
             f"| {row['minute']:.0f} | {fmt(row['p50_s'])} | {fmt(row['p99_s'])} | "
             f"{fmt(row['rss_mib'], '.1f')} | {fmt(row['redis_mib'], '.1f')} | "
-            f"{fmt(row['lag'], ',.0f')} |"
+            f"{fmt(row['lag'], ',.0f')} | {fmt(row.get('batch_ms'), '.1f')} | "
+            f"{fmt(row.get('scrape_ms'), '.0f')} |"
         )
     return "\n".join(lines)
 
