@@ -407,7 +407,7 @@ class PartitionStore:
         self._render_counters(script, result.effects, t, base)
         self._render_entities(script, result.effects)
         self._render_live(script, result.effects, t)
-        self._render_seen(script, result)
+        self._render_seen(script, result, t)
         return script
 
     def _render_due(self, script: _Script, result: BatchResult, new_offset: int) -> None:
@@ -419,18 +419,26 @@ class PartitionStore:
             with script.skiplist(due):
                 script.members("zm", due, pairs)
 
-    def _render_seen(self, script: _Script, result: BatchResult) -> None:
-        """Remember the applied ids by event time; forget those past the dedup horizon."""
+    def _render_seen(self, script: _Script, result: BatchResult, t: float) -> None:
+        """Remember the applied ids; forget those remembered more than the dedup horizon
+        of stream time ago.
+
+        Every id is scored by the partition's stream time after the batch, not by its
+        own event time: a copy of a backfilled (old) event that arrives soon after it is
+        still caught, and the index holds one horizon of the stream's ids whatever
+        their event times.
+        """
         if not result.seen:
             return
         seen = keys.seen(self.tag)
-        # scores as text (repr reads back as the same double): a Lua number would be
+        stream_time = max(t, max(result.seen.values()))
+        # the score as text (repr reads back as the same double): a Lua number would be
         # formatted with %.17g on its way to Redis, which costs more than the ZADD
-        pairs = scored(result.seen.values(), result.seen.keys(), len(result.seen))
+        pairs = [repr(stream_time)] * (2 * len(result.seen))
+        pairs[1::2] = result.seen
         with script.skiplist(seen):
             script.members("zm", seen, pairs)
-        newest = max(result.seen.values())
-        script.op("zt", seen, number(newest - self.config.dedup_horizon))
+        script.op("zt", seen, number(stream_time - self.config.dedup_horizon))
 
     def _render_counters(self, script: _Script, effects: Effects, t: float, base: float) -> None:
         """One ``b`` op per bucket: its TTL, then field, amount pairs (zeros left out)."""
