@@ -171,6 +171,8 @@ class Scrape:
     collect_s: float | None
     batches: tuple[float, float] | None = None
     """The worker's ``cs_batch_seconds`` (sum, count) so far: its time per batch."""
+    applied: float | None = None
+    """The worker's ``cs_events_total`` so far, summed over its labels."""
 
 
 @dataclass
@@ -181,6 +183,8 @@ class Sample:
     rss_mib: float | None
     redis_mib: float
     lag: float | None
+    redis_cpu_s: float | None = None
+    """Redis's CPU time (user + sys) so far."""
 
 
 _LATEST = re.compile(r'^cs_latest_event_timestamp_seconds\{topic="([^"]+)"\} (\S+)$', re.M)
@@ -188,6 +192,7 @@ _LAG = re.compile(r"^cs_consumer_lag_messages\{[^}]*\} (\S+)$", re.M)
 _COLLECT = re.compile(r"^cs_collect_duration_seconds (\S+)$", re.M)
 _BATCH_SUM = re.compile(r"^cs_batch_seconds_sum (\S+)$", re.M)
 _BATCH_COUNT = re.compile(r"^cs_batch_seconds_count (\S+)$", re.M)
+_APPLIED = re.compile(r"^cs_events_total\{[^}]*\} (\S+)$", re.M)
 
 
 def scrape(port: int) -> Scrape | None:
@@ -207,6 +212,7 @@ def scrape(port: int) -> Scrape | None:
         sum(lags) if lags else None,
         float(collect[1]) if collect else None,
         (float(total[1]), float(count[1])) if total and count else None,
+        sum(float(v) for v in _APPLIED.findall(text)),
     )
 
 
@@ -266,8 +272,10 @@ class Observer:
 
     def sample(self, at: float) -> None:
         used = self.client.info("memory")["used_memory"] / 2**20
+        cpu = self.client.info("cpu")
         lag = self.scrapes[-1].lag if self.scrapes else None
-        self.samples.append(Sample(at, rss_mib(self.pid), used, lag))
+        redis_cpu = float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+        self.samples.append(Sample(at, rss_mib(self.pid), used, lag, redis_cpu))
 
 
 # ------------------------------------------------------------------ freshness
@@ -406,19 +414,37 @@ def by_minute(
                 "redis_mib": end.redis_mib if end else None,
                 "lag": end.lag if end else None,
                 **_scrapes_in([x for x in scrapes if low <= x.at < high]),
+                "redis_us": _redis_us(inside, [x for x in scrapes if low <= x.at < high]),
             }
         )
     return rows
 
 
+def _redis_us(samples: Sequence[Sample], scrapes: Sequence[Scrape]) -> float | None:
+    """Redis CPU µs per event applied over a minute: does each event cost Redis more as
+    the state grows?"""
+    cpu = [s.redis_cpu_s for s in samples if s.redis_cpu_s is not None]
+    applied = [x.applied for x in scrapes if x.applied is not None]
+    if len(cpu) < 2 or len(applied) < 2 or applied[-1] <= applied[0]:
+        return None
+    return 1e6 * (cpu[-1] - cpu[0]) / (applied[-1] - applied[0])
+
+
 def _scrapes_in(scrapes: Sequence[Scrape]) -> dict[str, float | None]:
     """Mean batch ms (from the batch histogram's growth) and median scrape ms."""
     costs = [x.collect_s * 1000 for x in scrapes if x.collect_s is not None]
-    counted = [x.batches for x in scrapes if x.batches is not None]
-    batch_ms = None
-    if len(counted) >= 2 and counted[-1][1] > counted[0][1]:
-        batch_ms = 1000 * (counted[-1][0] - counted[0][0]) / (counted[-1][1] - counted[0][1])
-    return {"batch_ms": batch_ms, "scrape_ms": statistics.median(costs) if costs else None}
+    counted = [(x.batches, x.applied) for x in scrapes if x.batches and x.applied is not None]
+    batch_ms = per_batch = None
+    if len(counted) >= 2 and counted[-1][0][1] > counted[0][0][1]:
+        (sum0, n0), applied0 = counted[0]
+        (sum1, n1), applied1 = counted[-1]
+        batch_ms = 1000 * (sum1 - sum0) / (n1 - n0)
+        per_batch = (applied1 - applied0) / (n1 - n0)
+    return {
+        "batch_ms": batch_ms,
+        "per_batch": per_batch,
+        "scrape_ms": statistics.median(costs) if costs else None,
+    }
 
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
@@ -455,14 +481,15 @@ def report(result: Result) -> str:
         ),
         "",
         "| minute | freshness p50 s | p99 s | worker RSS MiB | Redis used_memory MiB | lag "
-        "| batch ms | scrape ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batch ms | events/batch | Redis µs/event | scrape ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result.minutes:
         lines.append(
             f"| {row['minute']:.0f} | {fmt(row['p50_s'])} | {fmt(row['p99_s'])} | "
             f"{fmt(row['rss_mib'], '.1f')} | {fmt(row['redis_mib'], '.1f')} | "
             f"{fmt(row['lag'], ',.0f')} | {fmt(row.get('batch_ms'), '.1f')} | "
+            f"{fmt(row.get('per_batch'), ',.0f')} | {fmt(row.get('redis_us'), '.1f')} | "
             f"{fmt(row.get('scrape_ms'), '.0f')} |"
         )
     return "\n".join(lines)
