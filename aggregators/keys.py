@@ -25,7 +25,8 @@ key                                holds
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
 ``cs:{tp}:e:<entity>``             msgpack state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
-``cs:{tp}:seen``                   sorted set: event-id digest -> event time
+``cs:{tp}:seen``                   sorted set: event-id digest -> stream time
+                                   after the batch that applied it
 ``cs:{tp}:mirror_due``             sorted set: account -> offset of the batch
                                    whose facts are not yet mirrored into the
                                    health keys (see :func:`mirror_due`)
@@ -99,7 +100,8 @@ def live_sessions(tag: str) -> str:
 
 
 def seen(tag: str) -> str:
-    """Dedup index: digests of applied ids, scored by event time, pruned past the horizon."""
+    """Dedup index: digests of applied ids, scored by the partition's stream time after
+    their batch, pruned a horizon behind it."""
     return f"{PREFIX}:{tag}:seen"
 
 

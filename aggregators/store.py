@@ -11,6 +11,7 @@ the fence (another worker applied in between) is planned again.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -277,8 +278,8 @@ class PartitionStore:
 
         It also (re)registers the partition for the readers, so a registry
         lost with Redis's data comes back with the next batch. Digests live in
-        one sorted set per partition scored by event time, so an id seen
-        before counts as a duplicate whatever time its new copy carries.
+        one sorted set per partition and are looked up by digest only, so an id
+        seen before counts as a duplicate whatever time its new copy carries.
         """
         entity_keys, accounts = list(entity_keys), sorted(set(accounts))
         digests = list(digests)
@@ -322,11 +323,23 @@ class PartitionStore:
             loaded.plans = {a: keys.text(v) for a, v in raw_plans if v is not None}
         return loaded
 
-    async def apply(self, result: BatchResult, expected: int, new_offset: int, t: float) -> bool:
-        """Write a batch's result and advance the offset, unless the fence moved (False)."""
+    async def apply(
+        self,
+        result: BatchResult,
+        expected: int,
+        new_offset: int,
+        t: float,
+        stream_time: float | None = None,
+    ) -> bool:
+        """Write a batch's result and advance the offset, unless the fence moved (False).
+
+        ``t``: the batch's clock time; ``stream_time``: the partition's largest event
+        time applied before the batch (None: none yet), which ages the dedup index.
+        """
         max_ts = result.outcome.max_event_time
         base = ttl_base(t, max_ts)
         script = self._render(result, t, base)
+        self._render_seen(script, result, stream_time)
         self._render_due(script, result, new_offset)
         windows = self._windows(script, result.effects, base)
         script.key(keys.guard(self.tag))
@@ -407,7 +420,6 @@ class PartitionStore:
         self._render_counters(script, result.effects, t, base)
         self._render_entities(script, result.effects)
         self._render_live(script, result.effects, t)
-        self._render_seen(script, result, t)
         return script
 
     def _render_due(self, script: _Script, result: BatchResult, new_offset: int) -> None:
@@ -419,19 +431,21 @@ class PartitionStore:
             with script.skiplist(due):
                 script.members("zm", due, pairs)
 
-    def _render_seen(self, script: _Script, result: BatchResult, t: float) -> None:
+    def _render_seen(
+        self, script: _Script, result: BatchResult, stream_time: float | None
+    ) -> None:
         """Remember the applied ids; forget those remembered more than the dedup horizon
         of stream time ago.
 
-        Every id is scored by the partition's stream time after the batch, not by its
-        own event time: a copy of a backfilled (old) event that arrives soon after it is
-        still caught, and the index holds one horizon of the stream's ids whatever
-        their event times.
+        Every id is scored by the partition's stream time after the batch (its largest
+        event time applied, under either clock), not by its own event time: a copy of a
+        backfilled (old) event that arrives soon after it is still caught, and a worker
+        catching up after days down keeps the ids of the days it replays.
         """
         if not result.seen:
             return
         seen = keys.seen(self.tag)
-        stream_time = max(t, max(result.seen.values()))
+        stream_time = max(stream_time or -math.inf, max(result.seen.values()))
         # the score as text (repr reads back as the same double): a Lua number would be
         # formatted with %.17g on its way to Redis, which costs more than the ZADD
         pairs = [repr(stream_time)] * (2 * len(result.seen))

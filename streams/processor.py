@@ -275,7 +275,7 @@ class Processor:
                 await self.dead_letters(topic, partition, letters)
             health_t = self._health_time(loaded.stream_time, result.outcome.max_event_time)
             self._unfinished[(topic, partition)] = (last, family, result, health_t)
-            if await store.apply(result, loaded.offset, last, t):
+            if await store.apply(result, loaded.offset, last, t, loaded.stream_time):
                 await self._after_apply(topic, partition, family, result, health_t, last)
                 self._account(topic, result, letters)
                 self._rewound.pop((topic, partition), None)

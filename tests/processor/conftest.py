@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from aggregators.clock import Clock
+from aggregators.clock import Clock, clock_named
 from streams.config import Settings
 from streams.demo.embedded import Process, start_redis
 from streams.processor import DeadLetter, Gap, Processor, RawMessage
@@ -42,7 +42,7 @@ class Rig:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.redis_process.port, socket_timeout=5)
 
-    def processor(self, url: str | None = None) -> Processor:
+    def processor(self, url: str | None = None, clock: str | Clock = "watermark") -> Processor:
         from redis.asyncio import Redis
 
         return Processor(
@@ -50,7 +50,7 @@ class Rig:
             self.settings.metric_config(),
             self.box,
             family_of=self.settings.family_of,
-            clock=Clock("watermark"),
+            clock=clock if isinstance(clock, Clock) else clock_named(clock),
         )
 
     async def process(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -45,6 +46,34 @@ def test_a_copy_of_an_old_event_in_a_later_batch_is_not_counted_again(rig: Rig) 
     assert nps_responses(rig, "7d") == 2  # the old answer once, the recent one once
     assert nps_responses(rig, "1d") == 1
     assert rig.box.letters == []
+
+
+@dataclass(frozen=True)
+class StoppedWallClock(Clock):
+    """The wall clock of a worker that ran at ``at`` (two days ago, before going down)."""
+
+    at: float = 0.0
+
+    def batch_time(self, stream_time: float | None) -> float:
+        return self.at
+
+
+def test_a_worker_catching_up_under_the_wall_clock_keeps_the_ids_it_replays(rig: Rig) -> None:
+    """Applied two days ago, then two days down, then the backlog: the index ages with
+    the events, so the first event's copy in the backlog is still a duplicate."""
+    now = time.time()
+    first = event("survey.answered", now - 2 * DAY, "acme", kind="nps", score=9)
+    next_ = event("survey.answered", now - 2 * DAY + 60, "acme", kind="nps", score=3)
+
+    async def scenario() -> None:
+        before = rig.processor(clock=StoppedWallClock(at=now - 2 * DAY + 1))
+        assert await rig.process(before, "surveys", [message(0, first)]) == 0
+        processor = rig.processor(clock="wall")
+        assert await rig.process(processor, "surveys", [message(1, next_)]) == 1
+        assert await rig.process(processor, "surveys", [message(2, first)]) == 2
+
+    asyncio.run(scenario())
+    assert nps_responses(rig, "7d") == 2
 
 
 def test_an_id_is_forgotten_once_stream_time_moves_a_horizon_past_its_batch(rig: Rig) -> None:
