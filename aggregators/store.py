@@ -431,9 +431,7 @@ class PartitionStore:
             with script.skiplist(due):
                 script.members("zm", due, pairs)
 
-    def _render_seen(
-        self, script: _Script, result: BatchResult, stream_time: float | None
-    ) -> None:
+    def _render_seen(self, script: _Script, result: BatchResult, stream_time: float | None) -> None:
         """Remember the applied ids; forget those remembered more than the dedup horizon
         of stream time ago.
 
