@@ -10,15 +10,15 @@ produces the generator's mixed stream at ``--rate`` events/s for
 Freshness (event produced -> visible in ``/metrics``): the business gauges
 are read from Redis at scrape time, so an event is visible in ``/metrics``
 from the moment its batch is applied. Every ``--poll`` seconds (0.05) the
-benchmark reads what a scrape reads for ``cs_latest_event_timestamp_seconds``
-(each partition's ``max_ts`` in Redis, largest per topic); an event of topic
-T sent at p is visible at the first read that covers its stamp, and its
-freshness is that read's end minus p. Reading the whole of ``/metrics`` that
-often would itself load the worker and Redis (a scrape reads every window),
-so a real scrape runs every ``--scrape`` seconds (5), for the consumer lag
-and the scrape's own cost. The gauge is the largest event time of the whole
-topic, so a partition that trails the others would look fresher than it
-is; the lag column shows when that can be the case.
+benchmark reads each partition's latest applied event time (``max_ts`` in
+Redis, what ``cs_latest_event_timestamp_seconds`` takes the largest of per
+topic); an event sent at p to partition P (the producer's murmur2 of its
+key) is visible at the first read in which P's time covers its stamp, and
+its freshness is that read's end minus p. Judged per partition, a partition
+that trails the others does not hide behind them. Reading the whole of
+``/metrics`` that often would itself load the worker and Redis (a scrape
+reads every window), so a real scrape runs every ``--scrape`` seconds (5),
+for the consumer lag and the scrape's own cost.
 
 Every ``--sample`` seconds it records the worker's RSS (VmRSS, Linux), Redis
 ``used_memory`` and the consumer lag; the report gives them over time, and
@@ -53,6 +53,7 @@ from pathlib import Path
 import orjson
 import redis
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from aggregators import keys
 from bench.throughput import (
@@ -74,6 +75,17 @@ TICK = 0.01
 """Seconds between sends: events due in a tick go out together, stamped alike."""
 
 TOPICS = tuple(FAMILY_TOPICS)
+
+
+def lanes(prefix: str, partitions: int) -> list[str]:
+    """Each topic-partition's name, ``<topic>[<p>]``, in the order of ``Sent.counts``."""
+    return [f"{prefix}{topic}[{p}]" for topic in TOPICS for p in range(partitions)]
+
+
+def lane_of(template: Template, partitions: int) -> int:
+    """The index in :func:`lanes` of the partition the producer's default partitioner
+    (murmur2 of the key, as Kafka's Java client) sends a template's events to."""
+    return template.topic * partitions + (murmur2(template.key) & 0x7FFFFFFF) % partitions
 
 
 # ------------------------------------------------------------------ events
@@ -122,7 +134,8 @@ def stamp_of(t: float) -> tuple[bytes, float]:
 
 @dataclass
 class Sent:
-    """What went out in one tick: when, the time it was stamped with, per-topic counts."""
+    """What went out in one tick: when, the time it was stamped with, counts per
+    topic-partition (:func:`lanes`)."""
 
     at: float
     stamp: float
@@ -130,12 +143,19 @@ class Sent:
 
 
 async def produce(
-    bootstrap: str, prefix: str, pool: list[Template], rate: float, seconds: float
+    bootstrap: str,
+    prefix: str,
+    pool: list[Template],
+    rate: float,
+    seconds: float,
+    partitions: int = 1,
 ) -> list[Sent]:
-    """Send ``rate`` events/s for ``seconds``, in ticks, cycling through ``pool``."""
+    """Send ``rate`` events/s for ``seconds``, in ticks, cycling through ``pool``; counts
+    per topic-partition (``partitions`` per topic)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
     names = [prefix + t for t in TOPICS]
+    lane = [lane_of(tpl, partitions) for tpl in pool]
     ticks: list[Sent] = []
     sent, started = 0, time.time()
     try:
@@ -143,12 +163,12 @@ async def produce(
             due = int(rate * (now - started)) - sent
             if due > 0:
                 stamp, stamp_s = stamp_of(now)
-                counts = [0] * len(TOPICS)
+                counts = [0] * (len(TOPICS) * partitions)
                 for i in range(sent, sent + due):
                     tpl = pool[i % len(pool)]
                     suffix = b"-%d" % (i // len(pool))
                     await producer.send(names[tpl.topic], tpl.render(suffix, stamp), key=tpl.key)
-                    counts[tpl.topic] += 1
+                    counts[lane[i % len(pool)]] += 1
                 ticks.append(Sent(now, stamp_s, counts))
                 sent += due
             await asyncio.sleep(max(0.0, started + (len(ticks) + 1) * TICK - time.time()))
@@ -217,7 +237,8 @@ def scrape(port: int) -> Scrape | None:
 
 
 def latest_in_redis(client: redis.Redis) -> Scrape:
-    """What a scrape would serve as cs_latest_event_timestamp_seconds, read from Redis."""
+    """Each partition's latest applied event time, ``<topic>[<p>]``, read from Redis as a
+    scrape reads it (the gauge is their largest per topic)."""
     tags = [keys.text(t) for t in client.hkeys(keys.REGISTRY)]
     pipe = client.pipeline(transaction=False)
     for tag in tags:
@@ -225,8 +246,8 @@ def latest_in_redis(client: redis.Redis) -> Scrape:
     latest: dict[str, float] = {}
     for tag, raw in zip(tags, pipe.execute() if tags else [], strict=True):
         if raw is not None:
-            topic = tag[1:-1].rsplit(":", 1)[0]
-            latest[topic] = max(latest.get(topic, -math.inf), float(raw))
+            topic, partition = tag[1:-1].rsplit(":", 1)
+            latest[f"{topic}[{partition}]"] = float(raw)
     return Scrape(time.time(), latest, None, None)
 
 
@@ -282,17 +303,18 @@ class Observer:
 
 
 def freshness(
-    ticks: Sequence[Sent], scrapes: Sequence[Scrape], prefix: str
+    ticks: Sequence[Sent], scrapes: Sequence[Scrape], names: Sequence[str]
 ) -> list[tuple[float, float, int]]:
-    """(send time, seconds until visible, events) per tick and topic; inf if never seen.
+    """(send time, seconds until visible, events) per tick and lane; inf if never seen.
 
-    Both lists are in time order, so one pass per topic pairs every tick with the
+    ``names[i]`` is the lane ``Sent.counts[i]`` counts and ``Scrape.latest`` is keyed
+    by. Both lists are in time order, so one pass per lane pairs every tick with the
     first scrape, ended after the send, whose latest event time covers its stamp."""
     out: list[tuple[float, float, int]] = []
-    for index, topic in enumerate(TOPICS):
+    for index, name in enumerate(names):
         shown, best = [], -math.inf
         for seen in scrapes:  # the gauge never goes back; keep it monotonic anyway
-            best = max(best, seen.latest.get(prefix + topic, -math.inf))
+            best = max(best, seen.latest.get(name, -math.inf))
             shown.append((seen.at, best))
         i = 0
         for tick in ticks:
@@ -359,7 +381,7 @@ def summarize(
     produced = sum(sum(t.counts) for t in ticks)
     seconds = (ticks[-1].at - started) if len(ticks) > 1 else 0.0
     warm = started + args.warmup
-    points = freshness(ticks, observer.probes, args.prefix)
+    points = freshness(ticks, observer.probes, lanes(args.prefix, args.partitions))
     steady = [p for p in points if p[0] >= warm] or points
     rss = [s.rss_mib for s in observer.samples if s.t >= warm and s.rss_mib is not None]
     redis_mib = [s.redis_mib for s in observer.samples] or [math.nan]
@@ -530,9 +552,11 @@ async def steady_run(
     stop = asyncio.Event()
     watching = asyncio.create_task(observer.run(stop))
     meter.mark()
-    ticks = await produce(services.bootstrap, prefix, pool, args.rate, args.minutes * 60)
+    ticks = await produce(
+        services.bootstrap, prefix, pool, args.rate, args.minutes * 60, args.partitions
+    )
     say(f"  produced for {args.minutes} min; waiting for the last events to show")
-    last = last_stamps(ticks, prefix)
+    last = last_stamps(ticks, lanes(prefix, args.partitions))
     deadline = time.time() + args.drain
     while time.time() < deadline and not all_seen(observer, last):
         child.check()
@@ -543,18 +567,18 @@ async def steady_run(
     return ticks, observer, cpu
 
 
-def last_stamps(ticks: Sequence[Sent], prefix: str) -> dict[str, float]:
-    """Per topic, the stamp of the last events sent to it."""
+def last_stamps(ticks: Sequence[Sent], names: Sequence[str]) -> dict[str, float]:
+    """Per lane, the stamp of the last events sent to it."""
     last: dict[str, float] = {}
     for tick in ticks:
         for index, n in enumerate(tick.counts):
             if n:
-                last[prefix + TOPICS[index]] = tick.stamp
+                last[names[index]] = tick.stamp
     return last
 
 
 def all_seen(observer: Observer, last: dict[str, float]) -> bool:
-    """Whether the latest read shows every topic up to the last events sent to it."""
+    """Whether the latest read shows every lane up to the last events sent to it."""
     latest = observer.probes[-1].latest if observer.probes else {}
     return all(latest.get(topic, -math.inf) >= stamp for topic, stamp in last.items())
 

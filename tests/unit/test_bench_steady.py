@@ -4,8 +4,19 @@ import math
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
-from bench.steady import Scrape, Sent, Template, freshness, percentile, stamp_of
+from bench.steady import (
+    TOPICS,
+    Scrape,
+    Sent,
+    Template,
+    freshness,
+    lane_of,
+    lanes,
+    percentile,
+    stamp_of,
+)
 from streams.demo.world import Message
 
 PREFIX = "p."
@@ -47,7 +58,7 @@ def test_each_send_is_visible_at_the_first_later_scrape_covering_its_stamp() -> 
         scrape(10.6, tickets=10.0, billing=10.5),  # first tick of tickets; billing's tick
         scrape(11.4, tickets=10.5, billing=10.5),  # second tick of tickets
     ]
-    assert freshness(ticks, scrapes, PREFIX) == [
+    assert freshness(ticks, scrapes, [PREFIX + t for t in TOPICS]) == [
         (10.0, pytest.approx(0.6), 2),
         (10.5, pytest.approx(0.9), 1),
         (10.5, pytest.approx(0.1), 3),
@@ -55,7 +66,8 @@ def test_each_send_is_visible_at_the_first_later_scrape_covering_its_stamp() -> 
 
 
 def test_a_send_never_shown_counts_as_infinitely_late() -> None:
-    assert freshness([Sent(1.0, 1.0, [0, 1, 0, 0])], [scrape(2.0, surveys=0.5)], PREFIX) == [
+    names = [PREFIX + t for t in TOPICS]
+    assert freshness([Sent(1.0, 1.0, [0, 1, 0, 0])], [scrape(2.0, surveys=0.5)], names) == [
         (1.0, math.inf, 1)
     ]
 
@@ -66,3 +78,14 @@ def test_percentiles_weigh_each_send_by_its_events() -> None:
     assert percentile(points, 0.99) == 1.0
     assert percentile(points, 1.0) == 3.0
     assert math.isnan(percentile([], 0.5))
+
+
+def test_a_lane_is_the_partition_the_default_partitioner_picks() -> None:
+    """The same murmur2 rule as aiokafka's default partitioner, so counts match the broker."""
+    names = lanes(PREFIX, 4)
+    assert names[:5] == ["p.tickets[0]", "p.tickets[1]", "p.tickets[2]", "p.tickets[3]",
+                         "p.surveys[0]"]  # fmt: skip
+    for key in (b"acme", b"globex", b"a-1", b"zz"):
+        template = Template(2, key, (b"",), 0)
+        picked = DefaultPartitioner()(key, [0, 1, 2, 3], [0, 1, 2, 3])
+        assert names[lane_of(template, 4)] == f"p.{TOPICS[2]}[{picked}]"
