@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
 from bench.steady import TOPICS, pool_of, produce
-from bench.throughput import services_on_loopback
+from bench.throughput import cpu_seconds, services_on_loopback
 from streams.config import Settings
 from streams.topics import create_topics
 
@@ -31,10 +29,9 @@ PREFIX = "brokerlat."
 TIME_FIELD = b'"time":"'
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def broker_cpu(pid: int) -> float:
+    """The broker's CPU seconds so far (0 where /proc cannot tell)."""
+    return cpu_seconds(pid) or 0.0
 
 
 def stamp_in(value: bytes) -> float:
@@ -75,12 +72,12 @@ async def run(args: argparse.Namespace) -> list[str]:
         consuming = asyncio.create_task(consume(services.bootstrap, delays, stop))
         await asyncio.sleep(3)  # joined and fetching
         pid, started = services.broker.proc.pid, time.time()
-        marks = [(started, cpu_seconds(pid))]
+        marks = [(started, broker_cpu(pid))]
 
         async def mark_minutes() -> None:
             while True:
                 await asyncio.sleep(60)
-                marks.append((time.time(), cpu_seconds(pid)))
+                marks.append((time.time(), broker_cpu(pid)))
 
         marking = asyncio.create_task(mark_minutes())
         await produce(services.bootstrap, PREFIX, pool, args.rate, args.minutes * 60)

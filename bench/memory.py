@@ -22,13 +22,11 @@ import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 
-from redis.asyncio import Redis as AsyncRedis
-
-from aggregators.clock import clock_named
 from bench.hotpath import PREFIX, batches
+from bench.throughput import replay_processor
 from streams.config import Settings
 from streams.demo.embedded import start_redis
-from streams.processor import DeadLetter, Processor, RawMessage
+from streams.processor import DeadLetter, RawMessage
 
 Step = tuple[str, int, list[RawMessage]]
 
@@ -41,18 +39,11 @@ def in_turn(plan: dict[str, list[tuple[int, list[RawMessage]]]]) -> list[Step]:
 
 async def live_bytes(redis_url: str, steps: list[Step]) -> list[tuple[int, int]]:
     """(batches done, bytes alive) at the half and at the end, traced from the quarter."""
-    settings = Settings.model_validate({"topic_prefix": PREFIX, "clock": "watermark"})
 
     async def drop(_topic: str, _partition: int, _letters: Sequence[DeadLetter]) -> None:
         return None
 
-    processor = Processor(
-        AsyncRedis.from_url(redis_url),
-        settings.metric_config(),
-        drop,
-        family_of=settings.family_of,
-        clock=clock_named("watermark"),
-    )
+    processor = replay_processor(redis_url, PREFIX, drop)
     quarter, out = len(steps) // 4, []
     for done, (topic, partition, messages) in enumerate(steps, 1):
         await processor.process(topic, partition, messages)

@@ -62,7 +62,7 @@ from bench.raw_client import PROGRESS
 from streams.config import Settings
 from streams.demo.embedded import Process, free_port, spawn, start_broker, start_redis
 from streams.demo.world import EventGenerator, GeneratorConfig, Message
-from streams.processor import DeadLetter, Processor, RawMessage
+from streams.processor import DeadLetter, DeadLetterSink, Processor, RawMessage
 from streams.topics import create_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -603,6 +603,18 @@ def _interleave(lists: list[Batches]) -> Batches:
     return out
 
 
+def replay_processor(redis_url: str, prefix: str, dead_letters: DeadLetterSink) -> Processor:
+    """The processor a replay of generated batches uses: watermark clock, this prefix."""
+    settings = Settings.model_validate({"topic_prefix": prefix, "clock": "watermark"})
+    return Processor(
+        AsyncRedis.from_url(redis_url),
+        settings.metric_config(),
+        dead_letters,
+        family_of=settings.family_of,
+        clock=clock_named("watermark"),
+    )
+
+
 async def replay(
     redis_url: str, prefix: str, plan: dict[str, Batches], sequential: bool = False
 ) -> int:
@@ -611,19 +623,12 @@ async def replay(
     ``sequential``: topics one after another (billing first, as plans come from it)
     instead of concurrently, so that the final state does not depend on how the
     agents interleave (an account's plan segment does), and two runs compare."""
-    settings = Settings.model_validate({"topic_prefix": prefix, "clock": "watermark"})
     letters: list[DeadLetter] = []
 
     async def keep(_topic: str, _partition: int, found: Sequence[DeadLetter]) -> None:
         letters.extend(found)
 
-    processor = Processor(
-        AsyncRedis.from_url(redis_url),
-        settings.metric_config(),
-        keep,
-        family_of=settings.family_of,
-        clock=clock_named("watermark"),
-    )
+    processor = replay_processor(redis_url, prefix, keep)
 
     async def agent(topic: str, batches: Batches) -> None:
         for partition, msgs in batches:
