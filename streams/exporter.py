@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -42,7 +42,7 @@ from aggregators import catalogue as m
 from aggregators.clock import WALL, Clock
 from aggregators.config import MetricConfig
 from aggregators.health import HealthConfig
-from aggregators.health_index import at_risk, band_counts
+from aggregators.health_index import band_counts
 from aggregators.reader import Reader
 from aggregators.readout import compute
 from streams import telemetry
@@ -51,6 +51,7 @@ from streams.exposition import help_of, metric_families
 from streams.webconfig import WebConfig
 
 log = logging.getLogger("cspulse.exporter")
+ACCOUNT_PREFIX = "/accounts/"
 
 
 class RedisCollector(Collector):
@@ -231,8 +232,9 @@ class MetricsApp:
             )
         return Response(200, body, content_type)
 
-    def board_page(self, _: Request) -> Response:
-        return Response(200, self.board.page(), "text/html; charset=utf-8")
+    def board_page(self, request: Request) -> Response:
+        status, body = self.board.page(request.query)
+        return Response(status, body.encode(), "text/html; charset=utf-8")
 
     def board_series(self, request: Request) -> Response:
         status, body = self.board.series(request.query)
@@ -244,16 +246,20 @@ class MetricsApp:
         return Response(503, b"not ready\n")
 
     def at_risk(self, request: Request) -> Response:
-        try:
-            limit = max(1, min(1000, int(request.query.get("limit", ["20"])[0])))
-        except ValueError:
-            return _json(400, {"error": "limit must be an integer, e.g. ?limit=20"})
-        try:
-            rows = at_risk(self.reader.redis, self.health_config, limit, self.reader.reading_time())
-        except (RedisError, OSError) as exc:
-            log.warning("/accounts/at-risk could not read Redis: %s", exc)
-            return _json(503, {"error": "Redis is not reachable; retry shortly"})
-        return Response(200, orjson.dumps(rows), "application/json")
+        status, body = self.board.at_risk(request.query)
+        return _json(status, body)
+
+    def account_page(self, request: Request) -> Response:
+        account = unquote(request.path.removeprefix(ACCOUNT_PREFIX))
+        status, body = self.board.account(account, request.query)
+        return Response(status, body.encode(), "text/html; charset=utf-8")
+
+    def route(self, path: str) -> Route | None:
+        """The route of ``path``: exact, else ``/accounts/<id>``."""
+        found = self.routes.get(path)
+        if found is None and path.startswith(ACCOUNT_PREFIX) and len(path) > len(ACCOUNT_PREFIX):
+            return Route(self.account_page)
+        return found
 
 
 def _json(status: int, value: Any) -> Response:
@@ -376,7 +382,7 @@ class HttpServer:
         return _parse(head)
 
     def _respond(self, request: Request) -> Response:
-        route = self.app.routes.get(request.path)
+        route = self.app.route(request.path)
         if not (route and route.public) and not self.web.authorized(
             request.headers.get("authorization")
         ):
@@ -438,7 +444,8 @@ def _parse(head: bytes) -> Request:
     if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
         raise HttpError(400, "GET and HEAD requests take no body")
     url = urlsplit(target)
-    return Request(method, url.path or "/", parse_qs(url.query), headers, protocol)
+    query = parse_qs(url.query, keep_blank_values=True)  # "?hours=" is refused, not ignored
+    return Request(method, url.path or "/", query, headers, protocol)
 
 
 def _wants_close(request: Request) -> bool:
