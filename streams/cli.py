@@ -27,6 +27,7 @@ from streams.config import DEFAULTS, Settings
 from streams.deadletter import deadletter_app, status
 from streams.demo.embedded import ServiceError, embedded_services
 from streams.demo.producer import GenerateOptions, generate_forever
+from streams.demo.world import HISTORY_ACTIVITY
 from streams.exporter import HttpServer, MetricsApp, serve
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
@@ -52,7 +53,12 @@ from streams.topics import create_topics
 from streams.webconfig import WebConfig
 
 GENERATE = GenerateOptions()
-"""``cspulse generate``'s defaults (``run`` sets its own, livelier ones)."""
+"""``cspulse generate``'s defaults (``run`` sets its own)."""
+RATE_HELP = (
+    "Activity of the simulated customers (sessions, tickets, surveys per account): 1.0 is a "
+    f"busy weekday peak. The history is made at {HISTORY_ACTIVITY:g} (or this rate if lower), "
+    "so a higher rate makes the live hours busier than the history. Subscriptions are not scaled."
+)
 
 app = typer.Typer(
     help="cspulse: live customer-success metrics from Kafka events, kept in Redis, "
@@ -250,7 +256,8 @@ def run_worker(
         server = _serve(settings, metrics)
         generator = None
         if generate is not None:
-            generator = asyncio.create_task(generate_forever(settings, bootstrap, generate))
+            options = dataclasses.replace(generate, worker_ready=lambda: bool(worker.assignment()))
+            generator = asyncio.create_task(generate_forever(settings, bootstrap, options))
         if banner:
             typer.secho(banner, fg=typer.colors.GREEN, err=True)
         try:
@@ -322,7 +329,7 @@ def run(
     metrics_port: MetricsPort = DEFAULTS.metrics_port,
     clock: ClockOption = DEFAULTS.clock,
     accounts: Annotated[int, typer.Option(help="Accounts the event generator simulates.")] = 300,
-    rate: Annotated[float, typer.Option(help="Generator intensity (1.0 = realistic).")] = 5.0,
+    rate: Annotated[float, typer.Option(help=RATE_HELP)] = HISTORY_ACTIVITY,
     malformed_share: Annotated[
         float, typer.Option(help="Share of deliberately invalid events.")
     ] = 0.01,
@@ -424,9 +431,7 @@ def generate(
     users_per_account: Annotated[
         int, typer.Option(help="Users per account.")
     ] = GENERATE.users_per_account,
-    rate: Annotated[
-        float, typer.Option(help="Intensity multiplier (1.0 = realistic).")
-    ] = GENERATE.intensity,
+    rate: Annotated[float, typer.Option(help=RATE_HELP)] = GENERATE.intensity,
     duration: Annotated[
         float, typer.Option(help="Seconds to run (0 = until stopped).")
     ] = GENERATE.duration,

@@ -70,7 +70,7 @@ BURST_SHARE = 0.4  # of paying accounts; the contract asks for >= 30 %
 HISTORY_TERM_MS = 30 * DAY_MS  # a real month between renewals
 HISTORY_TRIAL_MS = 14 * DAY_MS
 HISTORY_HEARTBEAT_MS = 5 * MINUTE_MS  # under the idle timeout: time in app unchanged
-HISTORY_ACTIVITY = 0.3  # usage, tickets, surveys at this intensity, whatever the live one
+HISTORY_ACTIVITY = 0.3  # usage, tickets, surveys at this intensity (or the live one if lower)
 HISTORY_SIGNUP_SHARE = 1 / 40  # of the live (compressed) signup rate: steady growth
 HISTORY_CHANGE_SHARE = 1 / 40  # plan changes: about 10 % of accounts a month
 HISTORY_CANCEL_SHARE = 1 / 60  # immediate cancels: about 1 % of accounts a month
@@ -196,6 +196,8 @@ class EventGenerator:
         self._heap: list[tuple[int, int, Action]] = []
         self._seq = 0
         self._live_from = self._start_ms - WARMUP_MS
+        # after a history, billing keeps its real-time pace: no cliff when going live
+        self._realtime_billing = bool(config.history_days)
         self._history_from = self._history_start(config.history_days)
         # the base already running when the history begins is dated one bucket earlier
         self._now = (
@@ -235,6 +237,8 @@ class EventGenerator:
         if self._bootstrap is not None:
             return
         step = max(1, round(chunk_s * 1000))
+        if self._clock_ms < self._history_from - 1:
+            yield self._run_until(self._history_from - 1)  # the running base: billing only
         while self._clock_ms < self._start_ms:
             yield self._run_until(min(self._start_ms, self._clock_ms + step))
         self._bootstrap = []
@@ -308,11 +312,13 @@ class EventGenerator:
         rate = per_account_hour * len(self._accounts) * (self._intensity if scaled else 1.0)
         mean_gap_s = 3600.0 / rate
         share = history_share or (lambda: min(1.0, HISTORY_ACTIVITY / self._intensity))
+        # billing (an explicit history_share) stays thinned after a history, live too
+        thinned = self._historic if history_share is None else self._billing_historic
 
         def tick() -> None:
             if self._now < self._history_from:
                 pass  # the bucket before the history holds the running base only
-            elif self._historic() and self._rng.random() >= share():
+            elif thinned() and self._rng.random() >= share():
                 pass
             elif not cyclic or self._rng.random() < _activity(self._now):
                 fire()
@@ -339,14 +345,18 @@ class EventGenerator:
         """Whether the world is still in the history (before the warm-up hour)."""
         return self._now < self._live_from
 
+    def _billing_historic(self) -> bool:
+        """Whether billing runs at its real-time pace: in the history and after it."""
+        return self._realtime_billing or self._historic()
+
     def _in_churn_wave(self) -> bool:
         return self._start_ms - CHURN_WAVE[0] <= self._now < self._start_ms - CHURN_WAVE[1]
 
     def _term_ms(self) -> int:
-        return HISTORY_TERM_MS if self._historic() else RENEWAL_MS
+        return HISTORY_TERM_MS if self._billing_historic() else RENEWAL_MS
 
     def _trial_ms(self) -> int:
-        return HISTORY_TRIAL_MS if self._historic() else TRIAL_MS
+        return HISTORY_TRIAL_MS if self._billing_historic() else TRIAL_MS
 
     def _cancel_share(self) -> float:
         return CHURN_WAVE_SHARE if self._in_churn_wave() else HISTORY_CANCEL_SHARE
