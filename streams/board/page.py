@@ -106,9 +106,9 @@ def render(
             _panel("Revenue", data, REVENUE, _mrr_chart(data, steps)),
             _panel("MRR movements", data, RETENTION, _movements_chart(data, days)),
             _health_html(data),
+            _risk_html(data),
             _letters_html(letters, pipeline),
             _pipeline_html(data, pipeline),
-            _risk_html(data),
         )
     )
     return document(data, f'<main class="grid">{body}</main>', REFRESH_SECONDS[view.window])
@@ -127,7 +127,8 @@ def document(data: BoardData, main: str, refresh: int, heading: str | None = Non
         f"<style>{STYLE}</style></head><body>"
         f'<header><h1><a href="/">cspulse</a></h1>{"" if heading else _picker(data)}'
         f'<p class="sub">{html.escape(who)}; read at {stamp}; '
-        f'reloads every {refresh} s. Raw numbers: <a href="/metrics">/metrics</a></p></header>'
+        f"reloads every {refresh} s; a chart's last point is the current, partial step. "
+        'Raw numbers: <a href="/metrics">/metrics</a></p></header>'
         f"{main}</body></html>"
     )
 
@@ -267,16 +268,11 @@ def _health_html(data: BoardData) -> str:
 
 
 def _letters_html(letters: Mapping[str, float], pipeline: Mapping[str, float]) -> str:
-    """Dead letters by reason, each with what the reason means."""
+    """Dead letters by reason, each with what the reason means (in full on hover)."""
     total = pipeline.get("Dead-lettered", 0.0)
     seen = total + pipeline.get("Events applied", 0.0)
     share = f"{total / seen * 100:.1f}% of {seen:,.0f} events read" if seen else "no events yet"
-    rows = "".join(
-        f"<tr><td>{html.escape(reason)}</td><td class=r>{count:,.0f}</td>"
-        f"<td>{html.escape(REASONS.get(reason, 'the worker could not apply it'))}</td></tr>"
-        for reason, count in letters.items()
-        if count
-    )
+    rows = "".join(_letter_row(reason, count) for reason, count in letters.items() if count)
     table = (
         f"<table><tr><th>reason</th><th class=r>events</th><th>meaning</th></tr>{rows}</table>"
         if rows
@@ -284,10 +280,20 @@ def _letters_html(letters: Mapping[str, float], pipeline: Mapping[str, float]) -
     )
     return (
         '<section class="panel" data-panel="Dead letters"><h2>Dead letters</h2>'
-        f'<div class="nums"><div class="num"><b>{total:,.0f}</b><span>Dead-lettered: '
-        f"{share}</span></div></div>{table}"
-        '<p class="cap">Counted by this process since it started. List and replay them with '
+        f'<p class="lead"><b>{total:,.0f}</b> {share}</p>{table}'
+        '<p class="cap">Counted by this process since it started; list and replay them with '
         "<code>cspulse deadletter list</code>.</p></section>"
+    )
+
+
+def _letter_row(reason: str, count: float) -> str:
+    meaning = REASONS.get(reason, "the worker could not apply it")
+    short = html.escape(meaning)
+    if len(meaning) > 48:
+        short = html.escape(meaning[:46].rsplit(" ", 1)[0]) + " &hellip;"
+    return (
+        f'<tr title="{html.escape(meaning)}"><td>{html.escape(reason)}</td>'
+        f"<td class=r>{count:,.0f}</td><td>{short}</td></tr>"
     )
 
 
@@ -323,7 +329,7 @@ def _risk_html(data: BoardData) -> str:
         caption = "No account is at risk (score below 40). The lowest scores:"
     body = "".join(_risk_row(r, data) for r in rows)
     return (
-        '<section class="panel wide" data-panel="At-risk accounts"><h2>At-risk accounts</h2>'
+        '<section class="panel span2" data-panel="At-risk accounts"><h2>At-risk accounts</h2>'
         f'<p class="cap">{caption} Whole base; as JSON with every component: '
         '<a href="/accounts/at-risk?limit=50">/accounts/at-risk</a>.</p>'
         "<table><tr><th>account</th><th class=r>score</th><th>band</th>"

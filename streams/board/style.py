@@ -20,7 +20,9 @@ nav a{color:var(--link);padding:2px 9px;border:1px solid var(--line);border-radi
 text-decoration:none}
 nav a.on{color:var(--bg);background:var(--link);border-color:var(--link);font-weight:600}
 .sub{color:var(--muted);margin:0;flex-basis:100%}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:12px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:12px;
+grid-auto-flow:dense}
+@media (min-width:1700px){.span2{grid-column:span 3}}
 .panel{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
 .panel h2{font-size:1.05em;margin:0 0 6px;color:var(--text)}
 .nums{display:grid;grid-template-columns:repeat(4,1fr);gap:4px 10px;margin-bottom:6px}
@@ -45,7 +47,8 @@ circle.s1,i.s1{fill:var(--s1);background:var(--s1)}circle.s2,i.s2{fill:var(--s2)
 table{border-collapse:collapse;width:100%;font-size:0.9em}
 td,th{text-align:left;padding:3px 6px;border-bottom:1px solid var(--line);vertical-align:top}
 th{color:var(--muted);font-weight:600}.r{text-align:right;font-variant-numeric:tabular-nums}
-.bad{color:var(--bad)}.ok{color:var(--ok)}.wide{grid-column:1/-1}
+.bad{color:var(--bad)}.ok{color:var(--ok)}.wide{grid-column:1/-1}.span2{grid-column:span 2}
+.lead{margin:0 0 6px;color:var(--muted)}.lead b{font-size:1.45em;color:var(--text)}
 code{color:var(--text)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0}
 dt{color:var(--muted)}dd{margin:0}

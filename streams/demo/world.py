@@ -391,7 +391,8 @@ class EventGenerator:
             if r < paying + 0.08:
                 start = partial(self._initial_subscription, acct, r >= paying)
                 self._after(self._rng.uniform(0.001, 300.0), start)
-        for _ in range(max(3, len(self._accounts) // 25)):  # a backlog open at start
+        backlog = 0 if self._cfg.history_days else max(3, len(self._accounts) // 25)
+        for _ in range(backlog):  # a backlog open at start (a history has its own)
             delay_ms = round(self._rng.uniform(1800, 3500) * 1000)
             self._at(self._live_from + delay_ms, partial(self._open_ticket, True))
         self._process(SESSION_RATE, self._start_session)

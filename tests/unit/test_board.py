@@ -170,4 +170,4 @@ def test_dead_letters_are_explained_by_reason() -> None:
         data(), None, None, {"Dead-lettered": 10, "Events applied": 990}, {"currency": 10}
     )
     assert "1.0% of 1,000 events read" in page
-    assert "currency is not the reporting currency" in page
+    assert "currency is not the reporting currency" in page  # in full on hover
