@@ -190,3 +190,24 @@ def _empty() -> str:
         f'<text class="axis" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
         "no data yet</text>"
     )
+
+
+def share_bar(title: str, parts: Sequence[tuple[str, str, float]]) -> str:
+    """One horizontal bar split into (name, CSS class, count) shares, each with a hover title."""
+    total = sum(n for _name, _css, n in parts)
+    if total <= 0:
+        return _svg(f"{title}: no data yet", "", "bands empty")
+    x, marks = 0.0, []
+    for name, css, n in parts:
+        w = WIDTH * n / total
+        label = f"{name}: {n:,.0f} ({n / total * 100:.0f}%)"
+        marks.append(
+            f'<rect class="{css}" x="{x:.1f}" y="0" width="{w:.1f}" height="18">'
+            f"<title>{html.escape(label)}</title></rect>"
+        )
+        x += w
+    body = "".join(marks)
+    return (
+        f'<svg class="bands" viewBox="0 0 {WIDTH} 18" role="img" preserveAspectRatio="none">'
+        f"<title>{html.escape(title)}</title>{body}</svg>"
+    )

@@ -17,7 +17,7 @@ from aggregators import catalogue as m
 from aggregators.families.billing import MOVEMENT_KINDS
 from aggregators.series import Point, Steps
 from schemas import REASONS
-from streams.board.charts import Line, Stack, bar_chart, line_chart
+from streams.board.charts import Line, Stack, bar_chart, line_chart, share_bar
 from streams.board.data import BoardData, quantile_of, value_of
 from streams.board.format import NO_DATA, duration, fmt, formatter
 from streams.board.params import VIEWS
@@ -256,15 +256,44 @@ def _figure(title: str, svg: str, series: Sequence[Line | Stack]) -> str:
 def _health_html(data: BoardData) -> str:
     nums = "".join(
         f'<div class="num"><b>{data.bands.get(band, 0):,}</b><span>{label}</span></div>'
-        for band, label in (("healthy", "Healthy"), ("neutral", "Neutral"), ("at_risk", "At risk"))
+        for band, label in BANDS
     )
     avg = fmt(data.health_avg, "score")
     return (
         '<section class="panel" data-panel="Customer health"><h2>Customer health</h2>'
         f'<div class="nums">{nums}<div class="num"><b>{avg}</b><span>Mean score</span></div>'
-        '</div><p class="cap">Whole base: accounts with an event in the last 30 days. '
-        "Healthy from 70, at risk below 40.</p></section>"
+        f'</div>{_bands_bar(data)}<p class="cap">Whole base: accounts with an event in the '
+        "last 30 days. Healthy from 70, at risk below 40.</p></section>"
     )
+
+
+BANDS = (("healthy", "Healthy"), ("neutral", "Neutral"), ("at_risk", "At risk"))
+
+
+def _bands_bar(data: BoardData) -> str:
+    parts = [(label, f"band-{band}", float(data.bands.get(band, 0))) for band, label in BANDS]
+    legend = "".join(
+        f'<span class="key"><i class="band-{band}"></i>{label}</span>' for band, label in BANDS
+    )
+    svg = share_bar("Accounts per health band", parts)
+    return f"<figure>{svg}<figcaption>Accounts per band{legend}</figcaption></figure>"
+
+
+SHORT_REASONS = {
+    "not_json": "not JSON",
+    "not_object": "JSON, but not an object",
+    "missing_field": "a required field is missing",
+    "bad_type": "a field has a wrong type or value",
+    "bad_specversion": "specversion is not 1.0",
+    "unknown_type": "an event type the contract lacks",
+    "wrong_topic": "on another family's topic",
+    "bad_time": "time is not RFC 3339 with offset",
+    "future_time": "time is in the future",
+    "score_range": "a survey score off its scale",
+    "currency": "not the reporting currency",
+    "processing_error": "the worker failed to apply it",
+}
+"""A few words per dead-letter reason; the full meaning (schemas.REASONS) shows on hover."""
 
 
 def _letters_html(letters: Mapping[str, float], pipeline: Mapping[str, float]) -> str:
@@ -288,12 +317,10 @@ def _letters_html(letters: Mapping[str, float], pipeline: Mapping[str, float]) -
 
 def _letter_row(reason: str, count: float) -> str:
     meaning = REASONS.get(reason, "the worker could not apply it")
-    short = html.escape(meaning)
-    if len(meaning) > 48:
-        short = html.escape(meaning[:46].rsplit(" ", 1)[0]) + " &hellip;"
+    short = SHORT_REASONS.get(reason, meaning)
     return (
         f'<tr title="{html.escape(meaning)}"><td>{html.escape(reason)}</td>'
-        f"<td class=r>{count:,.0f}</td><td>{short}</td></tr>"
+        f"<td class=r>{count:,.0f}</td><td>{html.escape(short)}</td></tr>"
     )
 
 

@@ -22,7 +22,6 @@ nav a.on{color:var(--bg);background:var(--link);border-color:var(--link);font-we
 .sub{color:var(--muted);margin:0;flex-basis:100%}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:12px;
 grid-auto-flow:dense}
-@media (min-width:1700px){.span2{grid-column:span 3}}
 .panel{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
 .panel h2{font-size:1.05em;margin:0 0 6px;color:var(--text)}
 .nums{display:grid;grid-template-columns:repeat(4,1fr);gap:4px 10px;margin-bottom:6px}
@@ -50,6 +49,10 @@ th{color:var(--muted);font-weight:600}.r{text-align:right;font-variant-numeric:t
 .bad{color:var(--bad)}.ok{color:var(--ok)}.wide{grid-column:1/-1}.span2{grid-column:span 2}
 .lead{margin:0 0 6px;color:var(--muted)}.lead b{font-size:1.45em;color:var(--text)}
 code{color:var(--text)}
+@media (min-width:1700px){.span2{grid-column:span 3}}
+svg.bands{display:block;width:100%;height:auto;margin:6px 0}
+.band-healthy{fill:var(--new);background:var(--new)}.band-neutral{fill:var(--s2);background:var(--s2)}
+.band-at_risk{fill:var(--churned);background:var(--churned)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0}
 dt{color:var(--muted)}dd{margin:0}
 """

@@ -170,4 +170,17 @@ def test_dead_letters_are_explained_by_reason() -> None:
         data(), None, None, {"Dead-lettered": 10, "Events applied": 990}, {"currency": 10}
     )
     assert "1.0% of 1,000 events read" in page
+    assert "not the reporting currency<" in page  # a few words
     assert "currency is not the reporting currency" in page  # in full on hover
+
+
+def test_health_bands_bar_splits_its_width_by_share() -> None:
+    from streams.board.charts import WIDTH, share_bar
+
+    svg = share_bar(
+        "Bands", [("Healthy", "h", 150.0), ("Neutral", "n", 50.0), ("At risk", "r", 0.0)]
+    )
+    widths = [float(w) for w in re.findall(r'width="([\d.]+)"', svg)]
+    assert widths == [WIDTH * 0.75, WIDTH * 0.25, 0.0]
+    assert "<title>Neutral: 50 (25%)</title>" in svg and "<title>Bands</title>" in svg
+    assert "no data yet" in share_bar("Bands", [("Healthy", "h", 0.0)])
