@@ -31,7 +31,14 @@ from aggregators.series import (
 from streams.board.account import account_main
 from streams.board.data import BoardData, dead_letters, gather, pipeline_counts
 from streams.board.page import document, render
-from streams.board.params import BadParameter, Query, limit_query, series_query, view_query
+from streams.board.params import (
+    BadParameter,
+    Query,
+    View,
+    limit_query,
+    series_query,
+    view_query,
+)
 
 __all__ = ["BadParameter", "Board"]
 
@@ -53,13 +60,20 @@ class Board:
     def page(self, query: Query) -> tuple[int, str]:
         """``/?plan=P&window=W``: the board for one plan over 24h, 7d or 30d."""
         try:
-            view = view_query(query, plan_labels(self.reader))
+            view = view_query(query, self._plans())
         except BadParameter as exc:
             return 400, str(exc)
         data = gather(self.reader, self.config, self.health, view)
         per_step, days = (None, None) if data.buckets is None else self._steps(data)
         pipeline = pipeline_counts(self.registry)
         return 200, render(data, per_step, days, pipeline, dead_letters(self.registry))
+
+    def _plans(self) -> list[str]:
+        """The plans a view may pick; when Redis is down, any: the page then says it is down."""
+        try:
+            return plan_labels(self.reader)
+        except (RedisError, OSError):
+            return [View().plan]
 
     def _steps(self, data: BoardData) -> tuple[Any, Any]:
         assert data.buckets is not None
@@ -101,6 +115,8 @@ class Board:
             found = account_view(self.reader.redis, self.health, account, t)
         except BadParameter as exc:
             return 400, str(exc)
+        except (RedisError, OSError):
+            return 503, "Redis is not reachable; retry shortly\n"
         if found is None:
             return 404, f"no account {account!r} in the last 30 days\n"
         data = BoardData(view, {}, t)

@@ -138,3 +138,18 @@ def test_account_page_shows_the_facts_behind_its_score(server: HttpServer) -> No
     assert "<dt>open tickets</dt><dd>3</dd>" in page and "<dt>plan</dt><dd>team</dd>" in page
     assert "0 days" in page and "1 at first contact" in page
     assert _get(server.port, "/accounts/nobody")[0] == 404
+
+
+def test_pages_say_redis_is_down_rather_than_fail() -> None:
+    from aggregators.config import MetricConfig as Config
+    from streams.demo.embedded import free_port
+
+    client = redis.Redis(port=free_port(), socket_timeout=1, socket_connect_timeout=1)
+    http = serve(MetricsApp(client, Config()), "127.0.0.1", 0)
+    try:
+        status, _h, body = _get(http.port, "/")
+        assert status == 200 and '<b class="bad">down</b>' in body.decode()
+        assert _get(http.port, "/accounts/acme-0001")[0] == 503
+        assert _get(http.port, "/api/series?metric=cs_nps")[0] == 503
+    finally:
+        http.shutdown()
