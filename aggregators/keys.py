@@ -25,6 +25,11 @@ key                                holds
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
 ``cs:{tp}:e:<entity>``             msgpack state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
+``cs:{tp}:ph:<account>``           sorted set (billing partitions): the
+                                   account's plan-naming events,
+                                   ``<offset>|<plan label>`` scored by event
+                                   time, kept ``plan_history_kept`` behind
+                                   the partition's stream time
 ``cs:{tp}:seen``                   sorted set: event-id digest -> stream time
                                    after the batch that applied it
 ``cs:{tp}:mirror_due``             sorted set: account -> offset of the batch
@@ -97,6 +102,12 @@ def entity(tag: str, key: str) -> str:
 
 def live_sessions(tag: str) -> str:
     return f"{PREFIX}:{tag}:live"
+
+
+def plan_history(tag: str, account: str) -> str:
+    """An account's plan over event time, in its billing partition's slot (so the
+    billing apply writes it atomically, also on Redis Cluster)."""
+    return f"{PREFIX}:{tag}:ph:{account}"
 
 
 def seen(tag: str) -> str:
