@@ -246,6 +246,7 @@ def fold_each(
             if late and (key is None or not applies_late):
                 outcome.late += 1
                 outcome.too_late.append(item)
+                judge.late.add(digest)
                 continue
             if faults and event.id in faults:
                 raise RuntimeError(f"fault injected for event {event.id}")
@@ -371,6 +372,7 @@ def _admit_by_session(
         if ts < judge.cutoff_at(ts):
             outcome.late += 1
             outcome.too_late.append(item)
+            judge.late.add(digest)
             continue
         if faults and event.id in faults:
             outcome.failed.append((item, f"RuntimeError: fault injected for event {event.id}"))
@@ -447,12 +449,14 @@ class _Judge:
         applied: Mapping[str, float],
     ) -> None:
         self.config, self.seen, self.applied = config, seen, applied
+        self.late: set[str] = set()
+        """Digests of this batch's too-late events: a copy is a duplicate, not late again."""
         self.t, self.cutoff, self.advancing = clock.t, clock.cutoff, clock.advancing
         self.next_move = _cutoff_until(config, clock.t)[1] if clock.advancing else math.inf
 
     def repeated(self, digest: str, outcome: Outcome) -> bool:
         """Whether the id was applied before or earlier in the batch (counted if so)."""
-        if digest in self.seen or digest in self.applied:
+        if digest in self.seen or digest in self.applied or digest in self.late:
             outcome.duplicates += 1
             return True
         return False

@@ -30,8 +30,8 @@ key                                holds
                                    ``<offset>|<plan label>`` scored by event
                                    time, kept ``plan_history_kept`` behind
                                    the partition's stream time
-``cs:{tp}:seen``                   sorted set: event-id digest -> stream time
-                                   after the batch that applied it
+``cs:{tp}:seen``                   sorted set: event-id digest -> Kafka
+                                   record timestamp of its first copy
 ``cs:{tp}:mirror_due``             sorted set: account -> offset of the batch
                                    whose facts are not yet mirrored into the
                                    health keys (see :func:`mirror_due`)
@@ -111,8 +111,8 @@ def plan_history(tag: str, account: str) -> str:
 
 
 def seen(tag: str) -> str:
-    """Dedup index: digests of applied ids, scored by the partition's stream time after
-    their batch, pruned a horizon behind it."""
+    """Dedup index: digests of applied (or too-late) ids, scored by their record's Kafka
+    timestamp, pruned a horizon behind the newest record applied."""
     return f"{PREFIX}:{tag}:seen"
 
 

@@ -362,16 +362,18 @@ class PartitionStore:
         new_offset: int,
         t: float,
         stream_time: float | None = None,
+        arrived: Mapping[str, float] | None = None,
     ) -> bool:
         """Write a batch's result and advance the offset, unless the fence moved (False).
 
         ``t``: the batch's clock time; ``stream_time``: the partition's largest event
-        time applied before the batch (None: none yet), which ages the dedup index.
+        time applied before the batch (None: none yet); ``arrived``: each event id
+        digest's record timestamp, which scores and ages the dedup index (missing: now).
         """
         max_ts = result.outcome.max_event_time
         base = ttl_base(t, max_ts)
         script = self._render(result, t, base)
-        self._render_seen(script, result, stream_time)
+        self._render_seen(script, result, arrived or {})
         if result.effects.plan_events:
             self._render_plans(script, result, max(stream_time or -math.inf, max_ts or -math.inf))
         self._render_due(script, result, new_offset)
@@ -475,26 +477,28 @@ class PartitionStore:
             with script.skiplist(due):
                 script.members("zm", due, pairs)
 
-    def _render_seen(self, script: _Script, result: BatchResult, stream_time: float | None) -> None:
-        """Remember the applied ids; forget those remembered more than the dedup horizon
-        of stream time ago.
+    def _render_seen(
+        self, script: _Script, result: BatchResult, arrived: Mapping[str, float]
+    ) -> None:
+        """Remember the batch's ids (applied, or dropped as too late); forget those that
+        arrived more than the dedup horizon before the batch's newest record.
 
-        Every id is scored by the partition's stream time after the batch (its largest
-        event time applied, under either clock), not by its own event time: a copy of a
-        backfilled (old) event that arrives soon after it is still caught, and a worker
-        catching up after days down keeps the ids of the days it replays.
+        The horizon is measured on arrival, the Kafka record timestamps (events.md): a
+        producer's retry is caught however old the event it carries and however long
+        the worker was down before reading it.
         """
-        if not result.seen:
+        digests = [*result.seen, *(item.digest for item in result.outcome.too_late)]
+        if not digests:
             return
+        now = time.time()
+        scores = [arrived.get(digest, now) for digest in digests]
         seen = keys.seen(self.tag)
-        stream_time = max(stream_time or -math.inf, max(result.seen.values()))
-        # the score as text (repr reads back as the same double): a Lua number would be
+        # scores as text (repr reads back as the same double): a Lua number would be
         # formatted with %.17g on its way to Redis, which costs more than the ZADD
-        pairs = [repr(stream_time)] * (2 * len(result.seen))
-        pairs[1::2] = result.seen
+        pairs = scored(scores, digests, len(digests))
         with script.skiplist(seen):
             script.members("zm", seen, pairs)
-        script.op("zt", seen, number(stream_time - self.config.dedup_horizon))
+        script.op("zt", seen, number(max(scores) - self.config.dedup_horizon))
 
     def _render_counters(self, script: _Script, effects: Effects, t: float, base: float) -> None:
         """One ``b`` op per bucket: its TTL, then field, amount pairs (zeros left out)."""

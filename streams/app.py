@@ -169,7 +169,9 @@ class Worker:
     async def _apply_partition(
         self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> None:
-        messages = [RawMessage(r.offset, r.key, r.value or b"") for r in records]
+        messages = [
+            RawMessage(r.offset, r.key, r.value or b"", r.timestamp / 1000) for r in records
+        ]
         result = await self.processor.process(tp.topic, tp.partition, messages)
         if isinstance(result, Gap):
             self.consumer.seek(tp, result.resume_at)

@@ -64,6 +64,9 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
     offset: int
     key: bytes | None
     value: bytes
+    timestamp: float | None = None
+    """The record's Kafka timestamp (Unix seconds): when the producer sent it. The dedup
+    horizon is measured on it; None (no broker at hand) stands for the time it is read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +303,8 @@ class Processor:
                 await self.dead_letters(topic, partition, letters)
             health_t = self._health_time(loaded.stream_time, result.outcome.max_event_time)
             self._unfinished[(topic, partition)] = (last, family, result, health_t)
-            if await store.apply(result, loaded.offset, last, t, loaded.stream_time):
+            arrived = _arrivals(messages, fresh)
+            if await store.apply(result, loaded.offset, last, t, loaded.stream_time, arrived):
                 await self._after_apply(topic, partition, family, result, health_t, last)
                 self._account(topic, result, letters)
                 self._rewound.pop((topic, partition), None)
@@ -504,6 +508,18 @@ def _plans_named(family: str, offered: Sequence[Offered]) -> set[str]:
         return set()
     payloads: list[Any] = [item.event.data for item in offered]
     return {data.plan for data in payloads if type(data) in _PLANNED and data.plan is not None}
+
+
+def _arrivals(messages: Sequence[RawMessage], offered: Sequence[Offered]) -> dict[str, float]:
+    """Event-id digest -> the record timestamp it arrived with (first copy in the batch)."""
+    now = time.time()
+    sent = {
+        m.offset: now if m.timestamp is None or m.timestamp < 0 else m.timestamp for m in messages
+    }
+    arrived: dict[str, float] = {}
+    for item in offered:
+        arrived.setdefault(item.digest, sent[item.offset])
+    return arrived
 
 
 def _after(offered: list[Offered], applied: int) -> list[Offered]:
