@@ -24,6 +24,7 @@ from streams.board.params import VIEWS
 from streams.board.style import STYLE
 
 REFRESH_SECONDS = {"24h": 10, "7d": 30, "30d": 60}
+PARTIAL = "; a chart's last point is the current, partial step"
 WINDOWED = "W"
 """A headline's window label meaning "the window the page shows"."""
 
@@ -127,7 +128,7 @@ def document(data: BoardData, main: str, refresh: int, heading: str | None = Non
         f"<style>{STYLE}</style></head><body>"
         f'<header><h1><a href="/">cspulse</a></h1>{"" if heading else _picker(data)}'
         f'<p class="sub">{html.escape(who)}; read at {stamp}; '
-        f"reloads every {refresh} s; a chart's last point is the current, partial step. "
+        f"reloads every {refresh} s{'' if heading else PARTIAL}. "
         'Raw numbers: <a href="/metrics">/metrics</a></p></header>'
         f"{main}</body></html>"
     )
