@@ -22,6 +22,7 @@ from aggregators.health import HealthConfig
 from aggregators.health_index import at_risk
 from aggregators.reader import Reader
 from aggregators.series import (
+    Steps,
     bucket_series,
     hourly_granularity,
     max_hours,
@@ -29,7 +30,15 @@ from aggregators.series import (
     steps,
 )
 from streams.board.account import account_main
-from streams.board.data import BoardData, dead_letters, gather, pipeline_counts
+from streams.board.data import (
+    MOVEMENT_STEP_HOURS,
+    SPARSE_STEP_HOURS,
+    STEP_HOURS,
+    BoardData,
+    dead_letters,
+    gather,
+    pipeline_counts,
+)
 from streams.board.page import document, render
 from streams.board.params import (
     BadParameter,
@@ -64,24 +73,26 @@ class Board:
         except BadParameter as exc:
             return 400, str(exc)
         data = gather(self.reader, self.config, self.health, view)
-        per_step, days = (None, None) if data.buckets is None else self._steps(data)
+        charts = {} if data.buckets is None else self._steps(data)
         pipeline = pipeline_counts(self.registry)
-        return 200, render(data, per_step, days, pipeline, dead_letters(self.registry))
+        return 200, render(data, charts, pipeline, dead_letters(self.registry))
 
     def _plans(self) -> list[str]:
-        """The plans a view may pick; when Redis is down, any: the page then says it is down."""
+        """The plans a view may pick; when Redis is down, only all: the page says it is down."""
         try:
             return plan_labels(self.reader)
         except (RedisError, OSError):
             return [View().plan]
 
-    def _steps(self, data: BoardData) -> tuple[Any, Any]:
+    def _steps(self, data: BoardData) -> dict[int, Steps]:
+        """The page's buckets summed into every step size its charts use (hours -> steps)."""
         assert data.buckets is not None
-        plan = data.view.plan
-        per_step = steps(data.buckets, self.config, plan, self._buckets_per(data.step_hours))
-        daily = 1 if data.view.window == "24h" else 24
-        days = steps(data.buckets, self.config, plan, self._buckets_per(daily))
-        return per_step, days
+        window = data.view.window
+        sizes = {STEP_HOURS[window], SPARSE_STEP_HOURS[window], MOVEMENT_STEP_HOURS[window]}
+        return {
+            hours: steps(data.buckets, self.config, data.view.plan, self._buckets_per(hours))
+            for hours in sizes
+        }
 
     def _buckets_per(self, hours: int) -> int:
         return max(1, hours * 3600 // hourly_granularity(self.config))

@@ -28,6 +28,10 @@ WINDOW_OF = {"24h": "1d", "7d": "7d", "30d": "30d"}
 """The board's window -> the metric window its numbers use."""
 STEP_HOURS = {"24h": 1, "7d": 6, "30d": 24}
 """The board's window -> hours per chart point."""
+SPARSE_STEP_HOURS = {"24h": 6, "7d": 24, "30d": 24}
+"""Hours per point of charts of rare answers (NPS, response percentiles): enough per point."""
+MOVEMENT_STEP_HOURS = {"24h": 1, "7d": 24, "30d": 24}
+"""Hours per bar of MRR movements: per day, as ChartMogul draws them (hourly on 24 h)."""
 RISK_ROWS = 10
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

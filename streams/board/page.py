@@ -18,7 +18,14 @@ from aggregators.families.billing import MOVEMENT_KINDS
 from aggregators.series import Point, Steps
 from schemas import REASONS
 from streams.board.charts import Line, Stack, bar_chart, line_chart, share_bar
-from streams.board.data import BoardData, quantile_of, value_of
+from streams.board.data import (
+    MOVEMENT_STEP_HOURS,
+    SPARSE_STEP_HOURS,
+    STEP_HOURS,
+    BoardData,
+    quantile_of,
+    value_of,
+)
 from streams.board.format import NO_DATA, duration, fmt, formatter
 from streams.board.params import VIEWS
 from streams.board.style import STYLE
@@ -91,28 +98,51 @@ assert set(MOVEMENT_STYLE) == set(MOVEMENT_KINDS)
 
 def render(
     data: BoardData,
-    steps: Steps | None,
-    days: Steps | None,
+    charts: Mapping[int, Steps],
     pipeline: Mapping[str, float],
     letters: Mapping[str, float],
 ) -> str:
-    """The whole page for the view in ``data`` (``days``: daily steps for MRR movements)."""
-    view = data.view
+    """The whole page for the view in ``data``; ``charts``: hours per step -> the steps."""
+    window = data.view.window
+    common = _Charts(data, charts.get(STEP_HOURS[window]), STEP_HOURS[window])
+    sparse = _Charts(data, charts.get(SPARSE_STEP_HOURS[window]), SPARSE_STEP_HOURS[window])
+    moves = _Charts(data, charts.get(MOVEMENT_STEP_HOURS[window]), MOVEMENT_STEP_HOURS[window])
     body = "".join(
         (
-            _panel("Support", data, SUPPORT, _tickets_chart(data, steps)),
-            _panel("Response times", data, RESPONSE, _response_chart(data, steps)),
-            _panel("Voice of the customer", data, VOICE, _nps_chart(data, steps)),
-            _panel("Product usage", data, USAGE, _sessions_chart(data, steps)),
-            _panel("Revenue", data, REVENUE, _mrr_chart(data, steps)),
-            _panel("MRR movements", data, RETENTION, _movements_chart(data, days)),
+            _panel("Support", data, SUPPORT, _tickets_chart(common)),
+            _panel("Response times", data, RESPONSE, _response_chart(sparse)),
+            _panel("Voice of the customer", data, VOICE, _nps_chart(sparse)),
+            _panel("Product usage", data, USAGE, _sessions_chart(common)),
+            _panel("Revenue", data, REVENUE, _mrr_chart(common)),
+            _panel("MRR movements", data, RETENTION, _movements_chart(moves)),
             _health_html(data),
             _risk_html(data),
             _letters_html(letters, pipeline),
             _pipeline_html(data, pipeline),
         )
     )
-    return document(data, f'<main class="grid">{body}</main>', REFRESH_SECONDS[view.window])
+    return document(data, f'<main class="grid">{body}</main>', REFRESH_SECONDS[window])
+
+
+@dataclass(frozen=True)
+class _Charts:
+    """What a chart needs: the view, its steps and their size."""
+
+    data: BoardData
+    steps: Steps | None
+    hours: int
+
+    @property
+    def span(self) -> int:
+        return self.data.view.hours
+
+    @property
+    def per(self) -> str:
+        return "hour" if self.hours == 1 else ("day" if self.hours == 24 else f"{self.hours} h")
+
+    @property
+    def window(self) -> str:
+        return self.data.view.window
 
 
 def document(data: BoardData, main: str, refresh: int, heading: str | None = None) -> str:
@@ -168,36 +198,42 @@ def _number(h: Headline, data: BoardData) -> str:
     return f'<div class="{css}"><b>{fmt(value, h.unit)}</b><span>{html.escape(title)}</span></div>'
 
 
-def _span(data: BoardData) -> int:
-    return data.view.hours
-
-
-def _per(data: BoardData) -> str:
-    hours = data.step_hours
-    return "hour" if hours == 1 else ("day" if hours == 24 else f"{hours} h")
-
-
-def _tickets_chart(data: BoardData, steps: Steps | None) -> str:
-    if steps is None:
+def _tickets_chart(c: _Charts) -> str:
+    if c.steps is None:
         return ""
     lines = [
-        Line("opened", "s1", steps.pick(m.TICKETS_OPENED.name, {})),
-        Line("resolved", "s2", steps.pick(m.TICKETS_RESOLVED.name, {})),
+        Line("opened", "s1", c.steps.pick(m.TICKETS_OPENED.name, {})),
+        Line("resolved", "s2", c.steps.pick(m.TICKETS_RESOLVED.name, {})),
     ]
-    title = f"Tickets opened and resolved per {_per(data)}, last {data.view.window}"
-    return _figure(title, line_chart(title, lines, formatter("count"), _span(data)), lines)
+    title = f"Tickets opened and resolved per {c.per}, last {c.window}"
+    return _figure(title, line_chart(title, lines, formatter("count"), c.span), lines)
 
 
-def _response_chart(data: BoardData, steps: Steps | None) -> str:
-    if steps is None:
+def _response_chart(c: _Charts) -> str:
+    if c.steps is None:
         return ""
     name = f"{m.FIRST_RESPONSE_SECONDS.name}_bucket"
+    answered = c.steps.pick(f"{m.FIRST_RESPONSE_SECONDS.name}_gcount", {})
     lines = [
-        Line("median", "s1", _step_quantiles(steps, name, 0.5)),
-        Line("p90", "s2", _step_quantiles(steps, name, 0.9)),
+        Line("median", "s1", at_least(_step_quantiles(c.steps, name, 0.5), answered)),
+        Line("p90", "s2", at_least(_step_quantiles(c.steps, name, 0.9), answered)),
     ]
-    title = f"First response time per {_per(data)}, median and p90"
-    return _figure(title, line_chart(title, lines, duration, _span(data), durations=True), lines)
+    title = f"First response time per {c.per}, median and p90{FEW}"
+    svg = line_chart(title, lines, duration, c.span, durations=True)
+    return _figure(title, svg, lines)
+
+
+MIN_COUNT = 3
+FEW = f"; a point needs {MIN_COUNT} answers"
+
+
+def at_least(points: list[Point], counts: list[Point], minimum: int = MIN_COUNT) -> list[Point]:
+    """``points`` with a gap where the step's count is below ``minimum``: an NPS or a p90
+    of one answer would swing the chart from end to end and mean nothing."""
+    return [
+        (t, v if (n or 0) >= minimum else None)
+        for (t, v), (_t, n) in zip(points, counts, strict=True)
+    ]
 
 
 def _step_quantiles(steps: Steps, bucket_name: str, q: float) -> list[Point]:
@@ -210,41 +246,40 @@ def _step_quantiles(steps: Steps, bucket_name: str, q: float) -> list[Point]:
     return out
 
 
-def _nps_chart(data: BoardData, steps: Steps | None) -> str:
-    if steps is None:
+def _nps_chart(c: _Charts) -> str:
+    if c.steps is None:
         return ""
-    lines = [Line("NPS", "s1", steps.pick(m.NPS.name, {}))]
-    title = f"NPS per {_per(data)}, last {data.view.window}"
-    return _figure(title, line_chart(title, lines, formatter("score"), _span(data)), lines)
+    answers = c.steps.pick(m.SURVEY_RESPONSES.name, {"kind": "nps"})
+    lines = [Line("NPS", "s1", at_least(c.steps.pick(m.NPS.name, {}), answers))]
+    title = f"NPS per {c.per}, last {c.window}{FEW}"
+    return _figure(title, line_chart(title, lines, formatter("score"), c.span), lines)
 
 
-def _sessions_chart(data: BoardData, steps: Steps | None) -> str:
-    if steps is None:
+def _sessions_chart(c: _Charts) -> str:
+    if c.steps is None:
         return ""
-    lines = [Line("sessions", "s1", steps.pick(m.SESSIONS.name, {}))]
-    title = f"Sessions started per {_per(data)}, last {data.view.window}"
-    return _figure(title, line_chart(title, lines, formatter("count"), _span(data)), lines)
+    lines = [Line("sessions", "s1", c.steps.pick(m.SESSIONS.name, {}))]
+    title = f"Sessions started per {c.per}, last {c.window}"
+    return _figure(title, line_chart(title, lines, formatter("count"), c.span), lines)
 
 
-def _mrr_chart(data: BoardData, steps: Steps | None) -> str:
-    if steps is None:
+def _mrr_chart(c: _Charts) -> str:
+    if c.steps is None:
         return ""
-    lines = [Line("MRR", "s1", steps.pick(m.MRR.name, {}))]
-    title = f"MRR at the end of each {_per(data)}, last {data.view.window}"
-    return _figure(title, line_chart(title, lines, formatter("money"), _span(data)), lines)
+    lines = [Line("MRR", "s1", c.steps.pick(m.MRR.name, {}))]
+    title = f"MRR at the end of each {c.per}, last {c.window}"
+    return _figure(title, line_chart(title, lines, formatter("money"), c.span), lines)
 
 
-def _movements_chart(data: BoardData, days: Steps | None) -> str:
-    if days is None:
+def _movements_chart(c: _Charts) -> str:
+    if c.steps is None:
         return ""
     stacks = [
-        Stack(label, f"mv-{kind}", sign, days.pick(m.MRR_MOVEMENT.name, {"kind": kind}))
+        Stack(label, f"mv-{kind}", sign, c.steps.pick(m.MRR_MOVEMENT.name, {"kind": kind}))
         for kind, (label, sign) in MOVEMENT_STYLE.items()
     ]
-    per = "hour" if data.view.window == "24h" else "day"
-    title = f"MRR movements per {per}, last {data.view.window}"
-    svg = bar_chart(title, stacks, formatter("money"), _span(data))
-    return _figure(title, svg, stacks)
+    title = f"MRR movements per {c.per}, last {c.window}"
+    return _figure(title, bar_chart(title, stacks, formatter("money"), c.span), stacks)
 
 
 def _figure(title: str, svg: str, series: Sequence[Line | Stack]) -> str:

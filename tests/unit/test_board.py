@@ -145,7 +145,7 @@ def test_page_escapes_account_ids_and_reasons() -> None:
     board.risky = [
         {"account": "<script>x</script>", "score": 12.0, "band": "at_risk", "reasons": ["a&b"]}
     ]
-    page = render(board, None, None, {"Events applied": 3}, {})
+    page = render(board, {}, {"Events applied": 3}, {})
     assert "<script>" not in page and "&lt;script&gt;" in page and "a&amp;b" in page
     assert 'href="/accounts/%3Cscript%3Ex%3C%2Fscript%3E"' in page
     assert '<meta http-equiv="refresh"' in page and "http://" not in page and "https://" not in page
@@ -158,17 +158,15 @@ def test_at_risk_table_lists_only_at_risk_accounts_or_says_it_shows_the_lowest()
         {"account": "a1", **row},
         {"account": "n1", **row, "score": 55.0, "band": "neutral"},
     ]
-    page = render(board, None, None, {}, {})
+    page = render(board, {}, {}, {})
     assert 'id="account-a1"' in page and 'id="account-n1"' not in page
     board.risky = board.risky[1:]
-    page = render(board, None, None, {}, {})
+    page = render(board, {}, {}, {})
     assert 'id="account-n1"' in page and "No account is at risk" in page
 
 
 def test_dead_letters_are_explained_by_reason() -> None:
-    page = render(
-        data(), None, None, {"Dead-lettered": 10, "Events applied": 990}, {"currency": 10}
-    )
+    page = render(data(), {}, {"Dead-lettered": 10, "Events applied": 990}, {"currency": 10})
     assert "1.0% of 1,000 events read" in page
     assert "not the reporting currency<" in page  # a few words
     assert "currency is not the reporting currency" in page  # in full on hover
@@ -184,3 +182,11 @@ def test_health_bands_bar_splits_its_width_by_share() -> None:
     assert widths == [WIDTH * 0.75, WIDTH * 0.25, 0.0]
     assert "<title>Neutral: 50 (25%)</title>" in svg and "<title>Bands</title>" in svg
     assert "no data yet" in share_bar("Bands", [("Healthy", "h", 0.0)])
+
+
+def test_steps_with_too_few_answers_are_left_out_of_noisy_charts() -> None:
+    from streams.board.page import at_least
+
+    points = [(0, 100.0), (1, -20.0), (2, None), (3, 50.0)]
+    counts = [(0, 1.0), (1, 3.0), (2, 0.0), (3, None)]
+    assert at_least(points, counts) == [(0, None), (1, -20.0), (2, None), (3, None)]
