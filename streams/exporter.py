@@ -233,8 +233,7 @@ class MetricsApp:
         return Response(200, body, content_type)
 
     def board_page(self, request: Request) -> Response:
-        status, body = self.board.page(request.query)
-        return Response(status, body.encode(), "text/html; charset=utf-8")
+        return _page(*self.board.page(request.query))
 
     def board_series(self, request: Request) -> Response:
         status, body = self.board.series(request.query)
@@ -251,8 +250,7 @@ class MetricsApp:
 
     def account_page(self, request: Request) -> Response:
         account = unquote(request.path.removeprefix(ACCOUNT_PREFIX))
-        status, body = self.board.account(account, request.query)
-        return Response(status, body.encode(), "text/html; charset=utf-8")
+        return _page(*self.board.account(account, request.query))
 
     def route(self, path: str) -> Route | None:
         """The route of ``path``: exact, else ``/accounts/<id>``."""
@@ -260,6 +258,12 @@ class MetricsApp:
         if found is None and path.startswith(ACCOUNT_PREFIX) and len(path) > len(ACCOUNT_PREFIX):
             return Route(self.account_page)
         return found
+
+
+def _page(status: int, body: str) -> Response:
+    """A page, or its error as plain text: an error echoes the request, never as HTML."""
+    kind = "text/html" if status == 200 else "text/plain"
+    return Response(status, body.encode(), f"{kind}; charset=utf-8")
 
 
 def _json(status: int, value: Any) -> Response:

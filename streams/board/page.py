@@ -190,7 +190,7 @@ def _panel(title: str, data: BoardData, headlines: Sequence[Headline], chart: st
 
 def _number(h: Headline, data: BoardData) -> str:
     """One headline; ``empty`` marks a number without data (a ratio with no denominator)."""
-    windowed = h.labels.get("window") == WINDOWED or h.metric.startswith("p")
+    windowed = h.labels.get("window") == WINDOWED or h.metric.startswith(("p50:", "p90:"))
     labels = {k: (data.window if v == WINDOWED else v) for k, v in h.labels.items()}
     value = value_of(data, h.metric, labels)
     title = f"{h.title} ({data.window})" if windowed else h.title

@@ -153,3 +153,11 @@ def test_pages_say_redis_is_down_rather_than_fail() -> None:
         assert _get(http.port, "/api/series?metric=cs_nps")[0] == 503
     finally:
         http.shutdown()
+
+
+def test_errors_echo_the_request_as_plain_text_only(server: HttpServer) -> None:
+    for path in ("/?plan=%3Cscript%3Ealert(1)%3C/script%3E", "/accounts/%3Cscript%3E"):
+        status, headers, body = _get(server.port, path)
+        assert status in (400, 404) and b"<script>" in body  # echoed, so it must not be HTML
+        assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert _get(server.port, "/")[1]["content-type"] == "text/html; charset=utf-8"
