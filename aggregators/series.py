@@ -34,7 +34,7 @@ Point = tuple[int, float | None]
 
 
 def hourly_granularity(config: MetricConfig) -> int:
-    """The bucket size of sparklines: hourly when configured, else the coarsest kept for 24 h."""
+    """The bucket size of chart points: hourly when configured, else the coarsest kept 24 h."""
     kept = [g for g in config.granularities if config.windows.retention(g) >= HOURS * 3600]
     hourly = [g for g in kept if g <= 3600]
     return max(hourly or kept or config.granularities)

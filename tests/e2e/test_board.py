@@ -2,7 +2,7 @@
 
 Against the normal deployment of conftest.py: every panel shows data, the
 browser console stays silent (the page has no script and loads nothing else),
-and a screenshot is saved. ``/api/series`` serves the sparkline points.
+and a screenshot is saved. ``/api/series`` serves the chart points.
 Run: ``pytest tests/e2e/test_board.py -s`` (skipped without ``chromium``).
 """
 
@@ -71,7 +71,7 @@ def browse(binary: str, profile: Path, url: str, *action: str) -> tuple[str, lis
 
 
 def missing_data(dom: str) -> list[str]:
-    """What the rendered page lacks: panels, numbers, sparklines, at-risk rows."""
+    """What the rendered page lacks: panels, numbers, charts, at-risk rows."""
     found = set(re.findall(r'data-panel="([^"]+)"', dom))
     problems = [f"panel {name} is missing" for name in sorted(PANELS - found)]
     empty = re.findall(r'class="num empty"><b>.*?</b><span>(.*?)<', dom)

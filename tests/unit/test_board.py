@@ -125,7 +125,7 @@ def test_steps_sum_buckets_and_apply_the_formula_per_step() -> None:
     ]
 
 
-def test_hourly_sparklines_use_the_hourly_buckets() -> None:
+def test_charts_use_the_hourly_buckets() -> None:
     assert hourly_granularity(MetricConfig()) == 3600
     assert max_hours(MetricConfig()) == 720
     five_minutes = MetricConfig(windows=WindowSet.parse("1h:60,1d:300"))
