@@ -78,8 +78,11 @@ def missing_data(dom: str) -> list[str]:
     problems += [f"no data: {title}" for title in empty if title not in ALLOWED_EMPTY]
     empty_charts = re.findall(r'<svg class="chart empty"[^>]*><title>([^<]*)</title>', dom)
     problems += [f"empty chart: {title}" for title in empty_charts]
-    if dom.count("<polyline") < 5:
-        problems.append("a line chart has no line")
+    for title, body in re.findall(
+        r'<svg class="chart"[^>]*><title>([^<]*)</title>(.*?)</svg>', dom
+    ):
+        if "<circle" not in body and "<rect" not in body:
+            problems.append(f"a chart without a point: {title}")
     if not re.search(r'<tr id="account-', dom):
         problems.append("the at-risk table has no rows")
     return problems
