@@ -16,9 +16,11 @@ from typing import Any
 from prometheus_client.registry import CollectorRegistry
 from redis.exceptions import RedisError
 
+from aggregators.accounts import lowest_of_plan
 from aggregators.config import MetricConfig
 from aggregators.health import HealthConfig
 from aggregators.health_index import at_risk, band_counts
+from aggregators.plans import ALL
 from aggregators.reader import Reader
 from aggregators.readout import Snapshot, compute_segment, split_by_plan
 from aggregators.series import Buckets, load_buckets, plan_labels
@@ -77,11 +79,18 @@ def gather(reader: Reader, config: MetricConfig, health: HealthConfig, view: Vie
         data.plans = plan_labels(reader)
         data.latest = result.latest
         data.bands, data.health_avg = band_counts(reader.redis, health)
-        data.risky = at_risk(reader.redis, health, RISK_ROWS, result.t)
+        data.risky = _risky(reader, health, view.plan, result.t)
         data.buckets = load_buckets(reader, config, view.hours)
         return data
     except (RedisError, OSError):
         return BoardData(view, {}, time.time(), redis_ok=False)
+
+
+def _risky(reader: Reader, health: HealthConfig, plan: str, t: float) -> list[dict[str, Any]]:
+    """The lowest scores: of the whole base, or of the plan shown."""
+    if plan == ALL:
+        return at_risk(reader.redis, health, RISK_ROWS, t)
+    return lowest_of_plan(reader.redis, health, plan, RISK_ROWS, t)
 
 
 def value_of(data: BoardData, metric: str, labels: Mapping[str, str]) -> float | None:

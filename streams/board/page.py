@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregators import catalogue as m
+from aggregators.accounts import SCAN
 from aggregators.families.billing import MOVEMENT_KINDS
 from aggregators.series import Point, Steps
 from schemas import REASONS
@@ -393,11 +394,17 @@ def _risk_html(data: BoardData) -> str:
     body = "".join(_risk_row(r, data) for r in rows)
     return (
         '<section class="panel span2" data-panel="At-risk accounts"><h2>At-risk accounts</h2>'
-        f'<p class="cap">{caption} Whole base; as JSON with every component: '
+        f'<p class="cap">{caption} {_risk_scope(data)}; as JSON with every component: '
         '<a href="/accounts/at-risk?limit=50">/accounts/at-risk</a>.</p>'
         "<table><tr><th>account</th><th class=r>score</th><th>band</th>"
         f"<th>what pulls it down</th></tr>{body}</table></section>"
     )
+
+
+def _risk_scope(data: BoardData) -> str:
+    if data.view.plan == "all":
+        return "Whole base"
+    return f"Plan {html.escape(data.view.plan)}, among the {SCAN} lowest scores of the base"
 
 
 def _risk_row(row: Mapping[str, Any], data: BoardData) -> str:

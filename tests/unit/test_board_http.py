@@ -19,7 +19,7 @@ from aggregators import keys
 from aggregators.config import MetricConfig
 from aggregators.facts import BillingFacts, TicketFacts, UsageFacts, encode_facts
 from aggregators.families.billing import MRR_CENTS, PAYING
-from aggregators.health_index import account_key
+from aggregators.health_index import SCORES, account_key
 from streams.demo.embedded import Process, start_redis
 from streams.exporter import HttpServer, MetricsApp, serve
 from tests.unit.test_http import _get
@@ -43,6 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
         "billing": encode_facts(BillingFacts(last=1.0, paying=True, plan="team")),
     }
     client.hset(account_key("acme-0001"), mapping=mirror)  # type: ignore[arg-type]
+    client.zadd(SCORES, {"acme-0001": 20.0})
     http = serve(MetricsApp(client, MetricConfig()), "127.0.0.1", 0)
     yield http
     http.shutdown()
@@ -161,3 +162,11 @@ def test_errors_echo_the_request_as_plain_text_only(server: HttpServer) -> None:
         assert status in (400, 404) and b"<script>" in body  # echoed, so it must not be HTML
         assert headers["content-type"] == "text/plain; charset=utf-8"
     assert _get(server.port, "/")[1]["content-type"] == "text/html; charset=utf-8"
+
+
+def test_a_plans_at_risk_table_lists_that_plans_accounts(server: HttpServer) -> None:
+    _status, _h, raw = _get(server.port, "/?plan=team")
+    page = raw.decode()
+    assert 'id="account-acme-0001"' in page and "Plan team, among the 500 lowest" in page
+    _status, _h, raw = _get(server.port, "/?plan=starter")
+    assert 'id="account-acme-0001"' not in raw.decode()
