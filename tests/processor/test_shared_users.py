@@ -21,6 +21,7 @@ from aggregators import keys
 from aggregators.clock import Clock
 from aggregators.reader import Reader
 from aggregators.readout import compute
+from aggregators.series import bucket_series
 from streams.processor import RawMessage
 from tests import reference
 from tests.compare import business, mismatches
@@ -96,3 +97,16 @@ def test_the_partitions_alone_would_count_shared_users_twice(rig: Rig) -> None:
     added = sum(client.zcount(keys.last_seen(tag, "u"), start_30d, "+inf") for tag in tags)
     assert added == 8  # ann 2, bob 2, cat 2, dan 1, eve 1
     assert scraped(rig)[("cs_active_users", (("plan", "all"), ("window", "30d")))] == 5
+
+
+def test_the_board_series_has_no_made_up_distinct_counts(rig: Rig) -> None:
+    """A past bucket's distinct count is not kept: its points are None, not 0, while the
+    sessions of the same buckets are counted."""
+    apply(rig, *shared_users(NOW))
+    config = rig.settings.metric_config()
+    reader = Reader(rig.client(), config, Clock("watermark"))
+    for metric in ("cs_active_users", "cs_active_accounts", "cs_time_in_app_seconds_per_user"):
+        points = bucket_series(reader, config, metric, {})["points"]
+        assert len(points) == 24 and {v for _, v in points} == {None}, metric
+    sessions = bucket_series(reader, config, "cs_sessions", {})["points"]
+    assert sum(v or 0 for _, v in sessions) == sum(ago < 20 * 3600 for *_, ago in SHARED_VISITS)
