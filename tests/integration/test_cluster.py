@@ -162,12 +162,15 @@ def test_users_shared_by_accounts_on_two_masters_count_once(cluster: Cluster) ->
     sides = _partitions_on_two_masters(cluster, logins)
     now = time.time() - 3600
     billing, sessions = shared_users(now)
-    batches: Batch = {(settings.topic("billing"), 0): _raw(billing)}
+    batches: list[Batch] = [{}, {}]  # billing first, in the partitions of its accounts
     for side, partition in enumerate(sides):
-        mine = [e for e in sessions if SHARED_SIDES[e["data"]["account_id"]] == side]
-        batches[(logins, partition)] = _raw(mine)
+        for n, (topic, events) in enumerate(
+            ((settings.topic("billing"), billing), (logins, sessions))
+        ):
+            mine = [e for e in events if SHARED_SIDES[e["data"]["account_id"]] == side]
+            batches[n][(topic, partition)] = _raw(mine)
     watermark = Clock("watermark")  # read at the newest event, as the reference is
-    _apply_to(lambda: async_client(options), settings, [batches], watermark)
+    _apply_to(lambda: async_client(options), settings, batches, watermark)
     config = settings.metric_config()
     snapshot = Reader(client, config, watermark).read().snapshot
     got = {(s.name, s.labels): s.value for s in compute(snapshot, config)}

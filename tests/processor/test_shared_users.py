@@ -43,10 +43,10 @@ def messages(events: list[dict[str, Any]]) -> list[RawMessage]:
 def apply(rig: Rig, billing: list[dict[str, Any]], sessions: list[dict[str, Any]]) -> None:
     async def scenario() -> None:
         processor = rig.processor()
-        await rig.process(processor, "billing", messages(billing))
-        for side in (0, 1):
-            mine = [e for e in sessions if SHARED_SIDES[e["data"]["account_id"]] == side]
-            await rig.process(processor, "logins", messages(mine), side)
+        for topic, events in (("billing", billing), ("logins", sessions)):
+            for side in (0, 1):  # an account's plans sit in its co-partitioned billing partition
+                mine = [e for e in events if SHARED_SIDES[e["data"]["account_id"]] == side]
+                await rig.process(processor, topic, messages(mine), side)
 
     asyncio.run(scenario())
 
