@@ -138,10 +138,7 @@ class Reader:
                 pipe.zcount(keys.live_sessions(tag), f"({t - self.config.idle_timeout}", "+inf")
                 plan.append(("live", tag))
         labels = self._plan_labels()
-        usage_tags = [tag for tag, family in parts.items() if family == LOGINS]
-        query = DistinctQuery.at(self.config.windows, t, distinct_names(labels), usage_tags)
-        for tag in query.tags:
-            pipe.execute_command("EVALSHA", self._distinct.sha, *query.call(tag))  # type: ignore[no-untyped-call]
+        query = self._queue_distinct(pipe, parts, t, labels)
         paying_plan = self._queue_paying_active(pipe, t, labels)
         replies = pipe.execute()
         return self._snapshot(plan, query, paying_plan, replies)
@@ -160,6 +157,16 @@ class Reader:
     def _plan_labels(self) -> list[str]:
         admitted = sorted(keys.text(m) for m in self.redis.smembers(keys.PLAN_NAMES))
         return [*admitted, plans.OTHER, plans.NONE]
+
+    def _queue_distinct(
+        self, pipe: Any, parts: dict[str, str], t: float, plan_labels: list[str]
+    ) -> DistinctQuery:
+        """One :data:`DISTINCT_LUA` call per usage partition; the replies are united later."""
+        usage_tags = [tag for tag, family in parts.items() if family == LOGINS]
+        query = DistinctQuery.at(self.config.windows, t, distinct_names(plan_labels), usage_tags)
+        for tag in query.tags:
+            pipe.execute_command("EVALSHA", self._distinct.sha, *query.call(tag))
+        return query
 
     def _queue_paying_active(
         self, pipe: Any, t: float, plan_labels: list[str]
