@@ -3,7 +3,9 @@
 A point is the metric's own formula (:func:`aggregators.readout.compute_segment`)
 applied to the counter sums of a single bucket, whole base; ``cs_mrr`` is MRR
 now with the movements of later buckets undone. The bucket hashes are read in
-one pipeline here, so the board never talks to Redis itself.
+one pipeline here, so the board never talks to Redis itself. Active users and
+accounts have no points: the last-seen sets keep each member's latest time
+only, so how many were active in a past bucket is not known (and 0 would lie).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from aggregators import catalogue as m
 from aggregators import keys
 from aggregators.config import MetricConfig
 from aggregators.families import billing
@@ -25,6 +28,8 @@ HOURS = 24
 """How far back a series reaches by default."""
 BUCKET = "bucket"
 """The name of the one-bucket window a point is computed over."""
+NOT_PER_BUCKET = frozenset({m.ACTIVE_USERS.name, m.ACTIVE_ACCOUNTS.name})
+"""Distinct counts, whose points are None (see the module docstring)."""
 
 Labels = dict[str, str]
 
@@ -60,27 +65,39 @@ def bucket_series(
     """Per-bucket values of one windowed metric (or ``cs_mrr``), whole base, oldest first.
 
     A point is the metric's own formula over that single bucket; ``None``
-    where the formula has no value (a ratio without data).
+    where the formula has no value (a ratio without data, a distinct count).
     """
     g = hourly_granularity(config)
     count = max(1, hours * 3600 // g)
     t = reader.reading_time()
-    buckets = read_buckets(reader, g, t, count)
     first = bucket_of(t, g) - count + 1
-    if metric == "cs_mrr":
-        values = _mrr_history(reader, buckets)
-    else:
-        one = dataclasses.replace(config, windows=WindowSet((Window(BUCKET, g, g),)))
-        values = [
-            _pick(compute_segment(split_by_plan(b)[ALL], one), metric, {**labels, "window": BUCKET})
-            for b in buckets
-        ]
+    values: list[float | None] = [None] * count
+    if metric not in NOT_PER_BUCKET:
+        buckets = read_buckets(reader, g, t, count)
+        values = _points(reader, config, buckets, metric, labels, g)
     return {
         "metric": metric,
         "labels": labels,
         "granularity": g,
         "points": [[(first + i) * g, v] for i, v in enumerate(values)],
     }
+
+
+def _points(
+    reader: Reader,
+    config: MetricConfig,
+    buckets: list[Snapshot],
+    metric: str,
+    labels: Labels,
+    g: int,
+) -> list[float | None]:
+    if metric == "cs_mrr":
+        return _mrr_history(reader, buckets)
+    one = dataclasses.replace(config, windows=WindowSet((Window(BUCKET, g, g),)))
+    return [
+        _pick(compute_segment(split_by_plan(b)[ALL], one), metric, {**labels, "window": BUCKET})
+        for b in buckets
+    ]
 
 
 def _mrr_history(reader: Reader, buckets: list[Snapshot]) -> list[float | None]:
