@@ -1,0 +1,92 @@
+"""``cspulse ingest``, and the ingest port ``cspulse run`` opens beside the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from streams.config import DEFAULTS, Settings
+from streams.ingest import bind, hold, horizon_problem
+from streams.options import (
+    NO_SECURITY,
+    Bootstrap,
+    KafkaSecurity,
+    TopicPrefix,
+    WebConfigFile,
+    setting,
+    with_kafka_security,
+)
+from streams.webconfig import WebConfig
+
+IngestPort = Annotated[int, setting("ingest_port", "Port of the /ingest/... endpoints.")]
+IngestHost = Annotated[str, setting("ingest_host", "Address the ingest port binds to.")]
+
+
+@dataclass
+class Opened:
+    """The ingest port, open until :meth:`close` (a no-op when it was not opened)."""
+
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        self.stopping.set()
+        if self.task is not None:
+            await self.task
+
+
+def open_ingest(settings: Settings, bootstrap: str, enabled: bool = True) -> Opened:
+    """Open the ingest port now (or exit with one clear line); serve it until closed."""
+    from streams.cli import fail
+
+    opened = Opened()
+    if not enabled:
+        return opened
+    problem = horizon_problem(settings)
+    if problem:
+        fail(problem)
+    try:
+        web = WebConfig.load(settings.web_config_file)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        server, sink = bind(settings, bootstrap, web)
+    except OSError as exc:
+        where = f"{settings.ingest_host}:{settings.ingest_port}"
+        fail(
+            f"cannot serve the ingest port on {where} ({exc.strerror or exc}). "
+            "Set CSPULSE_INGEST_PORT or CSPULSE_INGEST_HOST."
+        )
+    opened.task = asyncio.create_task(hold(server, sink, opened.stopping))
+    return opened
+
+
+@with_kafka_security
+def ingest(
+    kafka_bootstrap: Bootstrap = None,
+    topic_prefix: TopicPrefix = DEFAULTS.topic_prefix,
+    ingest_port: IngestPort = DEFAULTS.ingest_port,
+    ingest_host: IngestHost = DEFAULTS.ingest_host,
+    web_config_file: WebConfigFile = None,
+    security: KafkaSecurity = NO_SECURITY,
+) -> None:
+    """Receive Stripe, Zendesk and Segment webhooks and CloudEvents over HTTP, verify them,
+    and produce contract events to Kafka (2xx once the broker has them)."""
+    from streams.cli import _settings, fail
+
+    settings = _settings(**locals())
+    if not settings.kafka_bootstrap:
+        fail("ingest needs CSPULSE_KAFKA_BOOTSTRAP (or --kafka-bootstrap host:port).")
+    assert settings.kafka_bootstrap
+
+    async def main(bootstrap: str) -> None:
+        opened = open_ingest(settings, bootstrap)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, opened.stopping.set)
+        assert opened.task is not None
+        await opened.task
+
+    asyncio.run(main(settings.kafka_bootstrap))
