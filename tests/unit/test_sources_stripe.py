@@ -7,8 +7,6 @@ quantity, interval and coupon it sets, not by the code under test.
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,42 +15,15 @@ import pytest
 from schemas import Event, parse_event
 from schemas.sources import Draft, Ignored, Unmappable
 from schemas.sources.stripe import StripeConfig, map_event
-
-PAYLOADS = Path(__file__).resolve().parents[1] / "vendor_payloads" / "stripe"
+from tests.vendors import payload, priced, stripe_event, subscription
 
 
 def fixture(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text())
-    return loaded
-
-
-def subscription(**changes: Any) -> dict[str, Any]:
-    """Stripe's subscription fixture (monthly $20.00 x1, active) with ``changes``."""
-    sub = fixture("subscription")
-    sub.update(discount=None, discounts=[], trial_end=None, ended_at=None)
-    sub["cancel_at_period_end"] = False
-    sub.update(changes)
-    return sub
-
-
-def priced(
-    sub: dict[str, Any], amount: int, interval: str, quantity: int = 1, every: int = 1
-) -> dict[str, Any]:
-    item = sub["items"]["data"][0]
-    item["quantity"] = quantity
-    item["price"].update(unit_amount=amount, unit_amount_decimal=str(amount))
-    item["price"]["recurring"].update(interval=interval, interval_count=every)
-    return sub
+    return payload(f"stripe/{name}")
 
 
 def event(kind: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> bytes:
-    """Stripe's event fixture carrying ``obj`` as ``data.object``."""
-    envelope = fixture("event")
-    envelope.update(type=kind, created=1_764_000_000)
-    envelope["data"] = {"object": obj}
-    if previous is not None:
-        envelope["data"]["previous_attributes"] = previous
-    return orjson.dumps(envelope)
+    return stripe_event(kind, obj, previous)
 
 
 def one(body: bytes, config: StripeConfig | None = None) -> Draft:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,14 +10,7 @@ import pytest
 
 from schemas import Event, parse_event
 from schemas.sources import Draft, Ignored, Unmappable, segment, unix_time, zendesk
-
-PAYLOADS = Path(__file__).resolve().parents[1] / "vendor_payloads"
-
-
-def payload(name: str, **changes: Any) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text())
-    loaded.update(changes)
-    return loaded
+from tests.vendors import payload
 
 
 def only(mapped: object) -> Draft:
