@@ -28,7 +28,7 @@ from streams.deadletter import deadletter_app, status
 from streams.demo.embedded import ServiceError, embedded_services
 from streams.demo.producer import GenerateOptions, generate_forever
 from streams.exporter import HttpServer, MetricsApp, serve
-from streams.ingest_cli import ingest, open_ingest
+from streams.ingest_cli import open_ingest, register
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
 from streams.options import (
@@ -66,7 +66,7 @@ topics_app = typer.Typer(help="Manage cspulse's Kafka topics.", no_args_is_help=
 app.add_typer(topics_app, name="topics")
 app.add_typer(deadletter_app, name="deadletter")
 app.command("status")(status)
-app.command("ingest")(ingest)
+register(app)  # ingest, import
 
 log = logging.getLogger("cspulse")
 

@@ -36,7 +36,7 @@ from prometheus_client.exposition import generate_latest
 
 from schemas import Event, Rejected, parse_event
 from schemas.models import FAMILY_OF_TYPE
-from schemas.sources import Draft, Ignored, Mapped, Unmappable
+from schemas.sources import Ignored, Mapped, Unmappable
 from schemas.sources import segment as segment_source
 from schemas.sources import stripe as stripe_source
 from schemas.sources import zendesk as zendesk_source
@@ -110,6 +110,8 @@ class Record:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    time: float = 0.0
+    """The event's time (0 for a dead letter): a backfill is produced in time order."""
 
 
 class Sink:
@@ -268,8 +270,7 @@ class IngestApp:
         except Unverified as exc:
             return _answer(name, "unauthorized", 401, {"error": str(exc)})
         started = time.perf_counter()
-        mapped = self.vendors[name].mapping(request.body)
-        verdict = self._records(mapped) if isinstance(mapped, list) else mapped
+        verdict = verdict_of(self.settings, self.vendors[name].mapping(request.body))
         MAPPING_SECONDS.labels(name).observe(time.perf_counter() - started)
         return self._deliver(name, request.body, verdict)
 
@@ -283,26 +284,9 @@ class IngestApp:
             raw = structured(request.headers, request.body)
         except ValueError as exc:
             return _answer(CLOUDEVENTS, "bad_request", 400, {"error": str(exc)})
-        verdict = self._validated([raw])
+        verdict = validated(self.settings, [raw])
         MAPPING_SECONDS.labels(CLOUDEVENTS).observe(time.perf_counter() - started)
         return self._deliver(CLOUDEVENTS, request.body, verdict)
-
-    def _records(self, drafts: list[Draft]) -> list[Record] | Unmappable:
-        return self._validated([d.encode() for d in drafts])
-
-    def _validated(self, values: list[bytes]) -> list[Record] | Unmappable:
-        """Each contract event checked by the worker's own validator, or why one fails."""
-        records = []
-        for value in values:
-            event = parse_event(value, now=time.time(), reporting_currency=self.settings.currency)
-            if isinstance(event, Rejected):
-                return Unmappable(event.reason, event.detail)
-            records.append(self._record(event, value))
-        return records
-
-    def _record(self, event: Event, value: bytes) -> Record:
-        topic = self.settings.topic(FAMILY_OF_TYPE[event.type])
-        return Record(topic, event.account_id.encode(), value)
 
     def _deliver(self, source: str, body: bytes, verdict: Verdict) -> Response:
         if isinstance(verdict, Ignored):
@@ -329,6 +313,30 @@ class IngestApp:
 
     def metrics(self, _: Request) -> Response:
         return Response(200, generate_latest(telemetry.REGISTRY), "text/plain; version=0.0.4")
+
+
+def verdict_of(settings: Settings, mapped: Mapped) -> Verdict:
+    """What a mapped payload comes to: its drafts validated, or why not."""
+    if not isinstance(mapped, list):
+        return mapped
+    return validated(settings, [draft.encode() for draft in mapped])
+
+
+def validated(settings: Settings, values: list[bytes]) -> list[Record] | Unmappable:
+    """Each contract event checked by the worker's own validator, or why one fails."""
+    records = []
+    for value in values:
+        event = parse_event(value, now=time.time(), reporting_currency=settings.currency)
+        if isinstance(event, Rejected):
+            return Unmappable(event.reason, event.detail)
+        records.append(record_of(settings, event, value))
+    return records
+
+
+def record_of(settings: Settings, event: Event, value: bytes) -> Record:
+    """An event on its family's topic, keyed by its account."""
+    topic = settings.topic(FAMILY_OF_TYPE[event.type])
+    return Record(topic, event.account_id.encode(), value, time=event.time)
 
 
 def dead_letter(settings: Settings, source: str, body: bytes, why: Unmappable) -> Record:
