@@ -10,11 +10,14 @@ timestamp, oversized body, malformed JSON, a type not mapped, Kafka down.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -382,3 +385,55 @@ def test_kafka_down_answers_503_and_unconfigured_sources_are_refused(stack: Stac
         "error": "ingest source zendesk is off: set CSPULSE_ZENDESK_WEBHOOK_SECRET"
     }
     process.stop()
+
+
+def cspulse(stack: Stack, prefix: str, *args: str, **extra: str) -> str:
+    """The command line against the test broker; its stdout (it must succeed)."""
+    env = stack.worker_env(prefix, "unused", 0, CSPULSE_INGEST_IDEMPOTENT="false", **extra)
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def test_import_stripe_backfills_in_event_time_order(stack: Stack, tmp_path: Path) -> None:
+    prefix, _ = fresh_names(stack)
+    sub = priced(subscription(metadata={"account_id": "acme"}), 120_000, "year", 2)
+    paid = payload("stripe/invoice", amount_paid=1000, metadata={})
+    paid["parent"]["subscription_details"]["metadata"] = {"account_id": "acme"}
+    now = int(time.time())
+    started = stripe_event("customer.subscription.created", sub, created=now - 20, event_id="evt_a")
+    invoiced = stripe_event("invoice.paid", paid, created=now - 10, event_id="evt_b")
+    newest_first = [orjson.loads(invoiced), orjson.loads(started)]  # as GET /v1/events lists
+    page = {"object": "list", "has_more": False, "data": newest_first}
+    export = tmp_path / "stripe.jsonl"
+    export.write_bytes(orjson.dumps(page) + b"\n")
+    out = cspulse(stack, prefix, "import", "stripe", str(export))
+    assert "2 event(s) produced, 0 ignored (types not mapped), 0 dead-lettered" in out
+    records = consume_all(stack.bootstrap, prefix + "billing", 2, timeout=15)
+    assert [orjson.loads(r.value)["id"] for r in records] == ["stripe:evt_a", "stripe:evt_b"]
+    assert {r.key for r in records} == {b"acme"}
+
+
+def test_deadletter_replay_maps_ingest_letters_again(stack: Stack) -> None:
+    prefix, _ = fresh_names(stack)
+    process = start_ingest(stack, prefix)
+    sub = subscription(currency="eur")
+    sub["items"]["data"][0]["price"]["currency"] = "eur"
+    body = stripe_event("customer.subscription.created", sub, event_id="evt_euro")
+    reply = post(process.port, "/ingest/stripe", body, stripe_headers(body))
+    assert (reply.status, reply.body) == (202, {"dead_lettered": "currency"})
+    process.stop()
+    listed = cspulse(stack, prefix, "deadletter", "list")
+    assert "ingest:stripe" in listed and "currency" in listed
+    out = cspulse(stack, prefix, "deadletter", "replay", CSPULSE_CURRENCY="EUR")
+    assert "mapped 1 ingest letter(s) again: 1 event(s) produced" in out
+    [record] = consume_all(stack.bootstrap, prefix + "billing", 1, timeout=15)
+    event = orjson.loads(record.value)
+    assert (event["id"], event["data"]["currency"]) == ("stripe:evt_euro", "EUR")
