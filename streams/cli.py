@@ -251,7 +251,7 @@ def run_worker(
             health=HealthConfig.load(settings.health_config),
         )
         server = _serve(settings, metrics)
-        ingesting = open_ingest(settings, bootstrap, enabled=with_ingest)
+        ingesting = open_ingest(settings, bootstrap, enabled=with_ingest, beside_worker=True)
         generator = None
         if generate is not None:
             generator = asyncio.create_task(generate_forever(settings, bootstrap, generate))

@@ -41,8 +41,13 @@ class Opened:
             await self.task
 
 
-def open_ingest(settings: Settings, bootstrap: str, enabled: bool = True) -> Opened:
-    """Open the ingest port now (or exit with one clear line); serve it until closed."""
+def open_ingest(
+    settings: Settings, bootstrap: str, enabled: bool = True, beside_worker: bool = False
+) -> Opened:
+    """Open the ingest port now (or exit with one clear line); serve it until closed.
+
+    Beside ``cspulse run``'s worker the port is an extra: if it is taken, a warning
+    says so and the rest runs, rather than a demo failing over an optional port."""
     from streams.cli import fail
 
     opened = Opened()
@@ -59,10 +64,14 @@ def open_ingest(settings: Settings, bootstrap: str, enabled: bool = True) -> Ope
         server, sink = bind(settings, bootstrap, web)
     except OSError as exc:
         where = f"{settings.ingest_host}:{settings.ingest_port}"
-        fail(
+        line = (
             f"cannot serve the ingest port on {where} ({exc.strerror or exc}). "
             "Set CSPULSE_INGEST_PORT or CSPULSE_INGEST_HOST."
         )
+        if not beside_worker:
+            fail(line)
+        typer.secho(f"cspulse: {line} Running without it.", err=True, fg=typer.colors.YELLOW)
+        return opened
     opened.task = asyncio.create_task(hold(server, sink, opened.stopping))
     return opened
 
