@@ -10,6 +10,7 @@ timestamp, oversized body, malformed JSON, a type not mapped, Kafka down.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -25,8 +26,10 @@ import orjson
 import pytest
 import stripe
 
-from streams.demo.embedded import free_port
+from streams.config import Settings
+from streams.demo.embedded import free_port, start_broker
 from streams.ingest_verify import sign_segment, sign_zendesk
+from streams.topics import create_topics
 from tests.harness import (
     Stack,
     WorkerProcess,
@@ -437,3 +440,25 @@ def test_deadletter_replay_maps_ingest_letters_again(stack: Stack) -> None:
     [record] = consume_all(stack.bootstrap, prefix + "billing", 1, timeout=15)
     event = orjson.loads(record.value)
     assert (event["id"], event["data"]["currency"]) == ("stripe:evt_euro", "EUR")
+
+
+def test_a_broker_lost_after_start_answers_503(stack: Stack) -> None:
+    prefix, _ = fresh_names(stack)
+    workdir = stack.workdir / f"own-broker-{prefix}"
+    workdir.mkdir()
+    broker = start_broker(workdir)
+    bootstrap = f"127.0.0.1:{broker.port}"
+    try:
+        asyncio.run(create_topics(Settings(topic_prefix=prefix, partitions=1), bootstrap))
+        process = start_ingest(stack, prefix, CSPULSE_KAFKA_BOOTSTRAP=bootstrap)
+        first = annual_team("evt_before_the_outage")
+        assert post(process.port, "/ingest/stripe", first, stripe_headers(first)).status == 200
+        broker.kill()
+        body = annual_team("evt_during_the_outage")
+        started = time.monotonic()
+        reply = post(process.port, "/ingest/stripe", body, stripe_headers(body))
+        assert (reply.status, reply.body) == (503, {"error": "Kafka unavailable; retry"})
+        assert time.monotonic() - started < 3 + 2  # CSPULSE_INGEST_ACK_TIMEOUT, then the answer
+        process.stop()
+    finally:
+        broker.kill()
