@@ -295,6 +295,7 @@ def replay(
         asyncio.run(read_letters(settings, bootstrap)), reason, since_time(since, time.time())
     )
     _replay_ingest(settings, bootstrap, chosen, dry_run)
+    chosen = [x for x in chosen if not x.ingest_source]  # mapped again above, not republished
     letters = distinct_letters(chosen)
     truncated = [x for x in letters if x.truncated]
     letters = [x for x in letters if not x.truncated]

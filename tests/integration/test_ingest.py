@@ -437,6 +437,7 @@ def test_deadletter_replay_maps_ingest_letters_again(stack: Stack) -> None:
     assert "ingest:stripe" in listed and "currency" in listed
     out = cspulse(stack, prefix, "deadletter", "replay", CSPULSE_CURRENCY="EUR")
     assert "mapped 1 ingest letter(s) again: 1 event(s) produced" in out
+    assert "repeated" not in out and "published nothing (0 letter(s) matched)" in out
     [record] = consume_all(stack.bootstrap, prefix + "billing", 1, timeout=15)
     event = orjson.loads(record.value)
     assert (event["id"], event["data"]["currency"]) == ("stripe:evt_euro", "EUR")
