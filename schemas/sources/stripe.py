@@ -190,6 +190,8 @@ def map_event(body: bytes, config: StripeConfig = StripeConfig()) -> Mapped:
 def _subscription(event: Event, sub: Subscription, config: StripeConfig) -> Mapped:
     previous = event.data.previous_attributes or {}
     kind = event.type.rsplit(".", 1)[1]
+    if kind == "deleted" and sub.status == "incomplete_expired":
+        return Ignored(event.type, "never paid")  # it never started, so nothing ends
     if kind == "deleted":
         return [_ended(event, sub, config)]
     try:

@@ -202,6 +202,10 @@ def test_an_update_that_moves_no_money_is_ignored() -> None:
 def test_an_incomplete_subscription_starts_when_first_paid() -> None:
     sub = subscription(status="incomplete")
     assert isinstance(map_event(event("customer.subscription.created", sub)), Ignored)
+    expired = subscription(status="incomplete_expired", ended_at=1_764_000_000)
+    assert map_event(event("customer.subscription.deleted", expired)) == Ignored(
+        "customer.subscription.deleted", "never paid"
+    )
     sub["status"] = "active"
     draft = one(event("customer.subscription.updated", sub, {"status": "incomplete"}))
     assert (draft.type, draft.data["mrr_cents"]) == ("subscription.started", 2000)
