@@ -15,9 +15,10 @@ WORKDIR /src
 # Dependencies first, in their own layer: a change to the sources alone reuses it.
 # Only [project] dependencies: the embedded broker and Redis (cspulse[embedded])
 # are for `cspulse run` on a laptop and stay out of the image.
-COPY pyproject.toml ./
+# constraints.txt pins the versions the test suite ran with (scripts/lock).
+COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
- && /opt/cspulse/bin/pip install -r requirements.txt
+ && /opt/cspulse/bin/pip install -c constraints.txt -r requirements.txt
 COPY README.md ./
 COPY schemas ./schemas
 COPY aggregators ./aggregators

@@ -17,7 +17,7 @@ import hashlib
 import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -29,7 +29,7 @@ from aggregators.facts import BillingFacts
 from aggregators.families import FAMILIES, Family
 from aggregators.families.base import Change
 from aggregators.families.sessions import SESSION_ENTITY, SessionState
-from aggregators.plans import NONE
+from aggregators.plans import PlanEntry, PlanHistory
 from aggregators.session_fold import (
     HEARTBEAT,
     add_new_gaps,
@@ -43,6 +43,7 @@ from aggregators.session_fold import (
 )
 from aggregators.windows import retention_cutoff
 from schemas import Event
+from schemas.models import SubscriptionChanged, SubscriptionStarted, TrialConverted
 
 UNKNOWN: Any = object()
 """An :class:`Offered` item's entity key before it is looked up."""
@@ -87,8 +88,8 @@ class BatchInput:
     """Encoded entity states and per-account facts, as stored."""
     seen: Collection[str] = frozenset()
     """Digests of the batch's ids that were applied before."""
-    plans: Mapping[str, str] = field(default_factory=dict)
-    """Account -> plan label (the segment its events count in)."""
+    plans: PlanHistory = field(default_factory=PlanHistory)
+    """Each account's plan over event time (the segment its events count in)."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Raw plan name -> bounded plan label."""
 
@@ -165,7 +166,7 @@ class _Fold:
         assert self.family.entity is not None
         raw = self.inputs.states.get(key)
         if raw is None:
-            segment = self.inputs.plans.get(event.account_id, NONE)
+            segment = self.plans.at(event.account_id, event.time)
             state = self.family.entity.new(event, segment)
         else:
             state = self.family.decode(raw)
@@ -182,7 +183,38 @@ def fold_batch(
 ) -> BatchResult:
     """Fold a batch into effects, judged against ``clock`` (see :class:`BatchClock`)."""
     fold = fold_by_session if FAMILIES[family_name].entity is SESSION_ENTITY else fold_each
-    return fold(family_name, offered, inputs, config, clock)
+    named = plan_events(offered, inputs.labels)
+    if named:
+        plans = PlanHistory({a: inputs.plans.entries(a) for a in inputs.plans.accounts()})
+        for account, entries in named.items():
+            plans.extend(account, entries)
+        inputs = replace(inputs, plans=plans)
+    result = fold(family_name, offered, inputs, config, clock)
+    result.effects.plan_events = named
+    return result
+
+
+PLAN_NAMING = (SubscriptionStarted, SubscriptionChanged, TrialConverted)
+"""Payloads that set an account's plan from their event time on (metrics.md, Segments)."""
+
+
+def plan_events(
+    offered: Sequence[Offered], labels: Mapping[str, str]
+) -> dict[str, list[PlanEntry]]:
+    """Account -> (time, offset, bounded label) of the batch's plan-naming events.
+
+    Every valid one counts, stale or not: the plan at T is the latest naming at or
+    before T whatever order the events arrived in.
+    """
+    named: dict[str, list[PlanEntry]] = {}
+    for item in offered:
+        data = item.event.data
+        if isinstance(data, PLAN_NAMING):
+            label = labels.get(data.plan, data.plan)
+            named.setdefault(item.event.account_id, []).append(
+                (item.event.time, item.offset, label)
+            )
+    return named
 
 
 def fold_each(
@@ -214,11 +246,12 @@ def fold_each(
             if late and (key is None or not applies_late):
                 outcome.late += 1
                 outcome.too_late.append(item)
+                judge.late.add(digest)
                 continue
             if faults and event.id in faults:
                 raise RuntimeError(f"fault injected for event {event.id}")
             if not late and counter is not None:
-                counter.count(event, plans.get(event.account_id, NONE), tally, config)
+                counter.count(event, plans.at(event.account_id, ts), tally, config)
             if key is None or entity is None:
                 folded = True
             else:
@@ -339,6 +372,7 @@ def _admit_by_session(
         if ts < judge.cutoff_at(ts):
             outcome.late += 1
             outcome.too_late.append(item)
+            judge.late.add(digest)
             continue
         if faults and event.id in faults:
             outcome.failed.append((item, f"RuntimeError: fault injected for event {event.id}"))
@@ -373,7 +407,12 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
         account, marked = key.account, key in fold.marked
         state: SessionState = fold.state(key, events[0])
         times = [event.time for event in events]
-        count_session(events, times, marked, account, plans.get(account, NONE), tally)
+        segment = plans.constant(account, min(times), max(times))
+        if segment is not None:
+            count_session(events, times, marked, account, segment, tally)
+        else:  # the account's plan changed during the batch's span of this session
+            for seg, (part, part_times) in _by_plan(plans, account, events, times).items():
+                count_session(part, part_times, marked, account, seg, tally)
         before = copy_state(state) if arrives_late(state, times) else None
         start = merge_times(state, events, times, marked)
         if before is None:
@@ -387,6 +426,18 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
         per_account.setdefault(account, []).extend(facts_sample(events, times))
 
 
+def _by_plan(
+    plans: PlanHistory, account: str, events: list[Event], times: list[float]
+) -> dict[str, tuple[list[Event], list[float]]]:
+    """A session's events split by the plan at each one's own time."""
+    groups: dict[str, tuple[list[Event], list[float]]] = {}
+    for event, ts in zip(events, times, strict=True):
+        part, part_times = groups.setdefault(plans.at(account, ts), ([], []))
+        part.append(event)
+        part_times.append(ts)
+    return groups
+
+
 class _Judge:
     """Duplicates and the cutoff, event by event: the rules both folds share."""
 
@@ -398,12 +449,14 @@ class _Judge:
         applied: Mapping[str, float],
     ) -> None:
         self.config, self.seen, self.applied = config, seen, applied
+        self.late: set[str] = set()
+        """Digests of this batch's too-late events: a copy is a duplicate, not late again."""
         self.t, self.cutoff, self.advancing = clock.t, clock.cutoff, clock.advancing
         self.next_move = _cutoff_until(config, clock.t)[1] if clock.advancing else math.inf
 
     def repeated(self, digest: str, outcome: Outcome) -> bool:
         """Whether the id was applied before or earlier in the batch (counted if so)."""
-        if digest in self.seen or digest in self.applied:
+        if digest in self.seen or digest in self.applied or digest in self.late:
             outcome.duplicates += 1
             return True
         return False

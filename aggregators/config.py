@@ -28,6 +28,19 @@ class MetricConfig:
     """Event ids whose processing raises: lets tests exercise the poison-message path."""
     session_state_ttl: int = 86400
     """How long a quiet session's event times are kept for late events to land in."""
+    plan_topic: str = "cs.billing"
+    """The topic whose plan-naming events decide each account's plan (its partition p is
+    co-partitioned with partition p of every other topic: same key, same partition)."""
+    plan_lateness: float = 3600.0
+    """Seconds a plan-naming event may trail the events it covers: an event of time T is
+    attributed once the account's billing partition passed T plus this, or was read to
+    its end."""
+
+    @property
+    def plan_history_kept(self) -> float:
+        """Seconds of plan history kept behind the billing partition's stream time (older
+        entries collapse into the plan in force then)."""
+        return self.retention + self.plan_lateness
 
     @property
     def granularities(self) -> tuple[int, ...]:

@@ -143,7 +143,7 @@ def async_client(options: RedisOptions, **extra: Any) -> Any:
         common.pop("health_check_interval")
         return AsyncRedisCluster(startup_nodes=nodes, **common)
     if options.mode == "sentinel":
-        sentinel = AsyncSentinel(options.addresses, sentinel_kwargs=_sentinel_kwargs(options))  # type: ignore[no-untyped-call]
+        sentinel = AsyncSentinel(options.addresses, sentinel_kwargs=_sentinel_kwargs(options))
         return sentinel.master_for(options.master_name, **common)
     return redis.asyncio.Redis.from_url(options.url, **common)
 
@@ -155,8 +155,8 @@ def sync_client(options: RedisOptions, **extra: Any) -> Any:
         nodes = [ClusterNode(host, port) for host, port in options.addresses]  # type: ignore[no-untyped-call]
         return RedisCluster(startup_nodes=nodes, **common)
     if options.mode == "sentinel":
-        sentinel = Sentinel(options.addresses, sentinel_kwargs=_sentinel_kwargs(options))  # type: ignore[no-untyped-call]
-        return sentinel.master_for(options.master_name, **common)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(options.addresses, sentinel_kwargs=_sentinel_kwargs(options))
+        return sentinel.master_for(options.master_name, **common)
     return redis.Redis.from_url(options.url, **common)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from aggregators.entity_keys import EntityKey
 from aggregators.facts import Facts
-from aggregators.plans import segmented
+from aggregators.plans import PlanEntry, segmented
 
 Windowed = dict[tuple[str, str, float], float]
 """(counter field, plan segment, event time) -> amount an entity adds to that time's buckets."""
@@ -70,6 +70,8 @@ class Effects:
     """Account -> this family's health facts for the account (full values)."""
     plan_updates: dict[str, str] = field(default_factory=dict)
     """Account -> plan label after this batch (from billing)."""
+    plan_events: dict[str, list[PlanEntry]] = field(default_factory=dict)
+    """Account -> the batch's plan-naming events, for the account's plan history."""
 
 
 class Tally:

@@ -25,8 +25,13 @@ key                                holds
 ``cs:{tp}:g``                      hash: gauge field -> amount (backlog, MRR)
 ``cs:{tp}:e:<entity>``             msgpack state of a ticket/session/account
 ``cs:{tp}:live``                   sorted set: live session -> latest time
-``cs:{tp}:seen``                   sorted set: event-id digest -> stream time
-                                   after the batch that applied it
+``cs:{tp}:ph:<account>``           sorted set (billing partitions): the
+                                   account's plan-naming events,
+                                   ``<offset>|<plan label>`` scored by event
+                                   time, kept ``plan_history_kept`` behind
+                                   the partition's stream time
+``cs:{tp}:seen``                   sorted set: event-id digest -> Kafka
+                                   record timestamp of its first copy
 ``cs:{tp}:mirror_due``             sorted set: account -> offset of the batch
                                    whose facts are not yet mirrored into the
                                    health keys (see :func:`mirror_due`)
@@ -99,9 +104,15 @@ def live_sessions(tag: str) -> str:
     return f"{PREFIX}:{tag}:live"
 
 
+def plan_history(tag: str, account: str) -> str:
+    """An account's plan over event time, in its billing partition's slot (so the
+    billing apply writes it atomically, also on Redis Cluster)."""
+    return f"{PREFIX}:{tag}:ph:{account}"
+
+
 def seen(tag: str) -> str:
-    """Dedup index: digests of applied ids, scored by the partition's stream time after
-    their batch, pruned a horizon behind it."""
+    """Dedup index: digests of applied (or too-late) ids, scored by their record's Kafka
+    timestamp, pruned a horizon behind the newest record applied."""
     return f"{PREFIX}:{tag}:seen"
 
 

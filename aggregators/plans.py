@@ -39,3 +39,56 @@ def split(field: str) -> tuple[str, str]:
     """(base name, plan label) of a stored field; plain fields belong to ``all``."""
     name, sep, plan = field.partition(SEP)
     return (name, plan) if sep else (name, ALL)
+
+
+PlanEntry = tuple[float, int, str]
+"""(event time, offset, bounded plan label) of one plan-naming billing event."""
+
+
+class PlanHistory:
+    """Each account's plan over event time: the segment an event counts in (metrics.md).
+
+    An account's plan at time T is the label of its latest plan-naming event
+    (``subscription.started``, ``subscription.changed``, ``trial.converted``) whose
+    own time is at or before T, ties broken by offset; ``none`` before its first.
+    Pure: the store loads the entries, the fold asks :meth:`at`.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: dict[str, list[PlanEntry]] | None = None) -> None:
+        self._entries: dict[str, list[PlanEntry]] = {}
+        for account, found in (entries or {}).items():
+            self.extend(account, found)
+
+    def extend(self, account: str, entries: list[PlanEntry]) -> None:
+        """Add entries (in any order) to an account's history."""
+        if entries:
+            known = self._entries.get(account, [])
+            self._entries[account] = sorted({*known, *entries})
+
+    def at(self, account: str, t: float) -> str:
+        """The account's plan label at event time ``t``."""
+        entries = self._entries.get(account)
+        if not entries:
+            return NONE
+        found = NONE
+        for time, _offset, label in entries:
+            if time > t:
+                break
+            found = label
+        return found
+
+    def constant(self, account: str, lo: float, hi: float) -> str | None:
+        """The plan label throughout ``[lo, hi]``, or None when it changes in between."""
+        label = self.at(account, lo)
+        entries = self._entries.get(account, ())
+        if any(lo < time <= hi for time, _offset, _label in entries):
+            return None
+        return label
+
+    def accounts(self) -> list[str]:
+        return list(self._entries)
+
+    def entries(self, account: str) -> list[PlanEntry]:
+        return list(self._entries.get(account, ()))

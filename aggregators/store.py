@@ -29,7 +29,7 @@ from aggregators.effects import Effects
 from aggregators.entity_keys import EntityKey, facts_key
 from aggregators.facts import BillingFacts, Facts
 from aggregators.families import FAMILIES
-from aggregators.plans import label_of
+from aggregators.plans import PlanEntry, PlanHistory, label_of
 from aggregators.rolling import WINDOW_LUA, bucket_ttl, ttl_base, window_specs
 
 APPLY_LUA = (
@@ -77,6 +77,10 @@ for i = 1, #ops do
   elseif c == 'zm' then redis.call('ZADD', k, unpack(op, 3))
   elseif c == 'zr' then redis.call('ZREM', k, op[3])
   elseif c == 'zt' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. op[3])
+  elseif c == 'pt' then
+    -- plan history: of the entries before the cutoff keep the newest (the plan in force)
+    local n = redis.call('ZCOUNT', k, '-inf', '(' .. op[3])
+    if n > 1 then redis.call('ZREMRANGEBYRANK', k, 0, n - 2) end
   elseif c == 'zs' then redis.call('ZADD', k, 0, LONG)
   elseif c == 'zu' then redis.call('ZREM', k, LONG)
   end
@@ -126,6 +130,15 @@ _CHUNK = 500
 """Members per multi-member op: Lua's unpack() has a small stack."""
 
 
+def _plan_entries(reply: Sequence[tuple[bytes, float]]) -> list[PlanEntry]:
+    """A plan history as stored (``<offset>|<label>`` scored by event time) -> entries."""
+    entries: list[PlanEntry] = []
+    for member, score in reply:
+        offset, _, label = keys.text(member).partition("|")
+        entries.append((float(score), int(offset), label))
+    return entries
+
+
 def number(value: float) -> str:
     """Exact decimal text for Redis (no Lua float formatting on the way)."""
     if type(value) is float:  # the usual case, first: this runs for every amount written
@@ -143,6 +156,14 @@ def scored(scores: Iterable[float], members: Iterable[str], size: int) -> list[s
     return pairs
 
 
+@dataclass(frozen=True)
+class PlanProgress:
+    """A billing partition's applied offset (-1: none) and stream time (None: none yet)."""
+
+    offset: int
+    stream_time: float | None
+
+
 @dataclass
 class Loaded:
     """What the planner needs from Redis for one batch."""
@@ -154,8 +175,10 @@ class Loaded:
     partition's clock under ``clock=watermark``."""
     states: dict[EntityKey, bytes | str] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
-    plans: dict[str, str] = field(default_factory=dict)
-    """Account -> plan label, for the batch's accounts that have one."""
+    plans: PlanHistory = field(default_factory=PlanHistory)
+    """The plan histories of the batch's accounts, from their billing partition."""
+    plan_progress: PlanProgress | None = None
+    """How far the batch's billing partition is applied (None for billing itself)."""
 
     def batch_input(self, labels: Mapping[str, str]) -> BatchInput:
         return BatchInput(states=self.states, seen=self.seen, plans=self.plans, labels=labels)
@@ -260,6 +283,8 @@ class PartitionStore:
         self.config = config
         self.family = family
         self.tag = keys.partition_tag(topic, partition)
+        self.plan_tag = keys.partition_tag(config.plan_topic, partition)
+        """The co-partitioned billing partition: where this partition's accounts' plans are."""
         self._apply = redis.register_script(APPLY_LUA)
 
     async def applied_offset(self) -> int:
@@ -303,8 +328,11 @@ class PartitionStore:
             pipe.execute_command(
                 "EVALSHA", _SEEN_SHA, 1, keys.seen(self.tag), msgspec.msgpack.encode(digests)
             )
-        if accounts:
-            pipe.hmget(keys.ACCOUNT_PLANS, accounts)
+        reads_progress = self.plan_tag != self.tag
+        if reads_progress:  # before the histories: they are then at least as new
+            pipe.hmget(keys.meta(self.plan_tag), ["offset", "max_ts"])
+        for account in accounts:
+            pipe.zrange(keys.plan_history(self.plan_tag, account), 0, -1, withscores=True)
         replies = iter(await pipe.execute())
         next(replies)  # the registry write
         raw_offset, raw_max_ts = next(replies)
@@ -318,9 +346,13 @@ class PartitionStore:
         if digests:
             hits = keys.text(next(replies))
             loaded.seen = {d for d, hit in zip(digests, hits, strict=True) if hit == "1"}
-        if accounts:
-            raw_plans = zip(accounts, next(replies), strict=True)
-            loaded.plans = {a: keys.text(v) for a, v in raw_plans if v is not None}
+        if reads_progress:
+            plan_offset, plan_max_ts = next(replies)
+            loaded.plan_progress = PlanProgress(
+                int(plan_offset) if plan_offset is not None else -1,
+                float(plan_max_ts) if plan_max_ts is not None else None,
+            )
+        loaded.plans = PlanHistory({a: _plan_entries(next(replies)) for a in accounts})
         return loaded
 
     async def apply(
@@ -330,16 +362,20 @@ class PartitionStore:
         new_offset: int,
         t: float,
         stream_time: float | None = None,
+        arrived: Mapping[str, float] | None = None,
     ) -> bool:
         """Write a batch's result and advance the offset, unless the fence moved (False).
 
         ``t``: the batch's clock time; ``stream_time``: the partition's largest event
-        time applied before the batch (None: none yet), which ages the dedup index.
+        time applied before the batch (None: none yet); ``arrived``: each event id
+        digest's record timestamp, which scores and ages the dedup index (missing: now).
         """
         max_ts = result.outcome.max_event_time
         base = ttl_base(t, max_ts)
         script = self._render(result, t, base)
-        self._render_seen(script, result, stream_time)
+        self._render_seen(script, result, arrived or {})
+        if result.effects.plan_events:
+            self._render_plans(script, result, max(stream_time or -math.inf, max_ts or -math.inf))
         self._render_due(script, result, new_offset)
         windows = self._windows(script, result.effects, base)
         script.key(keys.guard(self.tag))
@@ -422,6 +458,16 @@ class PartitionStore:
         self._render_live(script, result.effects, t)
         return script
 
+    def _render_plans(self, script: _Script, result: BatchResult, stream_time: float) -> None:
+        """Add the batch's plan-naming events to their accounts' histories; trim each to
+        what an event inside the retention (plus the plan lateness) can still ask for."""
+        cutoff = number(stream_time - self.config.plan_history_kept)
+        for account, entries in result.effects.plan_events.items():
+            key = keys.plan_history(self.tag, account)
+            pairs = [x for ts, offset, label in entries for x in (number(ts), f"{offset}|{label}")]
+            script.op("zm", key, *pairs)
+            script.op("pt", key, cutoff)
+
     def _render_due(self, script: _Script, result: BatchResult, new_offset: int) -> None:
         """List the accounts whose facts change, until the worker has mirrored them."""
         if result.effects.facts:
@@ -431,26 +477,28 @@ class PartitionStore:
             with script.skiplist(due):
                 script.members("zm", due, pairs)
 
-    def _render_seen(self, script: _Script, result: BatchResult, stream_time: float | None) -> None:
-        """Remember the applied ids; forget those remembered more than the dedup horizon
-        of stream time ago.
+    def _render_seen(
+        self, script: _Script, result: BatchResult, arrived: Mapping[str, float]
+    ) -> None:
+        """Remember the batch's ids (applied, or dropped as too late); forget those that
+        arrived more than the dedup horizon before the batch's newest record.
 
-        Every id is scored by the partition's stream time after the batch (its largest
-        event time applied, under either clock), not by its own event time: a copy of a
-        backfilled (old) event that arrives soon after it is still caught, and a worker
-        catching up after days down keeps the ids of the days it replays.
+        The horizon is measured on arrival, the Kafka record timestamps (events.md): a
+        producer's retry is caught however old the event it carries and however long
+        the worker was down before reading it.
         """
-        if not result.seen:
+        digests = [*result.seen, *(item.digest for item in result.outcome.too_late)]
+        if not digests:
             return
+        now = time.time()
+        scores = [arrived.get(digest, now) for digest in digests]
         seen = keys.seen(self.tag)
-        stream_time = max(stream_time or -math.inf, max(result.seen.values()))
-        # the score as text (repr reads back as the same double): a Lua number would be
+        # scores as text (repr reads back as the same double): a Lua number would be
         # formatted with %.17g on its way to Redis, which costs more than the ZADD
-        pairs = [repr(stream_time)] * (2 * len(result.seen))
-        pairs[1::2] = result.seen
+        pairs = scored(scores, digests, len(digests))
         with script.skiplist(seen):
             script.members("zm", seen, pairs)
-        script.op("zt", seen, number(stream_time - self.config.dedup_horizon))
+        script.op("zt", seen, number(max(scores) - self.config.dedup_horizon))
 
     def _render_counters(self, script: _Script, effects: Effects, t: float, base: float) -> None:
         """One ``b`` op per bucket: its TTL, then field, amount pairs (zeros left out)."""

@@ -1,4 +1,4 @@
-"""Typed `data` payloads of every event type in the contract (spec/events.md).
+"""Typed `data` payloads of every event type in the contract (docs/contract/events.md).
 
 The Structs are the single source of truth: `schemas.validate` decodes into
 them and `schemas.generate` derives the published JSON Schema files from them,

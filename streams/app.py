@@ -28,7 +28,7 @@ from aggregators.health import HealthConfig
 from streams import telemetry
 from streams.config import FAMILY_TOPICS, Settings
 from streams.kafka_options import client_options
-from streams.processor import DeadLetter, Gap, Processor, RawMessage
+from streams.processor import DeadLetter, Gap, Hold, Processor, RawMessage
 
 log = logging.getLogger("cspulse.app")
 
@@ -40,6 +40,14 @@ COMMIT_INTERVAL = 2.0
 
 PROGRESS_INTERVAL = 5.0
 """Seconds between catch-up progress lines while the worker is behind."""
+
+HOLD_SECONDS = 0.2
+"""Pause of a partition whose next events wait for their billing partition."""
+
+END_CACHE_SECONDS = 1.0
+"""How long a billing partition's end offset from the broker is taken as current."""
+
+END_TIMEOUT_SECONDS = 5.0
 
 CAUGHT_UP_SECONDS = 2.0
 """Lag worth less than this much work at the current rate is live traffic, not a backlog."""
@@ -77,7 +85,10 @@ class Worker:
             family_of=settings.family_of,
             clock=clock_named(settings.clock),
             health=HealthConfig.load(settings.health_config),
+            plan_ends=self.plan_end,
+            plan_wait_max=settings.plan_wait_max,
         )
+        self._plan_ends: dict[TopicPartition, tuple[int, float]] = {}
         self.stopping = asyncio.Event()
         self._applying = asyncio.Lock()
         self._applied: dict[TopicPartition, int] = {}
@@ -158,14 +169,54 @@ class Worker:
     async def _apply_partition(
         self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> None:
-        messages = [RawMessage(r.offset, r.key, r.value or b"") for r in records]
+        messages = [
+            RawMessage(r.offset, r.key, r.value or b"", r.timestamp / 1000) for r in records
+        ]
         result = await self.processor.process(tp.topic, tp.partition, messages)
         if isinstance(result, Gap):
             self.consumer.seek(tp, result.resume_at)
             return
+        if isinstance(result, Hold):
+            self._hold(tp, result.resume_at)
+            if result.resume_at - 1 <= self._applied.get(tp, -1):
+                return
+            result = result.resume_at - 1
         self._applied[tp] = result
         self._progress.count(len(messages))
         self._report_lag(tp, result)
+
+    def _hold(self, tp: TopicPartition, resume_at: int) -> None:
+        """Re-read the partition from ``resume_at`` after a short pause (its events wait
+        for their billing partition)."""
+        self.consumer.seek(tp, resume_at)
+        self.consumer.pause(tp)
+        asyncio.get_running_loop().call_later(HOLD_SECONDS, self._release, tp)
+
+    def _release(self, tp: TopicPartition) -> None:
+        if tp in self.assignment():
+            self.consumer.resume(tp)
+
+    async def plan_end(self, topic: str, partition: int) -> int | None:
+        """A billing partition's log end offset: this consumer's own view when it reads
+        the partition, else the broker's (cached briefly); None when it does not exist."""
+        tp = TopicPartition(topic, partition)
+        if tp in self.assignment() and (high := self.consumer.highwater(tp)) is not None:
+            return int(high)
+        cached = self._plan_ends.get(tp)
+        if cached is not None and time.monotonic() - cached[1] < END_CACHE_SECONDS:
+            return cached[0]
+        if partition not in (self.consumer.partitions_for_topic(topic) or ()):
+            return None
+        try:
+            ends = await asyncio.wait_for(self.consumer.end_offsets([tp]), END_TIMEOUT_SECONDS)
+        except (KafkaError, TimeoutError) as exc:
+            log.info(
+                "end offset of %s[%d] not known (%s); not waiting for it", topic, partition, exc
+            )
+            return None
+        end = int(ends[tp])
+        self._plan_ends[tp] = (end, time.monotonic())
+        return end
 
     def _report_lag(self, tp: TopicPartition, applied: int) -> None:
         high = self.consumer.highwater(tp)

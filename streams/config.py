@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     currency: str = METRIC_DEFAULTS.currency
     dedup_horizon: int = METRIC_DEFAULTS.dedup_horizon
     max_plans: int = METRIC_DEFAULTS.max_plans
+    plan_lateness: float = Field(
+        METRIC_DEFAULTS.plan_lateness,
+        ge=0,
+        description="seconds a plan change may trail the events it covers (per-plan waits)",
+    )
+    plan_wait_max: float = Field(
+        300.0,
+        gt=0,
+        description="seconds an event waits for its account's billing partition at most",
+    )
     csat_thresholds: str = Field(
         ",".join(f"{scale}:{low:g}" for scale, low in DEFAULT_CSAT_THRESHOLDS.items()),
         description="scale:lowest satisfied score, per CSAT scale",
@@ -197,6 +207,8 @@ class Settings(BaseSettings):
             dedup_horizon=self.dedup_horizon,
             gross_margin=self.gross_margin,
             max_plans=self.max_plans,
+            plan_topic=self.topic("billing"),
+            plan_lateness=self.plan_lateness,
             csat_thresholds=parse_thresholds(self.csat_thresholds),
             sentiment_threshold=self.sentiment_threshold,
             fault_injection_ids=frozenset(i for i in self.fault_injection_ids.split(",") if i),

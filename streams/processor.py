@@ -64,6 +64,9 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
     offset: int
     key: bytes | None
     value: bytes
+    timestamp: float | None = None
+    """The record's Kafka timestamp (Unix seconds): when the producer sent it. The dedup
+    horizon is measured on it; None (no broker at hand) stands for the time it is read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,17 @@ class Gap:
 
     resume_at: int
 
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The batch is applied up to ``resume_at`` - 1; the rest waits for its billing
+    partition (per-plan attribution by event time): re-read from ``resume_at`` shortly."""
+
+    resume_at: int
+
+
+PlanEnds = Callable[[str, int], Awaitable[int | None]]
+"""(billing topic, partition) -> its log end offset from the broker (None: unknown)."""
 
 DeadLetterSink = Callable[[str, int, Sequence[DeadLetter]], Awaitable[None]]
 """(source topic, partition, letters) -> delivered to the dead-letter topic."""
@@ -119,8 +133,14 @@ class Processor:
         clock: Clock | None = None,
         max_future_seconds: float = 300.0,
         health: HealthConfig | None = None,
+        plan_ends: PlanEnds | None = None,
+        plan_wait_max: float = 300.0,
     ) -> None:
         self.redis = redis
+        self.plan_ends = plan_ends
+        """Where the billing partitions end; None (no broker at hand) never waits."""
+        self.plan_wait_max = plan_wait_max
+        self._holding_since: dict[tuple[str, int], float] = {}
         self.config = config
         self.dead_letters = dead_letters
         self.family_of = family_of
@@ -153,7 +173,7 @@ class Processor:
 
     async def process(
         self, topic: str, partition: int, messages: Sequence[RawMessage]
-    ) -> int | Gap:
+    ) -> int | Gap | Hold:
         """Apply a batch (retrying Redis outages until done); the offset applied, or a Gap."""
         family = self.family_of(topic)
         if family is None or not messages:
@@ -173,7 +193,7 @@ class Processor:
             except RedisError as exc:
                 await self._skip_poison(topic, partition, message, f"Redis refused it: {exc}")
                 continue
-            if isinstance(result, Gap):
+            if isinstance(result, Gap | Hold):
                 return result if index == 0 else messages[index - 1].offset
         return messages[-1].offset
 
@@ -185,12 +205,12 @@ class Processor:
 
     async def _with_retries(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
-    ) -> int | Gap:
+    ) -> int | Gap | Hold:
         """Apply, waiting out outages and temporary refusals. A bug of ours is logged and
         retried too (a worker that gives up loses the batch it held); a command Redis
         refuses for good is raised for the message-by-message path."""
 
-        async def attempt() -> int | Gap:
+        async def attempt() -> int | Gap | Hold:
             try:
                 return await self._process_once(topic, partition, family, messages)
             except RedisError:
@@ -249,7 +269,7 @@ class Processor:
 
     async def _process_once(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
-    ) -> int | Gap:
+    ) -> int | Gap | Hold:
         started = time.perf_counter()
         store = self.store(topic, partition)
         offered, rejected = self._parse(topic, messages, time.time())
@@ -267,6 +287,14 @@ class Processor:
                 return gap
             t = self.clock.batch_time(loaded.stream_time)
             fresh = _after(offered, loaded.offset)
+            held = await self._plan_hold(topic, partition, fresh, loaded)
+            if held is not None:
+                if held <= loaded.offset + 1:
+                    return Hold(held)
+                fresh = [o for o in fresh if o.offset < held]
+                rejected = [d for d in rejected if d.message.offset < held]
+                messages = [m for m in messages if m.offset < held]
+                last = messages[-1].offset
             labels = await self.plans.labels(_plans_named(family, fresh))
             result = self._fold(family, fresh, loaded, t, labels)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
@@ -275,18 +303,60 @@ class Processor:
                 await self.dead_letters(topic, partition, letters)
             health_t = self._health_time(loaded.stream_time, result.outcome.max_event_time)
             self._unfinished[(topic, partition)] = (last, family, result, health_t)
-            if await store.apply(result, loaded.offset, last, t, loaded.stream_time):
+            arrived = _arrivals(messages, fresh)
+            if await store.apply(result, loaded.offset, last, t, loaded.stream_time, arrived):
                 await self._after_apply(topic, partition, family, result, health_t, last)
                 self._account(topic, result, letters)
                 self._rewound.pop((topic, partition), None)
                 telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
-                return last
+                return last if held is None else Hold(held)
             self._unfinished.pop((topic, partition), None)
             log.info(
                 "fence moved on %s[%d]: another worker applied first; folding the batch again",
                 topic,
                 partition,
             )
+
+    async def _plan_hold(
+        self, topic: str, partition: int, fresh: list[Offered], loaded: Loaded
+    ) -> int | None:
+        """The offset of the first event whose plan cannot be decided yet, or None.
+
+        An event of time T is attributed once its account's billing partition (the
+        co-partitioned one) is applied past T plus the plan lateness, or read to its
+        end; both read from Redis and the broker, never this process's memory, so the
+        billing partition may belong to any worker. A hold longer than
+        ``plan_wait_max`` (no worker reads billing) gives up with a warning.
+        """
+        progress = loaded.plan_progress
+        if progress is None or self.plan_ends is None or not fresh:
+            return None
+        stream_time, lateness = progress.stream_time, self.config.plan_lateness
+        horizon = None if stream_time is None else stream_time - lateness
+        first = next((o for o in fresh if horizon is None or o.event.time > horizon), None)
+        if first is None:
+            self._holding_since.pop((topic, partition), None)
+            return None
+        end = await self.plan_ends(self.config.plan_topic, partition)
+        if end is None or progress.offset + 1 >= end or self._held_too_long(topic, partition):
+            self._holding_since.pop((topic, partition), None)
+            return None
+        return first.offset
+
+    def _held_too_long(self, topic: str, partition: int) -> bool:
+        since = self._holding_since.setdefault((topic, partition), time.monotonic())
+        if time.monotonic() - since <= self.plan_wait_max:
+            return False
+        log.warning(
+            "%s[%d] waited %.0f s for %s[%d] to be read (per-plan attribution); going on "
+            "with the plans known so far: is a worker consuming the billing topic?",
+            topic,
+            partition,
+            self.plan_wait_max,
+            self.config.plan_topic,
+            partition,
+        )
+        return True
 
     def _gap(self, topic: str, partition: int, first: int, applied: int) -> Gap | None:
         """A Gap when the batch starts past Redis's offset + 1 and was not re-read already.
@@ -438,6 +508,18 @@ def _plans_named(family: str, offered: Sequence[Offered]) -> set[str]:
         return set()
     payloads: list[Any] = [item.event.data for item in offered]
     return {data.plan for data in payloads if type(data) in _PLANNED and data.plan is not None}
+
+
+def _arrivals(messages: Sequence[RawMessage], offered: Sequence[Offered]) -> dict[str, float]:
+    """Event-id digest -> the record timestamp it arrived with (first copy in the batch)."""
+    now = time.time()
+    sent = {
+        m.offset: now if m.timestamp is None or m.timestamp < 0 else m.timestamp for m in messages
+    }
+    arrived: dict[str, float] = {}
+    for item in offered:
+        arrived.setdefault(item.digest, sent[item.offset])
+    return arrived
 
 
 def _after(offered: list[Offered], applied: int) -> list[Offered]:

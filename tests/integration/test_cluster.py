@@ -17,9 +17,11 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 
@@ -64,11 +66,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def _batches(settings: Settings, events: int, start: float) -> list[Batch]:
+    """The generated stream as batches per topic-partition, every event well in the past.
+
+    These tests apply the same batches twice, to the Cluster and later to a single
+    Redis, and compare. An event more than 5 minutes ahead of the wall clock is invalid
+    (events.md), so a stream reaching into the future would be a different input to
+    each apply: the later one accepts the few events that came within 5 minutes in
+    between, and when the hour has not turned they count in the hourly 7d and 30d
+    windows (a heartbeat's gap: about 60 s of time in app).
+    """
     plans = tuple((f"plan-{i}", 1000 * (i + 1)) for i in range(5))
     gen = EventGenerator(GeneratorConfig(accounts=120, plans=plans), start, intensity=3.0)
+    stream = list(gen.stream(events, step=5.0))
+    newest = max(orjson.loads(m.value)["time"] for m in stream if m.value.startswith(b"{"))
+    margin = time.time() - datetime.fromisoformat(newest).timestamp()
+    assert margin > 600, f"the stream ends {-margin:.0f} s from now: start it earlier"
     offsets: dict[tuple[str, int], int] = {}
     batches: list[Batch] = [{}]
-    for i, message in enumerate(gen.stream(events, step=5.0)):
+    for i, message in enumerate(stream):
         tp = (settings.topic(message.topic), sum(message.key or b"") % PARTITIONS)
         offsets[tp] = offsets.get(tp, -1) + 1
         batches[-1].setdefault(tp, []).append(RawMessage(offsets[tp], message.key, message.value))
@@ -137,7 +152,7 @@ def test_master_sigkill_between_batches_loses_and_doubles_nothing(
     promoted, the client follows the new slot map, and the rest of the stream
     applies on top: the numbers equal a single Redis that saw no failure."""
     settings = Settings()
-    batches = _batches(settings, 3000, time.time() - 2 * 3600)
+    batches = _batches(settings, 3000, time.time() - 3 * 3600)
     half = len(batches) // 2
     options = _cluster_options(cluster)
     sync_client(options).flushall()
@@ -167,7 +182,7 @@ def test_slot_migration_under_load_loses_and_doubles_nothing(
     while batches apply: MOVED, ASK and TRYAGAIN are followed or retried, and no
     script runs on a half-moved slot (each declares a guard key that never exists)."""
     settings = Settings()
-    batches = _batches(settings, 4000, time.time() - 2 * 3600)
+    batches = _batches(settings, 4000, time.time() - 3.5 * 3600)
     options = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
     admin = sync_client(options)
     admin.flushall()

@@ -1,8 +1,10 @@
-"""Producer duplicates across batches, judged by the partition's stream time.
+"""Producer duplicates across batches, judged on arrival (events.md, Duplicate).
 
-The dedup index remembers an id for one horizon of the partition's stream
-time from when it was applied, whatever the event's own time: a copy of a
-backfilled event two days old, arriving a batch later, is a duplicate.
+The dedup index remembers an id for one horizon of record time (the Kafka
+timestamps the producer stamped) from its first copy, whatever the event's own
+time and however far the partition's stream time moved: a copy of a backfilled
+event two days old, arriving a batch later, is a duplicate; a copy sent more
+than a horizon after the first is an event of its own.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from tests.scenarios import event
 DAY = 86_400
 
 
-def message(offset: int, body: dict[str, Any]) -> RawMessage:
-    return RawMessage(offset, body["data"]["account_id"].encode(), orjson.dumps(body))
+def message(offset: int, body: dict[str, Any], sent: float | None = None) -> RawMessage:
+    key = body["data"]["account_id"].encode()
+    return RawMessage(offset, key, orjson.dumps(body), sent)
 
 
 def nps_responses(rig: Rig, window: str) -> float:
@@ -76,17 +79,55 @@ def test_a_worker_catching_up_under_the_wall_clock_keeps_the_ids_it_replays(rig:
     assert nps_responses(rig, "7d") == 2
 
 
-def test_an_id_is_forgotten_once_stream_time_moves_a_horizon_past_its_batch(rig: Rig) -> None:
-    """The documented limit: the index holds one horizon of stream time, no more."""
+def test_a_copy_is_caught_however_far_stream_time_moved_in_between(rig: Rig) -> None:
+    """A backfill's copy sent a minute after its original, with two days of history
+    applied between them: stream time moved 2 days (past the horizon), record time 60 s."""
     now = time.time()
-    first = event("survey.answered", now - 3 * DAY, "acme", kind="nps", score=9)
-    later = event("survey.answered", now - 3 * DAY + DAY + 120, "acme", kind="nps", score=3)
+    first = event("survey.answered", now - 2 * DAY, "acme", kind="nps", score=9)
+    recent = event("survey.answered", now - 60, "acme", kind="nps", score=3)
 
     async def scenario() -> None:
         processor = rig.processor()
-        assert await rig.process(processor, "surveys", [message(0, first)]) == 0
-        assert await rig.process(processor, "surveys", [message(1, later)]) == 1
-        assert await rig.process(processor, "surveys", [message(2, first)]) == 2
+        assert await rig.process(processor, "surveys", [message(0, first, now - 120)]) == 0
+        assert await rig.process(processor, "surveys", [message(1, recent, now - 90)]) == 1
+        assert await rig.process(processor, "surveys", [message(2, first, now - 60)]) == 2
+
+    asyncio.run(scenario())
+    assert nps_responses(rig, "7d") == 2
+
+
+def test_an_id_is_forgotten_a_horizon_of_record_time_after_its_first_copy(rig: Rig) -> None:
+    """The documented limit: a copy sent more than the horizon (1 d) after the first is
+    applied again, whatever the events' own times."""
+    now = time.time()
+    first = event("survey.answered", now - 3 * DAY, "acme", kind="nps", score=9)
+    other = event("survey.answered", now - 3 * DAY + 120, "acme", kind="nps", score=3)
+
+    async def scenario() -> None:
+        processor = rig.processor()
+        assert await rig.process(processor, "surveys", [message(0, first, now - 2 * DAY)]) == 0
+        late_send = now - 2 * DAY + DAY + 60
+        assert await rig.process(processor, "surveys", [message(1, other, late_send)]) == 1
+        assert await rig.process(processor, "surveys", [message(2, first, late_send + 1)]) == 2
 
     asyncio.run(scenario())
     assert nps_responses(rig, "7d") == 3
+
+
+def test_a_copy_of_a_too_late_event_is_a_duplicate_not_late_again(rig: Rig) -> None:
+    """A state-free event older than every bucket is dead-lettered once; its copy (same
+    batch or a later one) counts as a duplicate."""
+    now = time.time()
+    recent = event("survey.answered", now - 60, "acme", kind="nps", score=3)
+    ancient = event("survey.answered", now - 90 * DAY, "acme", kind="nps", score=9)
+
+    async def scenario() -> None:
+        processor = rig.processor()
+        batch = [message(0, recent, now - 30), message(1, ancient, now - 20)]
+        assert await rig.process(processor, "surveys", [*batch, message(2, ancient, now - 19)]) == 2
+        assert await rig.process(processor, "surveys", [message(3, ancient, now - 10)]) == 3
+
+    asyncio.run(scenario())
+    reasons = [letter.reason for _topic, _partition, letter in rig.box.letters]
+    assert reasons == ["too_late"]
+    assert nps_responses(rig, "7d") == 1

@@ -8,9 +8,8 @@ before and removed after (see ``aggregators.store._Script.skiplist``).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import cast
-
-import pytest
 
 from aggregators import keys
 from tests.processor.conftest import Rig
@@ -18,6 +17,8 @@ from tests.processor.test_processor import T0, opened
 
 
 def test_small_sorted_sets_are_skiplists_without_the_long_member(rig: Rig) -> None:
+    began = time.time()
+
     async def scenario() -> None:
         processor = rig.processor()
         assert await rig.process(processor, "tickets", opened(5)) == 4
@@ -34,6 +35,8 @@ def test_small_sorted_sets_are_skiplists_without_the_long_member(rig: Rig) -> No
         assert all(len(member) < 72 for member in client.zrange(key, 0, -1)), key
     pairs = cast(list[tuple[bytes, float]], client.zrange(seen, 0, -1, withscores=True))
     scores = [score for _member, score in pairs]
-    # every id is scored by the partition's stream time after its batch (T0 + 4 after
-    # both, since the second batch's events are older), to the millisecond
-    assert scores == pytest.approx([T0 + 4] * 8, abs=1e-3)
+    # every id is scored by its record's arrival: here no broker stamped one, so the
+    # time it was read, never the events' own times (T0 on)
+    assert len(scores) == 8
+    assert all(began <= score <= time.time() for score in scores)
+    assert all(abs(score - T0) > 60 for score in scores)

@@ -34,6 +34,7 @@ from aggregators.config import MetricConfig
 from aggregators.effects import Counters
 from aggregators.entity_keys import SESSION, EntityKey, facts_key
 from aggregators.families.sessions import FAMILY, SessionState
+from aggregators.plans import PlanEntry, PlanHistory
 from schemas import Event, parse_event
 
 CONFIG = MetricConfig(fault_injection_ids=frozenset({"e-fault"}))
@@ -115,18 +116,28 @@ def assert_same(reference: BatchResult, grouped: BatchResult) -> None:
 @given(
     specs=st.lists(event_specs, max_size=40),
     stored=st.dictionaries(st.sampled_from(["s1", "s2"]), stored_times),
-    plans=st.sampled_from([{}, {"acme": "pro"}, {"acme": "pro", "globex": "team"}]),
+    plans=st.sampled_from(
+        [
+            {},
+            {"acme": [(T0 - DAY, 0, "pro")]},
+            {"acme": [(T0 - DAY, 0, "pro")], "globex": [(T0 - DAY, 1, "team")]},
+            # a plan change inside the sessions' span: events split by their own time
+            {"acme": [(T0 - DAY, 0, "basic"), (T0 + 3600, 1, "pro")]},
+        ]
+    ),
     advancing=st.booleans(),
 )
 def test_a_session_at_a_time_equals_event_by_event(
     specs: list[tuple[str, float, str, str, str]],
     stored: dict[str, list[float]],
-    plans: dict[str, str],
+    plans: dict[str, list[PlanEntry]],
     advancing: bool,
 ) -> None:
     items = [offered(n, kind, T0 + at, *rest) for n, (kind, at, *rest) in enumerate(specs)]
     inputs = BatchInput(
-        states=stored_states(stored), seen={items[0].digest} if items else set(), plans=plans
+        states=stored_states(stored),
+        seen={items[0].digest} if items else set(),
+        plans=PlanHistory(plans),
     )
     assert_same(*fold_both(items, inputs, advancing))
 
