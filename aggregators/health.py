@@ -108,6 +108,11 @@ def _weighted(parts: Mapping[str, float], cfg: HealthConfig) -> float:
     return min(100.0, max(0.0, weighted))
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 open ticket``, ``2 open tickets``: reasons are read by people."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _reasons(
     facts: AccountFacts, parts: Mapping[str, float], t: float, cfg: HealthConfig
 ) -> list[str]:
@@ -115,15 +120,17 @@ def _reasons(
     below = cfg.get("reasons", "below")
     tickets, billing = facts.tickets, facts.billing
     explain: dict[str, Callable[[], str]] = {
-        "usage": lambda: f"{active_days(facts.logins.days, t)} active days of the last 30",
+        "usage": lambda: (
+            f"{_count(active_days(facts.logins.days, t), 'active day')} of the last 30"
+        ),
         "support": lambda: (
-            f"{int(tickets.open)} open tickets, {int(tickets.fcr)} of "
+            f"{_count(int(tickets.open), 'open ticket')}, {int(tickets.fcr)} of "
             f"{int(tickets.resolved)} resolved at first contact"
         ),
         "sentiment": lambda: "low NPS/CSAT answers",
         "billing": lambda: (
-            f"{recent(billing.failures, t)} payment failures, "
-            f"{recent(billing.contractions, t)} contractions in 30 days"
+            f"{_count(recent(billing.failures, t), 'payment failure')}, "
+            f"{_count(recent(billing.contractions, t), 'contraction')} in 30 days"
         ),
     }
     low = sorted((v, n) for n, v in parts.items() if v < below)

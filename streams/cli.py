@@ -6,30 +6,30 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import itertools
 import logging
 import logging.config
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from aiokafka.errors import KafkaError
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from aggregators.clock import clock_named
-from aggregators.connection import RedisOptions, RedisSettingsError, async_client, sync_client
+from aggregators.connection import async_client
 from aggregators.health import HealthConfig
 from aggregators.status import ping
 from aggregators.windows import parse_duration
+from streams import envfile
 from streams.config import DEFAULTS, Settings
 from streams.deadletter import deadletter_app, status
 from streams.demo.embedded import ServiceError, embedded_services
 from streams.demo.producer import GenerateOptions, generate_forever
+from streams.demo.world import HISTORY_ACTIVITY
 from streams.exporter import HttpServer, MetricsApp, serve
 from streams.ingest_cli import open_ingest, register
-from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
+from streams.kafka_options import describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
 from streams.options import (
     NO_SECURITY,
@@ -46,14 +46,23 @@ from streams.options import (
     Windows,
     with_kafka_security,
 )
-from streams.retry import RetryPolicy, on_types, retry_sync
+from streams.startup import ensure_topics, fail, redis_options_from_env, sync_redis, wait_for_redis
 from streams.supervisor import Supervisor
 from streams.telemetry import version
-from streams.topics import create_topics
 from streams.webconfig import WebConfig
 
 GENERATE = GenerateOptions()
-"""``cspulse generate``'s defaults (``run`` sets its own, livelier ones)."""
+"""``cspulse generate``'s defaults (``run`` sets its own)."""
+ENV_FILE_HELP = (
+    "Write the Kafka and Redis addresses to this file while running (scripts/run: "
+    ".cspulse.env), so other cspulse commands run in its directory find them."
+)
+ENV_FILE_COMMENT = "Written by `cspulse run`; removed when it stops.\n{banner}"
+RATE_HELP = (
+    "Activity of the simulated customers (sessions, tickets, surveys per account): 1.0 is a "
+    f"busy weekday peak. The history is made at {HISTORY_ACTIVITY:g} (or this rate if lower), "
+    "so a higher rate makes the live hours busier than the history. Subscriptions are not scaled."
+)
 
 app = typer.Typer(
     help="cspulse: live customer-success metrics from Kafka events, kept in Redis, "
@@ -69,12 +78,7 @@ app.command("status")(status)
 register(app)  # ingest, import
 
 log = logging.getLogger("cspulse")
-
-
-def fail(message: str) -> None:
-    """One clear line on stderr and exit code 2: no traceback for operator errors."""
-    typer.secho(redact(f"cspulse: {message}"), err=True, fg=typer.colors.RED)
-    raise typer.Exit(2)
+OPERATOR_COMMANDS = {"status", "deadletter", "topics"}
 
 
 def _version(value: bool) -> None:
@@ -85,13 +89,19 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     show_version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """cspulse: live customer-success metrics from Kafka events, kept in Redis, served to
-    Prometheus."""
+    Prometheus. Commands other than run read CSPULSE_* variables from .cspulse.env here
+    (or $CSPULSE_ENV_FILE), which `scripts/run` writes; the environment wins."""
+    if ctx.invoked_subcommand != "run":  # run starts its own services
+        envfile.load()
+    if ctx.invoked_subcommand in OPERATOR_COMMANDS:  # tables, not client chatter
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 def _settings(security: KafkaSecurity = NO_SECURITY, **overrides: Any) -> Settings:
@@ -129,105 +139,6 @@ def _first_error(exc: ValueError) -> str:
     return str(exc)
 
 
-def sync_redis(settings: Settings, url: str, **options: Any) -> SyncRedis:
-    """A blocking Redis client for ``url`` in the configured mode (standalone, cluster,
-    sentinel), with the password set apart when it is the configured URL."""
-    extra = settings.redis_options() if url == settings.redis_url else {}
-    client: SyncRedis = sync_client(_redis_options(url), **extra, **options)
-    return client
-
-
-def _redis_options(url: str) -> RedisOptions:
-    """Mode, timeouts and health checks from ``CSPULSE_REDIS_*``; one line if inconsistent."""
-    try:
-        return RedisOptions.from_env(url=url)
-    except RedisSettingsError as exc:
-        fail(f"invalid Redis settings: {exc}")
-        raise  # unreachable
-
-
-REDIS_AT_START = RetryPolicy(initial=0.2, factor=2.0, ceiling=2.0)
-KAFKA_AT_START = RetryPolicy(initial=0.5, factor=2.0, ceiling=5.0, log_level=logging.DEBUG)
-"""Start-up waits; each command gives the deadline. Kafka's retries are told on
-stderr by :func:`ensure_topics` itself, so its log line is only for debugging."""
-
-
-def wait_for_redis(settings: Settings, url: str, timeout: float) -> None:
-    """Ping Redis until it answers, telling the user what is being tried."""
-
-    def transient(exc: BaseException) -> bool:
-        return isinstance(exc, RedisError | OSError) and not _permanent_redis_error(exc)
-
-    client = sync_redis(settings, url, socket_connect_timeout=2)
-    policy = dataclasses.replace(REDIS_AT_START, deadline=timeout)
-    try:
-        retry_sync(lambda: ping(client), policy, transient, f"Redis at {redact(url)}")
-    except (RedisError, OSError) as exc:
-        if _permanent_redis_error(exc):
-            fail(
-                f"Redis at {url} refused the login ({exc}). Check the password (in the URL "
-                "or CSPULSE_REDIS_PASSWORD) and the ACL user."
-            )
-        fail(f"cannot reach Redis at {url} ({exc}). Start Redis or set CSPULSE_REDIS_URL.")
-    finally:
-        client.close()
-
-
-def _permanent_redis_error(exc: BaseException) -> bool:
-    from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
-
-    if isinstance(exc, AuthenticationError | AuthorizationError):
-        return True
-    return isinstance(exc, ResponseError) and any(
-        word in str(exc) for word in ("WRONGPASS", "NOAUTH", "NOPERM", "AUTH")
-    )
-
-
-class KafkaUnreachable(Exception):
-    """The broker did not answer (yet); the message is the client's own reason."""
-
-
-def ensure_topics(
-    settings: Settings, bootstrap: str, timeout: float, replication_factor: int | None = None
-) -> None:
-    """Create the topics, retrying until the broker answers or ``timeout`` passes.
-
-    A rejected login, missing rights or an untrusted certificate stop at once:
-    waiting does not fix them.
-    """
-
-    def create() -> None:
-        with capture_client_errors() as logged:
-            try:
-                create = create_topics(settings, bootstrap, replication_factor=replication_factor)
-                asyncio.run(asyncio.wait_for(create, 10))
-                return
-            except (ValueError, KafkaSetupError) as exc:
-                fail(str(exc))
-            except Exception as exc:
-                cause = logged.messages[-1] if logged.messages else f"{type(exc).__name__}: {exc}"
-                permanent = describe_failure(exc, settings, bootstrap, logged.errors)
-        if permanent:
-            fail(permanent)
-        raise KafkaUnreachable(cause)
-
-    attempts = itertools.count(1)
-
-    def tell(exc: BaseException) -> None:
-        line = f"cspulse: Kafka at {bootstrap} not reachable yet ({exc}); retry {next(attempts)}"
-        typer.secho(redact(line), err=True)
-
-    policy = dataclasses.replace(KAFKA_AT_START, deadline=timeout)
-    try:
-        retry_sync(create, policy, on_types(KafkaUnreachable), f"Kafka at {bootstrap}", tell)
-    except KafkaUnreachable as exc:
-        fail(
-            f"cannot reach Kafka at {bootstrap} ({exc}). Start the broker or set "
-            "CSPULSE_KAFKA_BOOTSTRAP (and CSPULSE_KAFKA_SECURITY_PROTOCOL if it needs TLS "
-            "or SASL)."
-        )
-
-
 def run_worker(
     settings: Settings,
     bootstrap: str,
@@ -254,7 +165,8 @@ def run_worker(
         ingesting = open_ingest(settings, bootstrap, enabled=with_ingest, beside_worker=True)
         generator = None
         if generate is not None:
-            generator = asyncio.create_task(generate_forever(settings, bootstrap, generate))
+            options = dataclasses.replace(generate, worker_ready=lambda: bool(worker.assignment()))
+            generator = asyncio.create_task(generate_forever(settings, bootstrap, options))
         if banner:
             typer.secho(banner, fg=typer.colors.GREEN, err=True)
         try:
@@ -282,7 +194,7 @@ def redis_client(settings: Settings, url: str) -> Redis:
     as long as the kernel keeps the connection; with them it retries and recovers.
     """
     extra = settings.redis_options() if url == settings.redis_url else {}
-    client: Redis = async_client(_redis_options(url), **extra)
+    client: Redis = async_client(redis_options_from_env(url), **extra)
     return client
 
 
@@ -327,7 +239,7 @@ def run(
     metrics_port: MetricsPort = DEFAULTS.metrics_port,
     clock: ClockOption = DEFAULTS.clock,
     accounts: Annotated[int, typer.Option(help="Accounts the event generator simulates.")] = 300,
-    rate: Annotated[float, typer.Option(help="Generator intensity (1.0 = realistic).")] = 5.0,
+    rate: Annotated[float, typer.Option(help=RATE_HELP)] = HISTORY_ACTIVITY,
     malformed_share: Annotated[
         float, typer.Option(help="Share of deliberately invalid events.")
     ] = 0.01,
@@ -335,10 +247,12 @@ def run(
     redis_password: RedisPassword = None,
     security: KafkaSecurity = NO_SECURITY,
     web_config_file: WebConfigFile = None,
+    env_file: Annotated[Path | None, typer.Option(help=ENV_FILE_HELP)] = None,
 ) -> None:
     """Everything on one machine: embedded broker and Redis (when not configured), the worker,
     /metrics and the ingest port (on 127.0.0.1 only) and a realistic event generator."""
-    settings = _settings(**locals(), metrics_host="127.0.0.1", ingest_host="127.0.0.1")
+    given = {k: v for k, v in locals().items() if k != "env_file"}
+    settings = _settings(**given, metrics_host="127.0.0.1", ingest_host="127.0.0.1")
     try:
         with embedded_services(not settings.kafka_bootstrap, not settings.redis_url) as (_, b, r):
             bootstrap = settings.kafka_bootstrap or b
@@ -351,7 +265,9 @@ def run(
             scheme = "https" if _serves_tls(settings) else "http"
             banner = (
                 f"cspulse is running: metrics at {scheme}://127.0.0.1:{settings.metrics_port}"
-                f"/metrics (Kafka {bootstrap}, Redis {redact(url)}). Ctrl-C stops everything."
+                f"/metrics, board at /. Kafka {bootstrap}, Redis {redact(url)}"
+                + (f", written to {env_file}" if env_file else "")
+                + ". Ctrl-C stops everything."
             )
             options = GenerateOptions(
                 accounts=accounts,
@@ -359,7 +275,11 @@ def run(
                 malformed_share=malformed_share,
                 history_days=history_days(history),
             )
-            run_worker(settings, bootstrap, url, generate=options, banner=banner, with_ingest=True)
+            addresses = {"CSPULSE_KAFKA_BOOTSTRAP": bootstrap, "CSPULSE_REDIS_URL": url}
+            with envfile.written(env_file, addresses, ENV_FILE_COMMENT.format(banner=banner)):
+                run_worker(
+                    settings, bootstrap, url, generate=options, banner=banner, with_ingest=True
+                )
     except ServiceError as exc:
         fail(str(exc))
 
@@ -429,9 +349,7 @@ def generate(
     users_per_account: Annotated[
         int, typer.Option(help="Users per account.")
     ] = GENERATE.users_per_account,
-    rate: Annotated[
-        float, typer.Option(help="Intensity multiplier (1.0 = realistic).")
-    ] = GENERATE.intensity,
+    rate: Annotated[float, typer.Option(help=RATE_HELP)] = GENERATE.intensity,
     duration: Annotated[
         float, typer.Option(help="Seconds to run (0 = until stopped).")
     ] = GENERATE.duration,

@@ -369,6 +369,13 @@ async def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int
         await consumer.stop()
 
 
+STATUS_LEGEND = (
+    "applied: offset of the last message applied to Redis; end: Kafka's log end offset, the\n"
+    "offset the next message will get. lag = end - (applied + 1): a caught-up partition\n"
+    "shows end = applied + 1 and lag 0. stream time: newest event time applied."
+)
+
+
 def status(
     kafka_bootstrap: Bootstrap = None,
     redis_url: RedisUrl = None,
@@ -402,6 +409,7 @@ def status(
         )
     )
     typer.echo(f"total lag: {sum(r.lag for r in rows)} message(s)")
+    typer.echo(STATUS_LEGEND)
 
 
 def _iso(ts: float) -> str:

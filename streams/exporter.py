@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -43,7 +43,7 @@ from aggregators import catalogue as m
 from aggregators.clock import WALL, Clock
 from aggregators.config import MetricConfig
 from aggregators.health import HealthConfig
-from aggregators.health_index import at_risk, band_counts
+from aggregators.health_index import band_counts
 from aggregators.reader import Reader
 from aggregators.readout import compute
 from streams import telemetry
@@ -52,6 +52,7 @@ from streams.exposition import help_of, metric_families
 from streams.webconfig import WebConfig
 
 log = logging.getLogger("cspulse.exporter")
+ACCOUNT_PREFIX = "/accounts/"
 
 
 class RedisCollector(Collector):
@@ -165,8 +166,13 @@ class Route:
 
 
 class Routes(Protocol):
+    """What the HTTP server serves: a :class:`MetricsApp`, or the ingest's app."""
+
     routes: dict[str, Route]
-    """Path -> route: a :class:`MetricsApp`'s, or the ingest's."""
+    """Path -> route, for the 404 answer's list."""
+
+    def route(self, path: str) -> Route | None:
+        """The route serving ``path`` (None: not found)."""
 
 
 class _Union(Collector):
@@ -239,8 +245,9 @@ class MetricsApp:
             )
         return Response(200, body, content_type)
 
-    def board_page(self, _: Request) -> Response:
-        return Response(200, self.board.page(), "text/html; charset=utf-8")
+    def board_page(self, request: Request) -> Response:
+        status, body = self.board.page(request.query)
+        return Response(status, body.encode(), "text/html; charset=utf-8")
 
     def board_series(self, request: Request) -> Response:
         status, body = self.board.series(request.query)
@@ -252,16 +259,20 @@ class MetricsApp:
         return Response(503, b"not ready\n")
 
     def at_risk(self, request: Request) -> Response:
-        try:
-            limit = max(1, min(1000, int(request.query.get("limit", ["20"])[0])))
-        except ValueError:
-            return _json(400, {"error": "limit must be an integer, e.g. ?limit=20"})
-        try:
-            rows = at_risk(self.reader.redis, self.health_config, limit, self.reader.reading_time())
-        except (RedisError, OSError) as exc:
-            log.warning("/accounts/at-risk could not read Redis: %s", exc)
-            return _json(503, {"error": "Redis is not reachable; retry shortly"})
-        return Response(200, orjson.dumps(rows), "application/json")
+        status, body = self.board.at_risk(request.query)
+        return _json(status, body)
+
+    def account_page(self, request: Request) -> Response:
+        account = unquote(request.path.removeprefix(ACCOUNT_PREFIX))
+        status, body = self.board.account(account, request.query)
+        return Response(status, body.encode(), "text/html; charset=utf-8")
+
+    def route(self, path: str) -> Route | None:
+        """The route of ``path``: exact, else ``/accounts/<id>``."""
+        found = self.routes.get(path)
+        if found is None and path.startswith(ACCOUNT_PREFIX) and len(path) > len(ACCOUNT_PREFIX):
+            return Route(self.account_page)
+        return found
 
 
 def _json(status: int, value: Any) -> Response:
@@ -394,7 +405,7 @@ class HttpServer:
         return dataclasses.replace(request, body=body)
 
     def _respond(self, request: Request) -> Response:
-        route = self.app.routes.get(request.path)
+        route = self.app.route(request.path)
         if not (route and route.public) and not self.web.authorized(
             request.headers.get("authorization")
         ):
@@ -410,7 +421,8 @@ class HttpServer:
             allow = ", ".join(route.methods)
             return Response(405, f"use {allow}\n".encode(), headers=(("Allow", allow),))
         try:
-            return route.handler(request)
+            response: Response = route.handler(request)
+            return response
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             return Response(500, b"internal error; see the cspulse log\n")
@@ -461,7 +473,8 @@ def _parse(head: bytes, max_body: int = 0) -> Request:
     elif headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
         raise HttpError(400, "GET and HEAD requests take no body")
     url = urlsplit(target)
-    return Request(method, url.path or "/", parse_qs(url.query), headers, protocol)
+    query = parse_qs(url.query, keep_blank_values=True)  # "?hours=" is refused, not ignored
+    return Request(method, url.path or "/", query, headers, protocol)
 
 
 def _check_body(headers: dict[str, str], max_body: int) -> None:

@@ -245,6 +245,10 @@ class IngestApp:
             for outcome in OUTCOMES:
                 REQUESTS.labels(source, outcome)
 
+    def route(self, path: str) -> Route | None:
+        """Ingest paths are exact."""
+        return self.routes.get(path)
+
     def status(self) -> list[str]:
         """One line per source: on, or what turns it on."""
         lines = [
@@ -364,7 +368,8 @@ def structured(headers: dict[str, str], body: bytes) -> bytes:
         event = http.from_http_event(http.HTTPMessage(headers=headers, body=body))
     except Exception as exc:  # the SDK raises several types for one meaning
         raise ValueError(f"not a binary-mode CloudEvent: {exc}") from None
-    return http.to_structured_event(event).body
+    body_out: bytes = http.to_structured_event(event).body
+    return body_out
 
 
 def _answer(source: str, outcome: str, status: int, body: Mapping[str, object]) -> Response:

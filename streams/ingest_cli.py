@@ -48,7 +48,7 @@ def open_ingest(
 
     Beside ``cspulse run``'s worker the port is an extra: if it is taken, a warning
     says so and the rest runs, rather than a demo failing over an optional port."""
-    from streams.cli import fail
+    from streams.startup import fail
 
     opened = Opened()
     if not enabled:
@@ -87,7 +87,8 @@ def ingest(
 ) -> None:
     """Receive Stripe, Zendesk and Segment webhooks and CloudEvents over HTTP, verify them,
     and produce contract events to Kafka (2xx once the broker has them)."""
-    from streams.cli import _settings, fail
+    from streams.cli import _settings
+    from streams.startup import fail
 
     settings = _settings(**locals())
     if not settings.kafka_bootstrap:
@@ -121,7 +122,7 @@ ExportFile = Annotated[
 
 def _import(source: str, path: Path, settings: Settings) -> None:
     """Map every payload of ``path``, then produce them in time order, telling the progress."""
-    from streams.cli import fail
+    from streams.startup import fail
 
     if not settings.kafka_bootstrap:
         fail(f"import {source} needs CSPULSE_KAFKA_BOOTSTRAP (or --kafka-bootstrap host:port).")

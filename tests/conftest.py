@@ -8,7 +8,13 @@ started cluster) is built once; tests that share the session-wide e2e
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# A demo started with scripts/run leaves its addresses in .cspulse.env while it
+# runs; commands the tests start must not pick them up (streams/envfile.py).
+os.environ.setdefault("CSPULSE_ENV_FILE", os.devnull)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
@@ -37,6 +38,15 @@ class GenerateOptions:
     seed: int = WORLD.seed
     verbose: bool = False
     history_days: float = WORLD.history_days
+    worker_ready: Callable[[], bool] | None = None
+    """In ``run``: whether the worker consumes yet. The history then waits for it, and
+    for it to apply the running base (billing) first, so every account's plan is known
+    before its first ticket or session is counted."""
+
+
+BASE_HEAD_START = 3.0
+"""Seconds the worker gets to apply the running base before the history follows."""
+READY_TIMEOUT = 60.0
 
 
 async def publish(producer: AIOKafkaProducer, settings: Settings, messages: list[Message]) -> None:
@@ -57,14 +67,25 @@ async def publish_history(
     log.info("publishing %g days of history before going live", options.history_days)
     started = last = time.monotonic()
     sent = 0
-    for chunk in generator.catch_up():
+    for i, chunk in enumerate(generator.catch_up()):
+        if i == 0:
+            await _worker_ready(options.worker_ready)
         await publish(producer, settings, chunk)
+        if i == 0 and options.worker_ready is not None:
+            await asyncio.sleep(BASE_HEAD_START)
         sent += len(chunk)
         if time.monotonic() - last >= 5:
             last = time.monotonic()
             log.info("history: %d events published (%.0f/s)", sent, sent / (last - started))
     log.info("history published: %d events in %.0f s; going live", sent, time.monotonic() - started)
     return sent
+
+
+async def _worker_ready(ready: Callable[[], bool] | None) -> None:
+    """Wait (a bounded time) until the worker has its partitions."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while ready is not None and not ready() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
 
 
 async def generate_forever(settings: Settings, bootstrap: str, options: GenerateOptions) -> int:

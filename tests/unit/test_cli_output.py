@@ -13,7 +13,7 @@ SECRET = "env-secret-Topaz-4471"
 
 def _cspulse(*args: str, **env: str) -> tuple[int, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CSPULSE_")}
-    environ.update(COLUMNS="200", **env)
+    environ.update(COLUMNS="200", CSPULSE_ENV_FILE=os.devnull, **env)  # no demo's .cspulse.env
     result = subprocess.run(
         [sys.executable, "-m", "streams", *args],
         env=environ,

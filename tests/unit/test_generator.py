@@ -7,6 +7,7 @@ another implementation of it.
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 from collections import Counter, defaultdict
@@ -546,3 +547,43 @@ def test_history_is_quieter_per_account_than_live_but_not_empty(history: History
 def test_history_days_are_validated() -> None:
     with pytest.raises(ValueError, match="history_days"):
         EventGenerator(GeneratorConfig(history_days=0.5), START)
+
+
+def live_and_history_rates(intensity: float) -> tuple[float, float]:
+    """(sessions started in the first live day / the same weekday a week before,
+    billing events in the first live day / their mean per day over the history's last week)."""
+    gen = EventGenerator(GeneratorConfig(accounts=200, history_days=8), START, intensity)
+    past = decode(m for chunk in gen.catch_up() for m in chunk)
+    live = decode(gen.advance(START + 86_400))
+    week_ago = [e for e in past if START_MS - 7 * 86_400_000 <= ms(e) < START_MS - 6 * 86_400_000]
+    sessions = len(by_type(live, "session.started")) / len(by_type(week_ago, "session.started"))
+    billing = [e for e in past if e["type"] in BILLING_TYPES and days_before_start(e) < 7]
+    live_billing = [e for e in live if e["type"] in BILLING_TYPES]
+    return sessions, len(live_billing) / (len(billing) / 7)
+
+
+BILLING_TYPES = {
+    "subscription.started", "subscription.changed", "subscription.renewed",
+    "subscription.canceled", "trial.converted", "trial.expired", "invoice.paid", "invoice.failed",
+}  # fmt: skip
+
+
+def test_live_traffic_continues_the_history_at_the_default_rate() -> None:
+    from streams.cli import run
+    from streams.demo.world import HISTORY_ACTIVITY
+
+    default_rate = inspect.signature(run).parameters["rate"].default
+    assert default_rate == HISTORY_ACTIVITY
+    sessions, billing = live_and_history_rates(default_rate)
+    assert 0.75 <= sessions <= 1.33, sessions  # same weekday, same hours: no cliff
+    assert 0.5 <= billing <= 2.0, billing  # real-time terms and signups go on live
+    # what the demo did before: usage at 5 against a history made at 0.3
+    assert live_and_history_rates(5.0)[0] > 8
+
+
+def test_history_publishes_the_running_base_first() -> None:
+    """The first chunk holds only the subscriptions running when the history begins,
+    so a worker can know every account's plan before its first ticket or session."""
+    gen = EventGenerator(GeneratorConfig(accounts=50, history_days=2), START)
+    first = decode(next(iter(gen.catch_up())))
+    assert first and {e["type"] for e in first} == {"subscription.started"}

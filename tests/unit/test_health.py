@@ -64,3 +64,19 @@ def test_the_index_score_is_the_assessed_score() -> None:
     for facts in (AccountFacts(), low):
         assert score(facts, T, CFG) == assess(facts, T, CFG).score
     assert score(low, T, CFG) < score(AccountFacts(), T, CFG)
+
+
+def test_reasons_use_the_singular_for_one() -> None:
+    from aggregators.facts import AccountFacts, BillingFacts, TicketFacts, UsageFacts
+    from aggregators.health import DAY, HealthConfig, assess
+
+    t = 100 * DAY
+    facts = AccountFacts(
+        tickets=TicketFacts(open=1, resolved=2, fcr=0),
+        logins=UsageFacts(days=[99]),
+        billing=BillingFacts(failures=[t - 60], contractions=[t - 60, t - 120]),
+    )
+    reasons = assess(facts, t, HealthConfig.load()).reasons
+    assert "usage: 1 active day of the last 30" in reasons
+    assert "support: 1 open ticket, 0 of 2 resolved at first contact" in reasons
+    assert "billing: 1 payment failure, 2 contractions in 30 days" in reasons
