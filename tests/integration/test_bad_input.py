@@ -612,14 +612,19 @@ def assemble(
     for source, where in dups:
         i = source % len(msgs)
         original = msgs[i]
-        if original.applied and original.key is None:
+        # a too-late event's id is remembered like an applied one's (its copy is a
+        # duplicate, not late again); an event that may be too late or invalid is not copied
+        remembered = original.applied or original.reasons == {"too_late"}
+        if "too_late" in original.reasons and len(original.reasons) > 1:
+            continue
+        if remembered and original.key is None:
             continue  # an unkeyed copy may land on another partition: dedup is per partition
         copy_ = Msg(
             original.topic,
             original.key,
             original.value,
-            original.reasons,
-            duplicate=original.applied,
+            frozenset() if remembered else original.reasons,
+            duplicate=remembered,
         )
         after.setdefault(i + where % (len(msgs) - i), []).append(copy_)
     return [m for i, msg in enumerate(msgs) for m in (msg, *after.get(i, []))]
