@@ -18,6 +18,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -415,6 +416,8 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
                 count_session(part, part_times, marked, account, seg, tally)
         before = copy_state(state) if arrives_late(state, times) else None
         start = merge_times(state, events, times, marked)
+        if before is not None or start == 0:  # a start that arrived or moved: its plan
+            sessions.place(state, before, partial(plans.at, account))
         if before is None:
             add_new_gaps(state, start, cutoff, config, tally)
         sessions.finish(state, cutoff)
@@ -486,8 +489,10 @@ def _finish_entities(
     entity = family.entity
     if entity is None:
         return changes
+    plans = fold.plans
     for key, (raw, state) in fold.touched.items():
         before = family.decode(raw) if raw is not None else None
+        entity.place(state, before, partial(plans.at, key.account))
         kept = entity.finish(state, cutoff)
         old = entity.contribute(before, config) if before is not None else EMPTY
         new = entity.contribute(kept.state, config) if kept is not None else EMPTY

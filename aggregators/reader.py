@@ -5,8 +5,8 @@ trimmed to the reading time; see :mod:`aggregators.rolling`) in one script
 call within the partition's slot, so it also runs on Redis Cluster; the
 gauges, live sessions and last event times come back in the same pipeline.
 Distinct users and accounts are exact: a sorted set per partition keeps
-each member's latest event time, and a window's count is a ``ZCOUNT`` from
-its first bucket on, summed over partitions.
+each member's latest event time, and the partitions' members are united,
+not their counts added (:mod:`aggregators.distinct`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from redis.exceptions import NoScriptError
 from aggregators import keys, plans
 from aggregators.clock import WALL, Clock
 from aggregators.config import MetricConfig
+from aggregators.distinct import DISTINCT_LUA, DistinctQuery, distinct_names
 from aggregators.facts import LOGINS
 from aggregators.families import sessions
 from aggregators.health_index import usage_key
@@ -77,6 +78,7 @@ class Reader:
         self.config = config
         self.clock = clock
         self._sum = redis.register_script(READ_LUA)
+        self._distinct = redis.register_script(DISTINCT_LUA)
 
     def partitions(self) -> dict[str, str]:
         """Partition tag -> family, from the registry the workers maintain."""
@@ -116,7 +118,8 @@ class Reader:
         try:
             return self._gather_once(parts, t)
         except NoScriptError:
-            self.redis.script_load(self._sum.script)
+            for script in (self._sum, self._distinct):
+                self.redis.script_load(script.script)
             return self._gather_once(parts, t)
 
     def _gather_once(self, parts: dict[str, str], t: float) -> Snapshot:
@@ -134,10 +137,11 @@ class Reader:
             if parts[tag] == LOGINS:
                 pipe.zcount(keys.live_sessions(tag), f"({t - self.config.idle_timeout}", "+inf")
                 plan.append(("live", tag))
-        usage_tags = [tag for tag, family in parts.items() if family == LOGINS]
-        distinct_plan = self._queue_distinct(pipe, usage_tags, t, self._plan_labels())
+        labels = self._plan_labels()
+        query = self._queue_distinct(pipe, parts, t, labels)
+        paying_plan = self._queue_paying_active(pipe, t, labels)
         replies = pipe.execute()
-        return self._snapshot(plan, distinct_plan, replies)
+        return self._snapshot(plan, query, paying_plan, replies)
 
     def _sum_call(self, tag: str, t: float) -> tuple[list[str], list[Any]]:
         """Keys and arguments of one :data:`READ_LUA` call for the partition ``tag``."""
@@ -155,27 +159,25 @@ class Reader:
         return [*admitted, plans.OTHER, plans.NONE]
 
     def _queue_distinct(
-        self, pipe: Any, tags: list[str], t: float, plan_labels: list[str]
-    ) -> list[tuple[str, str]]:
-        """ZCOUNT per partition and window: members whose latest event is in the window.
+        self, pipe: Any, parts: dict[str, str], t: float, plan_labels: list[str]
+    ) -> DistinctQuery:
+        """One :data:`DISTINCT_LUA` call per usage partition; the replies are united later."""
+        usage_tags = [tag for tag, family in parts.items() if family == LOGINS]
+        query = DistinctQuery.at(self.config.windows, t, distinct_names(plan_labels), usage_tags)
+        for tag in query.tags:
+            pipe.execute_command("EVALSHA", self._distinct.sha, *query.call(tag))
+        return query
 
-        A member's latest event time is at or after the window's first bucket
-        exactly when it had an event in the window (up to events dated after
-        ``t``), so the count is exact, not an estimate; partitions are summed
-        because one account's events, users included, share a partition.
+    def _queue_paying_active(
+        self, pipe: Any, t: float, plan_labels: list[str]
+    ) -> list[tuple[str, str]]:
+        """ZCOUNT per window and plan of the health index's paying accounts by latest session.
+
+        One key for all partitions (written after each apply), so no union is needed.
         """
         queued: list[tuple[str, str]] = []
-        names = [
-            n
-            for base in (sessions.USERS, sessions.ACCOUNTS)
-            for n in [base] + [plans.segmented(base, p) for p in plan_labels]
-        ]
         for window in self.config.windows:
             start = window.bucket_range(t)[0] * window.granularity
-            for name in names:
-                for tag in tags:
-                    pipe.zcount(keys.last_seen(tag, name), start, "+inf")
-                    queued.append((name, window.name))
             for plan in (None, *plan_labels):
                 pipe.zcount(usage_key(plan), start, "+inf")
                 name = sessions.PAYING_ACTIVE
@@ -183,7 +185,11 @@ class Reader:
         return queued
 
     def _snapshot(
-        self, plan: list[tuple[str, str]], distinct_plan: list[tuple[str, str]], replies: list[Any]
+        self,
+        plan: list[tuple[str, str]],
+        query: DistinctQuery,
+        paying_plan: list[tuple[str, str]],
+        replies: list[Any],
     ) -> Snapshot:
         sums: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
         gauges: defaultdict[str, float] = defaultdict(float)
@@ -199,9 +205,10 @@ class Reader:
                     gauges[keys.text(f)] += float(v)
             else:
                 live = (live or 0) + int(reply)
-        distinct: defaultdict[tuple[str, str], int] = defaultdict(int)
-        for key, count in zip(distinct_plan, replies[len(plan) :], strict=True):
-            distinct[key] += int(count)
+        rest = len(plan) + len(query.tags)
+        distinct = query.counts(replies[len(plan) : rest])
+        for key, count in zip(paying_plan, replies[rest:], strict=True):
+            distinct[key] = int(count)
         return Snapshot(
             sums={k: dict(v) for k, v in sums.items()},
             gauges=_clean(gauges),

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aggregators import catalogue as m
 from aggregators import keys, plans
 from aggregators.config import MetricConfig
 from aggregators.families import billing
@@ -28,6 +29,9 @@ HOURS = 24
 """How far back a series reaches by default."""
 BUCKET = "bucket"
 """The name of the one-step window a point is computed over."""
+NOT_PER_BUCKET = frozenset({m.ACTIVE_USERS.name, m.ACTIVE_ACCOUNTS.name})
+"""Distinct counts: the last-seen sets keep each member's latest time only, so how many
+were active in a past step is not known (and 0 would lie): their points are None."""
 
 Labels = dict[str, str]
 Point = tuple[int, float | None]
@@ -128,6 +132,8 @@ class Steps:
         """One metric's value per step; ``None`` where its formula has no value."""
         if metric == "cs_mrr":
             return list(zip(self.starts, self.mrr, strict=True))
+        if metric in NOT_PER_BUCKET:
+            return [(start, None) for start in self.starts]
         wanted = {**labels, "window": BUCKET}
         values = [_pick(samples, metric, wanted) for samples in self.samples]
         return list(zip(self.starts, values, strict=True))

@@ -28,6 +28,7 @@ from streams.demo.embedded import ServiceError, embedded_services
 from streams.demo.producer import GenerateOptions, generate_forever
 from streams.demo.world import HISTORY_ACTIVITY
 from streams.exporter import HttpServer, MetricsApp, serve
+from streams.ingest_cli import open_ingest, register
 from streams.kafka_options import describe_failure
 from streams.logs import logging_config, redact, redact_standard_streams, register_secrets
 from streams.options import (
@@ -74,6 +75,7 @@ topics_app = typer.Typer(help="Manage cspulse's Kafka topics.", no_args_is_help=
 app.add_typer(topics_app, name="topics")
 app.add_typer(deadletter_app, name="deadletter")
 app.command("status")(status)
+register(app)  # ingest, import
 
 log = logging.getLogger("cspulse")
 OPERATOR_COMMANDS = {"status", "deadletter", "topics"}
@@ -144,8 +146,9 @@ def run_worker(
     *,
     generate: GenerateOptions | None = None,
     banner: str | None = None,
+    with_ingest: bool = False,
 ) -> None:
-    """Start the worker and the HTTP exporter; blocks until SIGTERM or SIGINT."""
+    """Start the worker and the HTTP exporter (and the ingest port); blocks until SIGTERM."""
     from streams.app import Worker
 
     async def main() -> None:
@@ -159,6 +162,7 @@ def run_worker(
             health=HealthConfig.load(settings.health_config),
         )
         server = _serve(settings, metrics)
+        ingesting = open_ingest(settings, bootstrap, enabled=with_ingest, beside_worker=True)
         generator = None
         if generate is not None:
             options = dataclasses.replace(generate, worker_ready=lambda: bool(worker.assignment()))
@@ -178,6 +182,7 @@ def run_worker(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await generator
             server.shutdown()
+            await ingesting.close()
 
     asyncio.run(main())
 
@@ -244,10 +249,10 @@ def run(
     web_config_file: WebConfigFile = None,
     env_file: Annotated[Path | None, typer.Option(help=ENV_FILE_HELP)] = None,
 ) -> None:
-    """Everything on one machine: embedded broker and Redis (when not configured),
-    the worker, the /metrics endpoint (on 127.0.0.1 only) and a realistic event generator."""
+    """Everything on one machine: embedded broker and Redis (when not configured), the worker,
+    /metrics and the ingest port (on 127.0.0.1 only) and a realistic event generator."""
     given = {k: v for k, v in locals().items() if k != "env_file"}
-    settings = _settings(**given, metrics_host="127.0.0.1")
+    settings = _settings(**given, metrics_host="127.0.0.1", ingest_host="127.0.0.1")
     try:
         with embedded_services(not settings.kafka_bootstrap, not settings.redis_url) as (_, b, r):
             bootstrap = settings.kafka_bootstrap or b
@@ -272,7 +277,9 @@ def run(
             )
             addresses = {"CSPULSE_KAFKA_BOOTSTRAP": bootstrap, "CSPULSE_REDIS_URL": url}
             with envfile.written(env_file, addresses, ENV_FILE_COMMENT.format(banner=banner)):
-                run_worker(settings, bootstrap, url, generate=options, banner=banner)
+                run_worker(
+                    settings, bootstrap, url, generate=options, banner=banner, with_ingest=True
+                )
     except ServiceError as exc:
         fail(str(exc))
 

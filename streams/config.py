@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     web_request_timeout: float = Field(
         10.0, gt=0, description="seconds a client has to send its request (and between requests)"
     )
+    ingest_port: int = 9465
+    ingest_host: str = "0.0.0.0"
+    ingest_max_body: int = Field(1 << 20, ge=1, description="bytes of one ingest request body")
+    ingest_ack_timeout: float = Field(
+        10.0, gt=0, description="seconds to wait for Kafka's ack before answering 503"
+    )
+    ingest_idempotent: bool = Field(
+        True, description="idempotent producer (Tansu, the embedded broker, lacks it)"
+    )
+    stripe_webhook_secret: SecretStr | None = Field(None, description="whsec_... of the endpoint")
+    stripe_tolerance: int = Field(300, ge=1, description="seconds a Stripe signature is valid")
+    stripe_account_key: str = Field("account_id", description="metadata key naming the account")
+    stripe_plan_from: Literal["nickname", "product", "price"] = "nickname"
+    zendesk_webhook_secret: SecretStr | None = None
+    zendesk_tolerance: int = Field(300, ge=1, description="seconds a Zendesk signature is valid")
+    segment_shared_secret: SecretStr | None = None
     clock: ClockName = Clock().name
     topic_prefix: str = "cs."
     windows: str = DEFAULT_WINDOWS
@@ -143,7 +159,18 @@ class Settings(BaseSettings):
             found.append(self.redis_password.get_secret_value())
         with contextlib.suppress(ValueError):  # an unreadable file is reported elsewhere
             found.append(self.sasl_password())
+        for source in self.source_secrets().values():
+            found.append(source or "")
         return [s for s in found if s]
+
+    def source_secrets(self) -> dict[str, str | None]:
+        """Each signed ingest source -> its secret (None: the source is refused)."""
+        given = {
+            "stripe": self.stripe_webhook_secret,
+            "zendesk": self.zendesk_webhook_secret,
+            "segment": self.segment_shared_secret,
+        }
+        return {k: v.get_secret_value() if v else None for k, v in given.items()}
 
     @field_validator("csat_thresholds")
     @classmethod

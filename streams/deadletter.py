@@ -65,9 +65,13 @@ class Letter:
     reason: str
     detail: str
     truncated: bool
+    ingest_source: str = ""
+    """The ingest endpoint that dead-lettered a vendor payload (``stripe``, ...), else empty."""
 
     @property
     def source(self) -> str:
+        if self.ingest_source:
+            return f"ingest:{self.ingest_source}"
         return f"{self.source_topic}:{self.source_partition}"
 
 
@@ -86,6 +90,7 @@ def letter_of(record: Any) -> Letter:
         reason=headers.get("cs-reason", ""),
         detail=headers.get("cs-detail", ""),
         truncated="cs-truncated-from-bytes" in headers,
+        ingest_source=headers.get("cs-ingest-source", ""),
     )
 
 
@@ -289,6 +294,8 @@ def replay(
     chosen = selected(
         asyncio.run(read_letters(settings, bootstrap)), reason, since_time(since, time.time())
     )
+    _replay_ingest(settings, bootstrap, chosen, dry_run)
+    chosen = [x for x in chosen if not x.ingest_source]  # mapped again above, not republished
     letters = distinct_letters(chosen)
     truncated = [x for x in letters if x.truncated]
     letters = [x for x in letters if not x.truncated]
@@ -313,6 +320,28 @@ def replay(
             "events the worker already applied count as duplicates; letters still invalid "
             "are dead-lettered again"
         )
+
+
+def _replay_ingest(
+    settings: Settings, bootstrap: str, chosen: Sequence[Letter], dry_run: bool
+) -> None:
+    """Letters of the HTTP ingest hold vendor payloads: mapped again, not republished."""
+    from streams.ingest_import import Tally, plan, produce
+
+    by_payload = {
+        (x.ingest_source, x.value): x for x in chosen if x.ingest_source and not x.truncated
+    }
+    if not by_payload:
+        return
+    if dry_run:
+        typer.echo(f"dry run: would map {len(by_payload)} ingest letter(s) again")
+        return
+    tally, records = Tally(), []
+    for source in sorted({s for s, _ in by_payload}):
+        payloads = [value for s, value in by_payload if s == source]
+        records += plan(settings, source, payloads, tally)
+    asyncio.run(produce(settings, bootstrap, records))
+    typer.echo(f"mapped {len(by_payload)} ingest letter(s) again: {tally.line()}")
 
 
 # ----------------------------------------------------------------------- status

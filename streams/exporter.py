@@ -18,6 +18,7 @@ in prometheus_client's docs), so every replica serves the same numbers;
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import logging
 import socket
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -142,6 +143,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     protocol: str = "HTTP/1.1"
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,17 @@ class Route:
     handler: Handler
     public: bool = False
     """Public routes answer without credentials even when basic auth is configured."""
+    methods: tuple[str, ...] = ("GET", "HEAD")
+
+
+class Routes(Protocol):
+    """What the HTTP server serves: a :class:`MetricsApp`, or the ingest's app."""
+
+    routes: dict[str, Route]
+    """Path -> route, for the 404 answer's list."""
+
+    def route(self, path: str) -> Route | None:
+        """The route serving ``path`` (None: not found)."""
 
 
 class _Union(Collector):
@@ -285,13 +298,14 @@ SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no
 
 @dataclass
 class HttpServer:
-    """An HTTP/1.1 server for a :class:`MetricsApp`, on a thread with its own event loop."""
+    """An HTTP/1.1 server (GET, HEAD; POST up to ``max_body``) on a thread with its own loop."""
 
-    app: MetricsApp
+    app: Routes
     sock: socket.socket
     web: WebConfig
     max_connections: int = 128
     request_timeout: float = 10.0
+    max_body: int = 0
     connections: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -363,7 +377,7 @@ class HttpServer:
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Read one request within the timeout and answer it; True to keep the connection."""
         try:
-            request = await self._read_request(reader)
+            request = await self._read_request(reader, writer)
         except HttpError as exc:
             await self._send(writer, Response(exc.status, f"{exc.message}\n".encode()), "GET")
             return False
@@ -375,7 +389,9 @@ class HttpServer:
         await self._send(writer, response, request.method, close)
         return not close
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> Request | None:
+    async def _read_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> Request | None:
         """The next request, or None when the client closed the connection between requests."""
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.request_timeout)
@@ -383,7 +399,14 @@ class HttpServer:
             raise HttpError(431, "request headers too large") from None
         except asyncio.IncompleteReadError:
             return None
-        return _parse(head)
+        request = _parse(head, self.max_body)
+        length = int(request.headers.get("content-length", "0"))
+        if request.method != "POST" or not length:
+            return request
+        if request.headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = await asyncio.wait_for(reader.readexactly(length), self.request_timeout)
+        return dataclasses.replace(request, body=body)
 
     def _respond(self, request: Request) -> Response:
         route = self.app.route(request.path)
@@ -398,8 +421,12 @@ class HttpServer:
         if route is None:
             known = ", ".join(sorted(self.app.routes))
             return Response(404, f"not found; paths served: {known}\n".encode())
+        if request.method not in route.methods:
+            allow = ", ".join(route.methods)
+            return Response(405, f"use {allow}\n".encode(), headers=(("Allow", allow),))
         try:
-            return route.handler(request)
+            response: Response = route.handler(request)
+            return response
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             return Response(500, b"internal error; see the cspulse log\n")
@@ -416,7 +443,7 @@ class HttpServer:
         ]
         if close:
             headers.append(("Connection", "close"))
-        if response.status == 405:
+        if response.status == 405 and not any(k == "Allow" for k, _ in response.headers):
             headers.append(("Allow", "GET, HEAD"))
         lines = [f"HTTP/1.1 {response.status} {reason}", *(f"{k}: {v}" for k, v in headers)]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -425,8 +452,8 @@ class HttpServer:
         await asyncio.wait_for(writer.drain(), self.request_timeout)
 
 
-def _parse(head: bytes) -> Request:
-    """Request line and headers; GET and HEAD only, and no body."""
+def _parse(head: bytes, max_body: int = 0) -> Request:
+    """Request line and headers: GET and HEAD without a body, POST when ``max_body``."""
     try:
         text = head.decode("latin-1")
         request_line, *header_lines = text.split("\r\n")
@@ -443,13 +470,26 @@ def _parse(head: bytes) -> Request:
         if not sep or not name or name != name.strip():
             raise HttpError(400, "malformed header line")
         headers[name.lower()] = value.strip()
-    if method not in ("GET", "HEAD"):
+    if method == "POST" and max_body:
+        _check_body(headers, max_body)
+    elif method not in ("GET", "HEAD"):
         raise HttpError(405, f"method {method} not allowed; use GET or HEAD")
-    if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+    elif headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
         raise HttpError(400, "GET and HEAD requests take no body")
     url = urlsplit(target)
     query = parse_qs(url.query, keep_blank_values=True)  # "?hours=" is refused, not ignored
     return Request(method, url.path or "/", query, headers, protocol)
+
+
+def _check_body(headers: dict[str, str], max_body: int) -> None:
+    """A POST body must announce its length, within the bound, before it is read."""
+    length = headers.get("content-length")
+    if length is None or "transfer-encoding" in headers:
+        raise HttpError(411, "a POST needs a Content-Length (chunked bodies are not accepted)")
+    if not length.isdigit():
+        raise HttpError(400, "malformed Content-Length")
+    if int(length) > max_body:
+        raise HttpError(413, f"body of {length} bytes is over the limit of {max_body}")
 
 
 def _wants_close(request: Request) -> bool:
@@ -460,16 +500,17 @@ def _wants_close(request: Request) -> bool:
 
 
 def serve(
-    app: MetricsApp,
+    app: Routes,
     host: str,
     port: int,
     web: WebConfig | None = None,
     *,
     max_connections: int = 128,
     request_timeout: float = 10.0,
+    max_body: int = 0,
 ) -> HttpServer:
     """Bind ``host:port`` (raising OSError here if that fails) and serve on a daemon thread."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host, port), family=family, backlog=128)
-    server = HttpServer(app, sock, web or WebConfig(), max_connections, request_timeout)
+    server = HttpServer(app, sock, web or WebConfig(), max_connections, request_timeout, max_body)
     return server.start()

@@ -230,17 +230,19 @@ def http_status(port: int, path: str) -> int:
 
 @dataclass
 class WorkerProcess:
-    """A ``cspulse worker`` subprocess with its own metrics port."""
+    """A ``cspulse worker`` subprocess with its own metrics port (or another command
+    serving ``/healthz`` on ``port``, e.g. ``ingest``)."""
 
     env: dict[str, str]
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    command: str = "worker"
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
+            [sys.executable, "-m", "streams", self.command],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

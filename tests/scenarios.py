@@ -232,3 +232,47 @@ def standard(now: float, seed: int = 7, accounts: int = 20) -> Scenario:
     scenario.add_late(event("ticket.opened", now - 40 * 86400, "acme", ticket_id="OLD"))
     scenario.add_late(event("survey.answered", now - 40 * 86400, "acme", kind="nps", score=3))
     return scenario
+
+
+SHARED_PLANS = {"acme": "team", "globex": "team", "initech": "starter", "umbrella": "starter"}
+"""Accounts of :func:`shared_users` with a subscription; ``hooli`` has none (plan ``none``)."""
+SHARED_SIDES = {"acme": 0, "umbrella": 0, "hooli": 0, "globex": 1, "initech": 1}
+"""Which of two usage partitions each account of :func:`shared_users` is applied to."""
+DAY = 86400.0
+SHARED_VISITS = [  # (user, account, seconds before now)
+    ("ann", "acme", 3 * DAY),  # ann: team on both partitions, newest on the second
+    ("ann", "globex", 600.0),
+    ("bob", "acme", 1200.0),  # bob: team on one partition, starter on the other
+    ("bob", "initech", 7200.0),
+    ("cat", "umbrella", 0.0),  # cat: three accounts, two of them on the second partition
+    ("cat", "initech", 6 * DAY),
+    ("cat", "globex", 2 * DAY),
+    ("dan", "hooli", 15 * DAY),  # dan: two accounts of the first partition
+    ("dan", "acme", 2 * DAY),
+    ("eve", "globex", 1800.0),
+]
+
+
+def shared_users(now: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(billing, sessions): users active in accounts on two partitions and two plans.
+
+    Each visit is a session start and a heartbeat 60 s later; the newest event is at ``now``.
+    """
+    billing = [
+        event(
+            "subscription.started",
+            now - 20 * DAY,
+            account,
+            subscription_id=f"S-{account}",
+            plan=plan,
+            mrr_cents=4900 if plan == "starter" else 19900,
+            currency="USD",
+        )
+        for account, plan in sorted(SHARED_PLANS.items())
+    ]
+    sessions = []
+    for n, (user, account, ago) in enumerate(SHARED_VISITS):
+        ids = {"session_id": f"S{n}", "user_id": user}
+        sessions.append(event("session.started", now - ago - 60, account, **ids))
+        sessions.append(event("session.heartbeat", now - ago, account, **ids))
+    return billing, sessions

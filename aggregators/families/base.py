@@ -17,7 +17,7 @@ or tally it is handed, and does no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -68,6 +68,11 @@ class Entity(Protocol[S]):
     def fold(self, state: S, event: Event, offset: int, labels: Mapping[str, str]) -> bool:
         """Fold one event into ``state`` in place. False: the event was stale and changed
         nothing. ``labels``: raw plan name -> bounded plan label."""
+
+    def place(self, state: S, before: S | None, plan_at: Callable[[float], str]) -> None:
+        """Set the plan segment ``state`` counts in when the time the contract names for it
+        (a ticket's opening, a session's start) arrived or moved in this batch (``before``:
+        the state as loaded); entities without a segment do nothing."""
 
     def contribute(self, state: S, config: MetricConfig) -> Contribution:
         """What the state adds to the buckets and gauges; never mutates ``state``."""

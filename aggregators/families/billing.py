@@ -11,7 +11,7 @@ entries older than the retention fold into a base snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
@@ -224,6 +224,11 @@ class Billing:
         seg = plan or NONE
         gauges = {(MRR_CENTS, seg): float(mrr), (PAYING, seg): 1.0 if mrr > 0 else 0.0}
         return Contribution(windowed, gauges)
+
+    def place(
+        self, state: BillingState, before: BillingState | None, plan_at: Callable[[float], str]
+    ) -> None:
+        """Billing has no single segment: its amounts follow each subscription's plan."""
 
     def finish(self, state: BillingState, cutoff: float) -> Kept[BillingState] | None:
         """Kept for good while a subscription is active or a log entry is recent; an

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -104,6 +104,14 @@ class Sessions:
                 windowed[key] = windowed.get(key, 0.0) + gap
         live = None if state.ended or not state.times else state.times[-1]
         return Contribution(windowed, {}, live)
+
+    def place(
+        self, state: SessionState, before: SessionState | None, plan_at: Callable[[float], str]
+    ) -> None:
+        """A session counts in its account's plan at its start: its earliest event."""
+        times = state.times
+        if times and (before is None or not before.times or before.times[0] != times[0]):
+            state.segment = plan_at(times[0])
 
     def finish(self, state: SessionState, cutoff: float) -> Kept[SessionState] | None:
         first_kept = bisect.bisect_left(state.times, cutoff) - 1

@@ -8,7 +8,7 @@ times. Everything else is derived, so events may arrive in any order.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
@@ -35,7 +35,8 @@ class TicketState(msgspec.Struct, array_like=True):
     """One ticket, in any arrival order."""
 
     segment: str
-    """Plan label of the account when the ticket was first seen."""
+    """Plan label of the account at the ticket's opening (at its first event read until
+    the opening arrives)."""
     opened_first: float | None = None
     opened_last: float | None = None
     resolved_first: float | None = None
@@ -133,6 +134,14 @@ class Tickets:
             windowed[(histogram_field(FIRST_RESPONSE, first - opened), seg, first)] = 1.0
         gauges = {(BACKLOG, seg): 1.0} if state.is_open() else {}
         return Contribution(windowed, gauges)
+
+    def place(
+        self, state: TicketState, before: TicketState | None, plan_at: Callable[[float], str]
+    ) -> None:
+        """A ticket counts in its account's plan at its opening (metrics.md, Segments)."""
+        opened = state.opened_first
+        if opened is not None and (before is None or before.opened_first != opened):
+            state.segment = plan_at(opened)
 
     def finish(self, state: TicketState, cutoff: float) -> Kept[TicketState] | None:
         return Kept(state, persistent=state.is_open())

@@ -26,9 +26,10 @@ import pytest
 import redis
 
 from aggregators import keys
+from aggregators.clock import Clock
 from aggregators.connection import RedisOptions, async_client, sync_client
 from aggregators.reader import Reader
-from aggregators.readout import Snapshot
+from aggregators.readout import Snapshot, compute
 from streams.config import Settings
 from streams.demo.world import EventGenerator, GeneratorConfig
 from streams.processor import Processor, RawMessage
@@ -49,7 +50,7 @@ from tests.harness import (
     wait_ready,
 )
 from tests.integration.conftest import fresh_names
-from tests.scenarios import Scenario, standard
+from tests.scenarios import SHARED_PLANS, SHARED_SIDES, Scenario, shared_users, standard
 
 PARTITIONS = 3
 FAMILIES = ("tickets", "surveys", "logins", "billing")
@@ -92,23 +93,27 @@ def _batches(settings: Settings, events: int, start: float) -> list[Batch]:
     return batches
 
 
-async def _apply(client: Any, settings: Settings, batches: list[Batch]) -> None:
+async def _apply(
+    client: Any, settings: Settings, batches: list[Batch], clock: Clock | None = None
+) -> None:
     async def no_dead_letters(*_: object) -> None:
         return None
 
     processor = Processor(
-        client, settings.metric_config(), no_dead_letters, family_of=settings.family_of
+        client, settings.metric_config(), no_dead_letters, family_of=settings.family_of, clock=clock
     )
     for batch in batches:
         for (topic, partition), messages in batch.items():
             await processor.process(topic, partition, messages)
 
 
-def _apply_to(client_factory: Any, settings: Settings, batches: list[Batch]) -> None:
+def _apply_to(
+    client_factory: Any, settings: Settings, batches: list[Batch], clock: Clock | None = None
+) -> None:
     async def run() -> None:
         client = client_factory()
         try:
-            await _apply(client, settings, batches)
+            await _apply(client, settings, batches, clock)
         finally:
             await client.aclose()
 
@@ -143,6 +148,64 @@ def test_cluster_numbers_equal_a_single_redis(
     want = Reader(stack.redis(), config).read(now=t).snapshot
     assert want.sums and want.distinct
     _assert_same(got, want)
+
+
+def test_users_shared_by_accounts_on_two_masters_count_once(cluster: Cluster) -> None:
+    """A user active in accounts whose partitions sit on different masters counts once,
+    whole base and per plan: each partition's members are read within its own slot and
+    united by the reader (no command spans the two)."""
+    settings = Settings()
+    options = RedisOptions(url=_alive_seeds(cluster), mode="cluster")
+    client = sync_client(options)
+    client.flushall()
+    logins = settings.topic("logins")
+    sides = _partitions_on_two_masters(cluster, logins)
+    now = time.time() - 3600
+    billing, sessions = shared_users(now)
+    batches: list[Batch] = [{}, {}]  # billing first, in the partitions of its accounts
+    for side, partition in enumerate(sides):
+        for n, (topic, events) in enumerate(
+            ((settings.topic("billing"), billing), (logins, sessions))
+        ):
+            mine = [e for e in events if SHARED_SIDES[e["data"]["account_id"]] == side]
+            batches[n][(topic, partition)] = _raw(mine)
+    watermark = Clock("watermark")  # read at the newest event, as the reference is
+    _apply_to(lambda: async_client(options), settings, batches, watermark)
+    config = settings.metric_config()
+    snapshot = Reader(client, config, watermark).read().snapshot
+    got = {(s.name, s.labels): s.value for s in compute(snapshot, config)}
+    problems = mismatches(got, reference.compute([*billing, *sessions], now))
+    counts = ("cs_active_users", "cs_active_accounts")
+    have = {k: v for k, v in got.items() if k[0] in counts}
+    for plan in ("team", "starter", "none"):
+        on_plan = [e for e in sessions if SHARED_PLANS.get(e["data"]["account_id"], "none") == plan]
+        want = {k: v for k, v in reference.compute(on_plan, now).items() if k[0] in counts}
+        problems += [f"plan {plan}: {p}" for p in mismatches(have, want, plan)]
+    assert not problems, "\n".join(problems)
+    assert got[("cs_active_users", (("plan", "all"), ("window", "30d")))] == 5
+
+
+def _partitions_on_two_masters(cluster: Cluster, topic: str) -> tuple[int, int]:
+    """Two partitions of ``topic`` whose keys different masters serve."""
+    client = cluster.client(cluster.masters()[0])
+    owner = {port: _owned_slots(cluster, port) for port in cluster.masters()}
+    found: dict[int, int] = {}
+    for partition in range(64):
+        key = keys.meta(keys.partition_tag(topic, partition))
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        port = next(p for p, slots in owner.items() if slot in slots)
+        found.setdefault(port, partition)
+        if len(found) == 2:
+            first, second = found.values()
+            return first, second
+    raise AssertionError("every partition of the topic is on one master")
+
+
+def _raw(events: list[dict[str, Any]]) -> list[RawMessage]:
+    return [
+        RawMessage(i, e["data"]["account_id"].encode(), orjson.dumps(e))
+        for i, e in enumerate(events)
+    ]
 
 
 def test_master_sigkill_between_batches_loses_and_doubles_nothing(

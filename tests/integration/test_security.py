@@ -493,6 +493,7 @@ def test_run_binds_loopback_and_hides_the_password(secured_redis: int, workdir: 
     env = _env(
         CSPULSE_REDIS_URL=f"redis://:{REDIS_PASSWORD}@127.0.0.1:{secured_redis}/0",
         CSPULSE_METRICS_PORT=str(port),
+        CSPULSE_INGEST_PORT=str(free_port()),
         CSPULSE_KAFKA_SASL_PASSWORD=SASL_PASSWORD,
     )
     child = _start(

@@ -283,3 +283,35 @@ def test_live_traffic_with_billing_caught_up_never_waits(rig: Rig) -> None:
     log = drive(rig, events, list(TOPICS), size=1)
     assert log.holds == 0
     assert_per_plan(rig, events)
+
+
+def test_a_ticket_read_before_its_opening_counts_in_the_plan_at_its_opening(rig: Rig) -> None:
+    """basic from T0, pro from T0 + 2 h; a ticket opened at T0 + 1 h and resolved at
+    T0 + 3 h, its resolution read first: the whole ticket counts in basic."""
+    billing = [
+        _sub("subscription.started", T0, "acme", "basic"),
+        _sub("subscription.changed", T0 + 2 * HOUR, "acme", "pro"),
+    ]
+    resolved = event("ticket.resolved", T0 + 3 * HOUR, "acme", ticket_id="T1")
+    opened = event("ticket.opened", T0 + HOUR, "acme", ticket_id="T1")
+    started = event("session.started", T0 + HOUR, "acme", session_id="S1", user_id="u1")
+    beat = event("session.heartbeat", T0 + 2.5 * HOUR, "acme", session_id="S1", user_id="u1")
+    late_beat = event("session.heartbeat", T0 + HOUR + 600, "acme", session_id="S1", user_id="u1")
+
+    async def scenario() -> None:
+        processor = rig.processor()
+        assert await rig.process(processor, "billing", messages(billing)) == 1
+        tickets = messages([resolved, opened])
+        assert await rig.process(processor, "tickets", tickets[:1]) == 0
+        assert await rig.process(processor, "tickets", tickets[1:]) == 1
+        logins = messages([beat, started, late_beat])
+        assert await rig.process(processor, "logins", logins[:1]) == 0
+        assert await rig.process(processor, "logins", logins[1:]) == 2
+
+    asyncio.run(scenario())
+    got = served(rig)
+    assert got["tickets_opened"] == Counter({"basic": 1})
+    assert got["tickets_resolved"] == Counter({"basic": 1})
+    assert got["sessions"] == Counter({"basic": 1})
+    # the one gap within the idle timeout (started -> late beat, 600 s) in the start's plan
+    assert got["time_in_app"] == Counter({"basic": 600})
