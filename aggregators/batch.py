@@ -30,7 +30,7 @@ from aggregators.facts import BillingFacts
 from aggregators.families import FAMILIES, Family
 from aggregators.families.base import Change
 from aggregators.families.sessions import SESSION_ENTITY, SessionState
-from aggregators.plans import PlanEntry, PlanHistory
+from aggregators.plans import PlanHistory, by_plan, plan_events
 from aggregators.session_fold import (
     HEARTBEAT,
     add_new_gaps,
@@ -44,7 +44,6 @@ from aggregators.session_fold import (
 )
 from aggregators.windows import retention_cutoff
 from schemas import Event
-from schemas.models import SubscriptionChanged, SubscriptionStarted, TrialConverted
 
 UNKNOWN: Any = object()
 """An :class:`Offered` item's entity key before it is looked up."""
@@ -193,29 +192,6 @@ def fold_batch(
     result = fold(family_name, offered, inputs, config, clock)
     result.effects.plan_events = named
     return result
-
-
-PLAN_NAMING = (SubscriptionStarted, SubscriptionChanged, TrialConverted)
-"""Payloads that set an account's plan from their event time on (metrics.md, Segments)."""
-
-
-def plan_events(
-    offered: Sequence[Offered], labels: Mapping[str, str]
-) -> dict[str, list[PlanEntry]]:
-    """Account -> (time, offset, bounded label) of the batch's plan-naming events.
-
-    Every valid one counts, stale or not: the plan at T is the latest naming at or
-    before T whatever order the events arrived in.
-    """
-    named: dict[str, list[PlanEntry]] = {}
-    for item in offered:
-        data = item.event.data
-        if isinstance(data, PLAN_NAMING):
-            label = labels.get(data.plan, data.plan)
-            named.setdefault(item.event.account_id, []).append(
-                (item.event.time, item.offset, label)
-            )
-    return named
 
 
 def fold_each(
@@ -412,7 +388,7 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
         if segment is not None:
             count_session(events, times, marked, account, segment, tally)
         else:  # the account's plan changed during the batch's span of this session
-            for seg, (part, part_times) in _by_plan(plans, account, events, times).items():
+            for seg, (part, part_times) in by_plan(plans, account, events, times).items():
                 count_session(part, part_times, marked, account, seg, tally)
         before = copy_state(state) if arrives_late(state, times) else None
         start = merge_times(state, events, times, marked)
@@ -427,18 +403,6 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
         effects.live[key.member()] = live_time(state)
         effects.entities[key] = family.encode(state)
         per_account.setdefault(account, []).extend(facts_sample(events, times))
-
-
-def _by_plan(
-    plans: PlanHistory, account: str, events: list[Event], times: list[float]
-) -> dict[str, tuple[list[Event], list[float]]]:
-    """A session's events split by the plan at each one's own time."""
-    groups: dict[str, tuple[list[Event], list[float]]] = {}
-    for event, ts in zip(events, times, strict=True):
-        part, part_times = groups.setdefault(plans.at(account, ts), ([], []))
-        part.append(event)
-        part_times.append(ts)
-    return groups
 
 
 class _Judge:

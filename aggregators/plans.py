@@ -1,15 +1,24 @@
 """Plan segments: every business counter is also kept per subscription plan.
 
 A field ``tickets_opened`` counts everything; ``tickets_opened@team`` counts
-the events of accounts on plan ``team`` when the event was applied. Plan
-labels are bounded (see :data:`PLAN_LABEL_LUA` in the store): past the
-configured number of plans, new ones are reported as ``other``; accounts
-with no known plan as ``none``. A plan whose name would read as one of these
+the events of accounts on plan ``team`` at the event's own time
+(:class:`PlanHistory`). Plan labels are bounded (:mod:`aggregators.plan_directory`):
+past the configured number of plans, new ones are reported as ``other``;
+accounts with no known plan as ``none``. A plan whose name would read as one of these
 reserved labels, or contains the separator, is reported under an escaped
 label (:func:`label_of`), so no plan can replace the whole-base series.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from schemas import Event
+from schemas.models import SubscriptionChanged, SubscriptionStarted, TrialConverted
+
+if TYPE_CHECKING:
+    from aggregators.batch import Offered
 
 SEP = "@"
 ALL = "all"
@@ -92,3 +101,38 @@ class PlanHistory:
 
     def entries(self, account: str) -> list[PlanEntry]:
         return list(self._entries.get(account, ()))
+
+
+PLAN_NAMING = (SubscriptionStarted, SubscriptionChanged, TrialConverted)
+"""Payloads that set an account's plan from their event time on (metrics.md, Segments)."""
+
+
+def plan_events(
+    offered: Sequence[Offered], labels: Mapping[str, str]
+) -> dict[str, list[PlanEntry]]:
+    """Account -> (time, offset, bounded label) of the batch's plan-naming events.
+
+    Every valid one counts, stale or not: the plan at T is the latest naming at or
+    before T whatever order the events arrived in.
+    """
+    named: dict[str, list[PlanEntry]] = {}
+    for item in offered:
+        data = item.event.data
+        if isinstance(data, PLAN_NAMING):
+            label = labels.get(data.plan, data.plan)
+            named.setdefault(item.event.account_id, []).append(
+                (item.event.time, item.offset, label)
+            )
+    return named
+
+
+def by_plan(
+    plans: PlanHistory, account: str, events: list[Event], times: list[float]
+) -> dict[str, tuple[list[Event], list[float]]]:
+    """A session's events split by the plan at each one's own time."""
+    groups: dict[str, tuple[list[Event], list[float]]] = {}
+    for event, ts in zip(events, times, strict=True):
+        part, part_times = groups.setdefault(plans.at(account, ts), ([], []))
+        part.append(event)
+        part_times.append(ts)
+    return groups

@@ -29,7 +29,7 @@ from aggregators.effects import Effects
 from aggregators.entity_keys import EntityKey, facts_key
 from aggregators.facts import BillingFacts, Facts
 from aggregators.families import FAMILIES
-from aggregators.plans import PlanEntry, PlanHistory, label_of
+from aggregators.plans import PlanEntry, PlanHistory
 from aggregators.rolling import WINDOW_LUA, bucket_ttl, ttl_base, window_specs
 
 APPLY_LUA = (
@@ -96,20 +96,6 @@ end
 return {1, ARGV[2]}
 """
 )
-
-PLAN_LABEL_LUA = """
-local out = {}
-for i, plan in ipairs(ARGV) do
-  if i > 1 then
-    if redis.call('SISMEMBER', KEYS[1], plan) == 1 then out[#out + 1] = plan
-    elseif redis.call('SCARD', KEYS[1]) < tonumber(ARGV[1]) then
-      redis.call('SADD', KEYS[1], plan)
-      out[#out + 1] = plan
-    else out[#out + 1] = 'other' end
-  end
-end
-return out
-"""
 
 SEEN_LUA = """
 local digests = cmsgpack.unpack(ARGV[1])
@@ -232,45 +218,6 @@ class _Script:
         self.op("zs", key)
         yield
         self.op("zu", key)
-
-
-_LABEL_CACHE = 10_000
-"""Raw plan names a worker remembers the label of; past it the memo starts over."""
-
-
-class PlanDirectory:
-    """Account -> plan label, and the bounded set of labels, shared by all partitions.
-
-    Not part of the atomic apply (it spans accounts, not a partition): labels
-    only ever get admitted, and an account's plan is overwritten with the
-    value the billing state implies, so repeating a write is harmless.
-    """
-
-    def __init__(self, redis: Redis, max_plans: int) -> None:
-        self.redis = redis
-        self.max_plans = max_plans
-        self._labels: dict[str, str] = {}
-        self._label_script = redis.register_script(PLAN_LABEL_LUA)
-
-    async def labels(self, raw_plans: Iterable[str]) -> dict[str, str]:
-        """Bounded label of each raw plan name (admitted once, remembered).
-
-        Names that would read as a reserved segment (``all``, ``other``,
-        ``none``, or containing the segment separator) are escaped first.
-        """
-        wanted = set(raw_plans)
-        if len(self._labels) > _LABEL_CACHE:
-            self._labels.clear()  # many raw names (most reported as ``other``): start over
-        missing = sorted(p for p in wanted if p not in self._labels)
-        if missing:
-            escaped = [label_of(p) for p in missing]
-            got = await self._label_script(keys=[keys.PLAN_NAMES], args=[self.max_plans, *escaped])
-            self._labels.update({raw: keys.text(v) for raw, v in zip(missing, got, strict=True)})
-        return {raw: self._labels[raw] for raw in wanted}
-
-    async def save(self, updates: Mapping[str, str]) -> None:
-        if updates:
-            await self.redis.hset(keys.ACCOUNT_PLANS, mapping=dict(updates))  # type: ignore[arg-type]
 
 
 class PartitionStore:

@@ -28,7 +28,8 @@ from aggregators.health import HealthConfig
 from streams import telemetry
 from streams.config import FAMILY_TOPICS, Settings
 from streams.kafka_options import client_options
-from streams.processor import DeadLetter, Gap, Hold, Processor, RawMessage
+from streams.plan_wait import Hold
+from streams.processor import DeadLetter, Gap, Processor, RawMessage
 
 log = logging.getLogger("cspulse.app")
 

@@ -49,10 +49,12 @@ from aggregators.effects import Effects
 from aggregators.entity_keys import FACTS
 from aggregators.health import HealthConfig
 from aggregators.health_index import HealthIndex
-from aggregators.store import Loaded, PartitionStore, PlanDirectory
+from aggregators.plan_directory import PlanDirectory
+from aggregators.store import Loaded, PartitionStore
 from schemas import Event, Rejected, parse_events
 from schemas.models import FAMILY_OF_TYPE, TYPE_TO_DATA
 from streams import telemetry
+from streams.plan_wait import Hold, PlanEnds, PlanWait
 from streams.retry import RetryPolicy, retry_async
 
 log = logging.getLogger("cspulse.processor")
@@ -82,17 +84,6 @@ class Gap:
 
     resume_at: int
 
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """The batch is applied up to ``resume_at`` - 1; the rest waits for its billing
-    partition (per-plan attribution by event time): re-read from ``resume_at`` shortly."""
-
-    resume_at: int
-
-
-PlanEnds = Callable[[str, int], Awaitable[int | None]]
-"""(billing topic, partition) -> its log end offset from the broker (None: unknown)."""
 
 DeadLetterSink = Callable[[str, int, Sequence[DeadLetter]], Awaitable[None]]
 """(source topic, partition, letters) -> delivered to the dead-letter topic."""
@@ -137,10 +128,7 @@ class Processor:
         plan_wait_max: float = 300.0,
     ) -> None:
         self.redis = redis
-        self.plan_ends = plan_ends
-        """Where the billing partitions end; None (no broker at hand) never waits."""
-        self.plan_wait_max = plan_wait_max
-        self._holding_since: dict[tuple[str, int], float] = {}
+        self.plan_wait = PlanWait(config, plan_ends, plan_wait_max)
         self.config = config
         self.dead_letters = dead_letters
         self.family_of = family_of
@@ -287,7 +275,7 @@ class Processor:
                 return gap
             t = self.clock.batch_time(loaded.stream_time)
             fresh = _after(offered, loaded.offset)
-            held = await self._plan_hold(topic, partition, fresh, loaded)
+            held = await self.plan_wait.hold(topic, partition, fresh, loaded.plan_progress)
             if held is not None:
                 if held <= loaded.offset + 1:
                     return Hold(held)
@@ -316,47 +304,6 @@ class Processor:
                 topic,
                 partition,
             )
-
-    async def _plan_hold(
-        self, topic: str, partition: int, fresh: list[Offered], loaded: Loaded
-    ) -> int | None:
-        """The offset of the first event whose plan cannot be decided yet, or None.
-
-        An event of time T is attributed once its account's billing partition (the
-        co-partitioned one) is applied past T plus the plan lateness, or read to its
-        end; both read from Redis and the broker, never this process's memory, so the
-        billing partition may belong to any worker. A hold longer than
-        ``plan_wait_max`` (no worker reads billing) gives up with a warning.
-        """
-        progress = loaded.plan_progress
-        if progress is None or self.plan_ends is None or not fresh:
-            return None
-        stream_time, lateness = progress.stream_time, self.config.plan_lateness
-        horizon = None if stream_time is None else stream_time - lateness
-        first = next((o for o in fresh if horizon is None or o.event.time > horizon), None)
-        if first is None:
-            self._holding_since.pop((topic, partition), None)
-            return None
-        end = await self.plan_ends(self.config.plan_topic, partition)
-        if end is None or progress.offset + 1 >= end or self._held_too_long(topic, partition):
-            self._holding_since.pop((topic, partition), None)
-            return None
-        return first.offset
-
-    def _held_too_long(self, topic: str, partition: int) -> bool:
-        since = self._holding_since.setdefault((topic, partition), time.monotonic())
-        if time.monotonic() - since <= self.plan_wait_max:
-            return False
-        log.warning(
-            "%s[%d] waited %.0f s for %s[%d] to be read (per-plan attribution); going on "
-            "with the plans known so far: is a worker consuming the billing topic?",
-            topic,
-            partition,
-            self.plan_wait_max,
-            self.config.plan_topic,
-            partition,
-        )
-        return True
 
     def _gap(self, topic: str, partition: int, first: int, applied: int) -> Gap | None:
         """A Gap when the batch starts past Redis's offset + 1 and was not re-read already.

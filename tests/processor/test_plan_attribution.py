@@ -24,7 +24,8 @@ import pytest
 
 from aggregators.clock import Clock
 from aggregators.reader import Reader
-from streams.processor import Hold, Processor, RawMessage
+from streams.plan_wait import Hold
+from streams.processor import Processor, RawMessage
 from tests.processor.conftest import Rig
 from tests.scenarios import event
 
@@ -207,7 +208,7 @@ def drive(
 
     async def scenario() -> None:
         processor = rig.processor()
-        processor.plan_ends = log.end
+        processor.plan_wait.ends = log.end
         for _round in range(10_000):
             if log.done():
                 return
@@ -225,7 +226,7 @@ def drive_billing_last(rig: Rig, events: dict[str, list[Body]]) -> Log:
 
     async def scenario() -> None:
         processor = rig.processor()
-        processor.plan_ends = log.end
+        processor.plan_wait.ends = log.end
         for _round in range(10_000):
             if log.done():
                 return

@@ -6,14 +6,14 @@ import re
 
 import pytest
 
-from aggregators import health_index, reader, store
+from aggregators import health_index, plan_directory, reader, store
 
 
 @pytest.mark.parametrize(
     "script",
     [
         store.APPLY_LUA,
-        store.PLAN_LABEL_LUA,
+        plan_directory.PLAN_LABEL_LUA,
         reader.READ_LUA,
         health_index.MIRROR_LUA,
         health_index.INDEX_LUA,
