@@ -11,7 +11,10 @@ Variants (``--variants``):
 ``cspulse2`` the same with ``--processes 2`` (``CSPULSE_PROCESSES=2``): two consumers of
              the group on one host; its CPU is summed over the worker's process group.
 ``quix``     :mod:`bench.quix_app`: Quix Streams, JSON decode and a tumbling-window
-             count per account, Quix defaults.
+             count per account, Quix defaults; windows by the record timestamp
+             (which this benchmark sets to the event time).
+``quix-et``  the same app with windows by the payload's event time, through a
+             ``timestamp_extractor`` parsing the CloudEvents ``time`` field.
 ``faust``    :mod:`bench.plain_faust`: a plain Faust agent per topic, one Redis
              ``HINCRBY`` per event, Faust defaults.
 ``aiokafka`` :mod:`bench.raw_client`: aiokafka ``getmany`` and ``json.loads``, no
@@ -79,10 +82,10 @@ PLAIN_FAUST_COUNTERS = "bench:plain:counts"
 """Hash the plain Faust baseline counts into (:mod:`bench.plain_faust`); named here so the
 benchmark reads it without importing Faust."""
 
-VARIANTS = ("cspulse", "cspulse2", "quix", "faust", "aiokafka", "core")
+VARIANTS = ("cspulse", "cspulse2", "quix", "quix-et", "faust", "aiokafka", "core")
 WORKER_PROCESSES = {"cspulse": 1, "cspulse2": 2}
 """The cspulse worker variants and their ``--processes``."""
-BASELINES = ("quix", "faust")
+BASELINES = ("quix", "quix-et", "faust", "aiokafka")
 """Every variant's events/s is given as a ratio to each of these."""
 
 
@@ -446,8 +449,11 @@ def child_for(
         return child, applied_events, port
     if variant == "faust":
         return faust_child(services, workload, name), counted_events, None
-    module = {"quix": "bench.quix_app", "aiokafka": "bench.raw_client"}[variant]
-    return module_child(services, workload, name, module), reported_events, None
+    module = {"quix": "bench.quix_app", "quix-et": "bench.quix_app"}.get(variant)
+    child = module_child(services, workload, name, module or "bench.raw_client")
+    if variant == "quix-et":
+        child.env["BENCH_QUIX_EVENT_TIME"] = "1"
+    return child, reported_events, None
 
 
 def run_child(
@@ -798,7 +804,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-    if "quix" in args.variants and installed_version("quixstreams") == "not installed":
+    quix = {"quix", "quix-et"} & set(args.variants)
+    if quix and installed_version("quixstreams") == "not installed":
         parser.error("the quix variant needs Quix Streams: pip install -e '.[bench]'")
     args.timeout = args.timeout or 60 + args.events / 500
     if args.py_spy:
