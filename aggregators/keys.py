@@ -10,6 +10,8 @@ at read time. Untagged: the partition registry and the plan directory
 =================================  ==========================================
 key                                holds
 =================================  ==========================================
+``cs:layout``                      integer: the layout version of every key
+                                   below (:mod:`aggregators.layout`)
 ``cs:partitions``                  hash: partition tag -> event family
 ``cs:account_plans``               hash: account -> plan label
 ``cs:plan_names``                  set: admitted plan labels
@@ -44,6 +46,8 @@ from __future__ import annotations
 
 PREFIX = "cs"
 REGISTRY = f"{PREFIX}:partitions"
+LAYOUT = f"{PREFIX}:layout"
+"""integer: the layout version (:data:`aggregators.layout.LAYOUT_VERSION`) of what is kept."""
 ACCOUNT_PLANS = f"{PREFIX}:account_plans"
 """hash: account -> plan label (written after billing batches; read by every family)."""
 PLAN_NAMES = f"{PREFIX}:plan_names"
