@@ -116,6 +116,9 @@ class Family(Generic[S, F]):
     counter: Counter | None
     entity: Entity[S] | None
     facts: FactSource[S, F]
+    fields: frozenset[str] = frozenset()
+    """Every counter, gauge and distinct-count name the family writes (without ``@plan``):
+    the names :mod:`aggregators.readout` may read (:data:`aggregators.families.FIELDS`)."""
     _encoder: msgspec.json.Encoder = field(
         default_factory=msgspec.json.Encoder, repr=False, compare=False
     )

@@ -135,6 +135,9 @@ class Sessions:
 
 SESSION_ENTITY = Sessions()
 """The logins entity (:func:`aggregators.batch.fold_batch` folds it a session at a time)."""
+FIELDS = frozenset({SESSIONS, TIME_IN_APP, USERS, ACCOUNTS, PAYING_ACTIVE})
+"""The counter fields and distinct-count names of logins (``paying_active``: the health
+index's, read per window like the others)."""
 FAMILY: Family[SessionState, UsageFacts] = Family(
-    LOGINS, SESSION_ENTITY, SESSION_ENTITY, SESSION_ENTITY
+    LOGINS, SESSION_ENTITY, SESSION_ENTITY, SESSION_ENTITY, FIELDS
 )
