@@ -23,10 +23,9 @@ from typing import Any
 from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import EMPTY, Effects, Tally
 from aggregators.entity_keys import EntityKey, facts_key
-from aggregators.facts import BillingFacts
 from aggregators.families import FAMILIES, Family
 from aggregators.families.base import Change
-from aggregators.families.sessions import SESSION_ENTITY, SessionState
+from aggregators.families.sessions import SessionState
 from aggregators.offered import (
     UNKNOWN,
     BatchInput,
@@ -49,7 +48,6 @@ from aggregators.session_fold import (
     facts_sample,
     live_time,
     merge_times,
-    session_keys,
 )
 from aggregators.windows import retention_cutoff
 from schemas import Event
@@ -73,13 +71,14 @@ __all__ = [
 def keys_to_load(family_name: str, offered: Sequence[Offered]) -> set[EntityKey]:
     """Entity and facts keys the planner needs from Redis for these events (each
     event's entity key is kept on its item, for the fold)."""
-    entity = FAMILIES[family_name].entity
+    family = FAMILIES[family_name]
+    entity = family.entity
     wanted = {facts_key(account) for account in {o.event.account_id for o in offered}}
     if entity is None:
         return wanted
     try:
-        if entity is SESSION_ENTITY:
-            found = session_keys([item.event for item in offered])
+        if family.batch_keys is not None:
+            found = family.batch_keys([item.event for item in offered])
         else:
             found = [entity.key(item.event) for item in offered]
     except Exception:  # the family's code failed on an event: the fold finds which
@@ -170,7 +169,7 @@ def _fold_batch(
     config: MetricConfig,
     clock: BatchClock,
 ) -> BatchResult:
-    fold = fold_by_session if FAMILIES[family_name].entity is SESSION_ENTITY else fold_each
+    fold = fold_by_session if FAMILIES[family_name].by_session else fold_each
     named = plan_events(offered, inputs.labels)
     if named:
         plans = PlanHistory({a: inputs.plans.entries(a) for a in inputs.plans.accounts()})
@@ -376,7 +375,8 @@ def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: E
 
 def _fold_session(fold: _Fold, key: EntityKey, events: list[Event], effects: Effects) -> None:
     config, tally, plans, cutoff = fold.config, fold.tally, fold.plans, fold.cutoff
-    account, marked, sessions = key.account, key in fold.marked, SESSION_ENTITY
+    account, marked, sessions = key.account, key in fold.marked, fold.entity
+    assert sessions is not None
     state: SessionState = fold.state(key, events[0])
     times = [event.time for event in events]
     segment = plans.constant(account, min(times), max(times))
@@ -491,5 +491,5 @@ def _account_facts(fold: _Fold, effects: Effects, changes: Mapping[str, list[Cha
         effects.entities[key] = family.encode(facts)
         if facts.persistent():
             effects.persistent.add(key)
-        if isinstance(facts, BillingFacts) and facts.subscribed is not None:
-            effects.plan_updates[account] = facts.subscribed
+        if (plan := facts.plan_named()) is not None:
+            effects.plan_updates[account] = plan

@@ -27,7 +27,7 @@ from aggregators.batch import BatchInput, BatchResult
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
 from aggregators.entity_keys import EntityKey, facts_key
-from aggregators.facts import BillingFacts, Facts
+from aggregators.facts import Facts
 from aggregators.families import FAMILIES
 from aggregators.plans import PlanEntry, PlanHistory
 from aggregators.rolling import ApplyWindow, bucket_ttl, ttl_base, window_specs
@@ -293,11 +293,7 @@ class PartitionStore:
             for a, raw in zip(accounts, raw_facts, strict=True)
             if raw is not None
         }
-        plans = {
-            a: f.subscribed
-            for a, f in facts.items()
-            if isinstance(f, BillingFacts) and f.subscribed is not None
-        }
+        plans = {a: plan for a, f in facts.items() if (plan := f.plan_named()) is not None}
         stream_time = float(raw_max_ts) if raw_max_ts is not None else None
         return DueMirrors(max(score for _m, score in due), stream_time, facts, plans)
 

@@ -118,7 +118,12 @@ class Family(Generic[S, F]):
     facts: FactSource[S, F]
     fields: frozenset[str] = frozenset()
     """Every counter, gauge and distinct-count name the family writes (without ``@plan``):
-    the names :mod:`aggregators.readout` may read (:data:`aggregators.families.FIELDS`)."""
+    the names :mod:`aggregators.readout` may read (:func:`aggregators.families.declared_fields`)."""
+    batch_keys: Callable[[Sequence[Event]], list[EntityKey | None]] | None = None
+    """Each event's entity key for a whole batch at once (else ``entity.key`` per event)."""
+    by_session: bool = False
+    """Fold a batch an entity at a time (:func:`aggregators.batch.fold_by_session`, the
+    logins' fast path) instead of event by event."""
     _encoder: msgspec.json.Encoder = field(
         default_factory=msgspec.json.Encoder, repr=False, compare=False
     )
