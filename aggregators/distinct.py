@@ -33,14 +33,12 @@ DISTINCT_LUA = script("distinct")
 the members from it up to the next start."""
 
 
-def distinct_names(plan_labels: Iterable[str]) -> list[str]:
-    """Users and accounts, whole base and per plan label."""
+def distinct_names(
+    plan_labels: Iterable[str], bases: Sequence[str] = (sessions.USERS, sessions.ACCOUNTS)
+) -> list[str]:
+    """Each distinct count (users and accounts by default), whole base and per plan label."""
     labels = list(plan_labels)
-    return [
-        name
-        for base in (sessions.USERS, sessions.ACCOUNTS)
-        for name in (base, *(plans.segmented(base, p) for p in labels))
-    ]
+    return [name for base in bases for name in (base, *(plans.segmented(base, p) for p in labels))]
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ from aggregators import keys, plans
 from aggregators.clock import WALL, Clock
 from aggregators.config import MetricConfig
 from aggregators.distinct import DISTINCT_LUA, DistinctQuery, distinct_names
-from aggregators.facts import LOGINS
-from aggregators.families import sessions
+from aggregators.families import FAMILIES, sessions
 from aggregators.health_index import usage_key
 from aggregators.readout import Snapshot
 from aggregators.rolling import ReadWindow, window_specs
@@ -109,7 +108,7 @@ class Reader:
             pipe.hgetall(keys.gauges(tag))
             plan.append(("sums", tag))
             plan.append(("gauges", tag))
-            if parts[tag] == LOGINS:
+            if _tracks_live(parts[tag]):
                 pipe.zcount(keys.live_sessions(tag), f"({t - self.config.idle_timeout}", "+inf")
                 plan.append(("live", tag))
         labels = self._plan_labels()
@@ -137,8 +136,10 @@ class Reader:
         self, pipe: Any, parts: dict[str, str], t: float, plan_labels: list[str]
     ) -> DistinctQuery:
         """One :data:`DISTINCT_LUA` call per usage partition; the replies are united later."""
-        usage_tags = [tag for tag, family in parts.items() if family == LOGINS]
-        query = DistinctQuery.at(self.config.windows, t, distinct_names(plan_labels), usage_tags)
+        usage_tags = [tag for tag, family in parts.items() if _distinct(family)]
+        bases = list(dict.fromkeys(name for f in FAMILIES.values() for name in f.distinct))
+        names = distinct_names(plan_labels, bases)
+        query = DistinctQuery.at(self.config.windows, t, names, usage_tags)
         for tag in query.tags:
             pipe.execute_command("EVALSHA", self._distinct.sha, *query.call(tag))
         return query
@@ -197,3 +198,15 @@ def _clean(values: dict[str, float]) -> dict[str, float]:
     return {
         k: (round(v) if math.isclose(v, round(v), abs_tol=1e-6) else v) for k, v in values.items()
     }
+
+
+def _tracks_live(family_name: str) -> bool:
+    """Whether the family keeps live entities (``cs:{tp}:live``, counted at scrape time)."""
+    family = FAMILIES.get(family_name)
+    return family is not None and family.entity is not None and family.entity.tracks_live
+
+
+def _distinct(family_name: str) -> tuple[str, ...]:
+    """The distinct counts whose last-seen sets the family's partitions keep."""
+    family = FAMILIES.get(family_name)
+    return () if family is None else family.distinct

@@ -157,6 +157,7 @@ FAMILY: Family[SessionState, UsageFacts] = Family(
     SESSION_ENTITY,
     SESSION_ENTITY,
     FIELDS,
+    distinct=(USERS, ACCOUNTS),
     batch_keys=session_keys,
     by_session=True,
 )
