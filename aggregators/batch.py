@@ -13,23 +13,31 @@ diffed once, at the end, and each touched account's facts computed once.
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
-
-import msgspec
 
 from aggregators.config import BatchClock, MetricConfig
 from aggregators.effects import EMPTY, Effects, Tally
 from aggregators.entity_keys import EntityKey, facts_key
-from aggregators.facts import BillingFacts
 from aggregators.families import FAMILIES, Family
 from aggregators.families.base import Change
-from aggregators.families.sessions import SESSION_ENTITY, SessionState
+from aggregators.families.sessions import SessionState
+from aggregators.offered import (
+    UNKNOWN,
+    BatchInput,
+    BatchResult,
+    FamilyFault,
+    Offered,
+    Outcome,
+    event_digest,
+    key_or_unknown,
+    offer,
+    offer_all,
+)
 from aggregators.plans import PlanHistory, by_plan, plan_events
 from aggregators.session_fold import (
     HEARTBEAT,
@@ -40,99 +48,44 @@ from aggregators.session_fold import (
     facts_sample,
     live_time,
     merge_times,
-    session_keys,
 )
 from aggregators.windows import retention_cutoff
 from schemas import Event
 
-UNKNOWN: Any = object()
-"""An :class:`Offered` item's entity key before it is looked up."""
-
-
-def event_digest(event_id: str) -> str:
-    """Short, fixed-size stand-in for an event id in the dedup index (64 bits, hex)."""
-    return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
-
-
-class Offered(msgspec.Struct, gc=False):
-    """A valid event offered to a batch, with its Kafka offset and id digest.
-
-    A Struct (built in C): one is made per event. :func:`offer` computes the
-    digest; :func:`offer_all` does a whole batch in one pass.
-    """
-
-    offset: int
-    event: Event
-    digest: str
-    key: EntityKey | None = UNKNOWN
-    """The entity the event updates, once :func:`keys_to_load` has found it."""
-
-
-def offer(offset: int, event: Event) -> Offered:
-    """One event offered at ``offset``, with its id digest."""
-    return Offered(offset, event, event_digest(event.id))
-
-
-def offer_all(offsets: Sequence[int], events: Sequence[Event]) -> list[Offered]:
-    """Events offered at their offsets, digests computed in one pass."""
-    blake2b = hashlib.blake2b
-    digests = [blake2b(event.id.encode(), digest_size=8).hexdigest() for event in events]
-    return [Offered(*fields) for fields in zip(offsets, events, digests, strict=True)]
-
-
-@dataclass(frozen=True)
-class BatchInput:
-    """What Redis holds for a batch (read by :meth:`PartitionStore.load`)."""
-
-    states: Mapping[EntityKey, bytes | str] = field(default_factory=dict)
-    """Encoded entity states and per-account facts, as stored."""
-    seen: Collection[str] = frozenset()
-    """Digests of the batch's ids that were applied before."""
-    plans: PlanHistory = field(default_factory=PlanHistory)
-    """Each account's plan over event time (the segment its events count in)."""
-    labels: Mapping[str, str] = field(default_factory=dict)
-    """Raw plan name -> bounded plan label."""
-
-
-@dataclass
-class Outcome:
-    """What happened to each offered event (for counters and dead letters)."""
-
-    applied: Counter[str] = field(default_factory=Counter)
-    """Applied events by type (too-late events that changed state included)."""
-    duplicates: int = 0
-    late: int = 0
-    """Events too late for their buckets, applied to state or not."""
-    too_late: list[Offered] = field(default_factory=list)
-    """Too-late events that change no state: to dead-letter as ``too_late``."""
-    stale: int = 0
-    failed: list[tuple[Offered, str]] = field(default_factory=list)
-    """Events an aggregator could not process (poison messages), with why."""
-    max_event_time: float | None = None
-
-
-@dataclass
-class BatchResult:
-    effects: Effects
-    outcome: Outcome
-    seen: dict[str, float]
-    """Digest -> event time of the event ids applied in this batch (to remember)."""
+__all__ = [
+    "UNKNOWN",
+    "BatchInput",
+    "BatchResult",
+    "FamilyFault",
+    "Offered",
+    "Outcome",
+    "event_digest",
+    "fold_batch",
+    "keys_to_load",
+    "make_clock",
+    "offer",
+    "offer_all",
+]
 
 
 def keys_to_load(family_name: str, offered: Sequence[Offered]) -> set[EntityKey]:
     """Entity and facts keys the planner needs from Redis for these events (each
     event's entity key is kept on its item, for the fold)."""
-    entity = FAMILIES[family_name].entity
+    family = FAMILIES[family_name]
+    entity = family.entity
     wanted = {facts_key(account) for account in {o.event.account_id for o in offered}}
     if entity is None:
         return wanted
-    if entity is SESSION_ENTITY:
-        found = session_keys([item.event for item in offered])
-    else:
-        found = [entity.key(item.event) for item in offered]
+    try:
+        if family.batch_keys is not None:
+            found = family.batch_keys([item.event for item in offered])
+        else:
+            found = [entity.key(item.event) for item in offered]
+    except Exception:  # the family's code failed on an event: the fold finds which
+        found = [key_or_unknown(entity, item.event) for item in offered]
     for item, key in zip(offered, found, strict=True):
         item.key = key
-    wanted.update(key for key in set(found) if key is not None)
+    wanted.update(key for key in set(found) if key is not None and key is not UNKNOWN)
     return wanted
 
 
@@ -148,7 +101,6 @@ class _Fold:
         self.family, self.inputs, self.config = family, inputs, config
         self.entity, self.counter = family.entity, family.counter
         self.plans, self.labels = inputs.plans, inputs.labels
-        self.faults = config.fault_injection_ids
         self.tally = Tally(config.granularities)
         self.touched: dict[EntityKey, tuple[bytes | str | None, Any]] = {}
         """Key -> (state as loaded, state being folded)."""
@@ -181,8 +133,43 @@ def fold_batch(
     config: MetricConfig,
     clock: BatchClock,
 ) -> BatchResult:
-    """Fold a batch into effects, judged against ``clock`` (see :class:`BatchClock`)."""
-    fold = fold_by_session if FAMILIES[family_name].entity is SESSION_ENTITY else fold_each
+    """Fold a batch into effects, judged against ``clock`` (see :class:`BatchClock`).
+
+    An exception from the family's code is the fault of the events that led to
+    it: an event's own ``key``, ``count`` or ``fold`` fails it alone; a touched
+    entity's ``place``, ``contribute`` or ``finish`` fails the events of that
+    entity, an account's ``facts`` the account's events. Those come back in
+    :attr:`Outcome.failed` (to dead-letter) and the batch is folded again
+    without them. An exception from anywhere else is raised.
+    """
+    failed: list[tuple[Offered, str]] = []
+    first: BaseException | None = None
+    while True:
+        try:
+            result = _fold_batch(family_name, offered, inputs, config, clock)
+            break
+        except FamilyFault as fault:
+            culprits = [item for item in offered if fault.caused_by(item)]
+            if not culprits:
+                raise fault.error from fault
+            first = first or fault.error
+            failed += [(item, fault.detail) for item in culprits]
+            offered = [item for item in offered if not fault.caused_by(item)]
+    if failed:
+        outcome = result.outcome
+        outcome.failed = sorted([*outcome.failed, *failed], key=lambda f: f[0].offset)
+        outcome.error = outcome.error or first
+    return result
+
+
+def _fold_batch(
+    family_name: str,
+    offered: Sequence[Offered],
+    inputs: BatchInput,
+    config: MetricConfig,
+    clock: BatchClock,
+) -> BatchResult:
+    fold = fold_by_session if FAMILIES[family_name].by_session else fold_each
     named = plan_events(offered, inputs.labels)
     if named:
         plans = PlanHistory({a: inputs.plans.entries(a) for a in inputs.plans.accounts()})
@@ -209,7 +196,7 @@ def fold_each(
     newest = -math.inf
     entity, counter, plans, tally = fold.entity, fold.counter, fold.plans, fold.tally
     applies_late = entity is not None and entity.applies_late
-    faults, labels, per_account = fold.faults, fold.labels, fold.events
+    labels, per_account = fold.labels, fold.events
     for item in offered:
         digest, event, ts = item.digest, item.event, item.event.time
         if judge.repeated(digest, outcome):
@@ -219,14 +206,12 @@ def fold_each(
         try:
             key = item.key
             if key is UNKNOWN:
-                key = entity.key(event) if entity is not None else None
+                key = item.key = entity.key(event) if entity is not None else None
             if late and (key is None or not applies_late):
                 outcome.late += 1
                 outcome.too_late.append(item)
                 judge.late.add(digest)
                 continue
-            if faults and event.id in faults:
-                raise RuntimeError(f"fault injected for event {event.id}")
             if not late and counter is not None:
                 counter.count(event, plans.at(event.account_id, ts), tally, config)
             if key is None or entity is None:
@@ -235,8 +220,9 @@ def fold_each(
                 found = fold.touched.get(key)
                 current = found[1] if found is not None else fold.state(key, event)
                 folded = entity.fold(current, event, item.offset, labels)
-        except Exception as exc:  # a poison event must not stop the partition
+        except Exception as exc:  # the family's code failed on this event: dead-letter it
             outcome.failed.append((item, f"{type(exc).__name__}: {exc}"[:300]))
+            outcome.error = outcome.error or exc
             continue
         if late:
             outcome.late += 1
@@ -291,9 +277,9 @@ def _admit_all(
     applied: dict[str, float],
 ) -> dict[EntityKey, list[Event]] | None:
     """:func:`_admit_by_session` for the usual batch, a step at a time over the whole
-    batch: when no id repeats, no event is late even for the batch's final cutoff, no
-    fault is injected and every event has a session. None: take the event-by-event way."""
-    if not offered or fold.faults:
+    batch: when no id repeats, no event is late even for the batch's final cutoff and
+    every event has a session. None: take the event-by-event way."""
+    if not offered:
         return None
     digests = [item.digest for item in offered]
     times = [item.event.time for item in offered]
@@ -336,7 +322,7 @@ def _admit_by_session(
 ) -> dict[EntityKey, list[Event]]:
     """Skip duplicates, set aside the too-late, group the rest by session (in offset
     order); events of no session are applied as they are."""
-    entity, faults, per_account = fold.entity, fold.faults, fold.events
+    entity, per_account = fold.entity, fold.events
     assert entity is not None
     groups: dict[EntityKey, list[Event]] = {}
     types: dict[str, int] = {}
@@ -351,12 +337,14 @@ def _admit_by_session(
             outcome.too_late.append(item)
             judge.late.add(digest)
             continue
-        if faults and event.id in faults:
-            outcome.failed.append((item, f"RuntimeError: fault injected for event {event.id}"))
-            continue
         key = item.key
         if key is UNKNOWN:
-            key = entity.key(event)
+            try:
+                key = item.key = entity.key(event)
+            except Exception as exc:  # the family's code failed on this event
+                outcome.failed.append((item, f"{type(exc).__name__}: {exc}"[:300]))
+                outcome.error = outcome.error or exc
+                continue
         event_type = event.type
         if key is None:
             per_account.setdefault(event.account_id, []).append(event)
@@ -378,31 +366,38 @@ def _admit_by_session(
 
 def _fold_sessions(fold: _Fold, groups: dict[EntityKey, list[Event]], effects: Effects) -> None:
     """Fold, count and diff each session's events; write its state and live time."""
-    config, tally, plans, cutoff = fold.config, fold.tally, fold.plans, fold.cutoff
-    per_account, family, sessions = fold.events, fold.family, SESSION_ENTITY
     for key, events in groups.items():
-        account, marked = key.account, key in fold.marked
-        state: SessionState = fold.state(key, events[0])
-        times = [event.time for event in events]
-        segment = plans.constant(account, min(times), max(times))
-        if segment is not None:
-            count_session(events, times, marked, account, segment, tally)
-        else:  # the account's plan changed during the batch's span of this session
-            for seg, (part, part_times) in by_plan(plans, account, events, times).items():
-                count_session(part, part_times, marked, account, seg, tally)
-        before = copy_state(state) if arrives_late(state, times) else None
-        start = merge_times(state, events, times, marked)
-        if before is not None or start == 0:  # a start that arrived or moved: its plan
-            sessions.place(state, before, partial(plans.at, account))
-        if before is None:
-            add_new_gaps(state, start, cutoff, config, tally)
-        sessions.finish(state, cutoff)
-        if before is not None:
-            old = sessions.contribute(before, config)
-            tally.apply_diff(old.windowed, sessions.contribute(state, config).windowed, cutoff)
-        effects.live[key.member()] = live_time(state)
-        effects.entities[key] = family.encode(state)
-        per_account.setdefault(account, []).extend(facts_sample(events, times))
+        try:
+            _fold_session(fold, key, events, effects)
+        except Exception as exc:  # the family's code failed on this session's events
+            raise FamilyFault(exc, key=key) from exc
+
+
+def _fold_session(fold: _Fold, key: EntityKey, events: list[Event], effects: Effects) -> None:
+    config, tally, plans, cutoff = fold.config, fold.tally, fold.plans, fold.cutoff
+    account, marked, sessions = key.account, key in fold.marked, fold.entity
+    assert sessions is not None
+    state: SessionState = fold.state(key, events[0])
+    times = [event.time for event in events]
+    segment = plans.constant(account, min(times), max(times))
+    if segment is not None:
+        count_session(events, times, marked, account, segment, tally)
+    else:  # the account's plan changed during the batch's span of this session
+        for seg, (part, part_times) in by_plan(plans, account, events, times).items():
+            count_session(part, part_times, marked, account, seg, tally)
+    before = copy_state(state) if arrives_late(state, times) else None
+    start = merge_times(state, events, times, marked)
+    if before is not None or start == 0:  # a start that arrived or moved: its plan
+        sessions.place(state, before, partial(plans.at, account))
+    if before is None:
+        add_new_gaps(state, start, cutoff, config, tally)
+    sessions.finish(state, cutoff)
+    if before is not None:
+        old = sessions.contribute(before, config)
+        tally.apply_diff(old.windowed, sessions.contribute(state, config).windowed, cutoff)
+    effects.live[key.member()] = live_time(state)
+    effects.entities[key] = fold.family.encode(state)
+    fold.events.setdefault(account, []).extend(facts_sample(events, times))
 
 
 class _Judge:
@@ -455,11 +450,14 @@ def _finish_entities(
         return changes
     plans = fold.plans
     for key, (raw, state) in fold.touched.items():
-        before = family.decode(raw) if raw is not None else None
-        entity.place(state, before, partial(plans.at, key.account))
-        kept = entity.finish(state, cutoff)
-        old = entity.contribute(before, config) if before is not None else EMPTY
-        new = entity.contribute(kept.state, config) if kept is not None else EMPTY
+        try:
+            before = family.decode(raw) if raw is not None else None
+            entity.place(state, before, partial(plans.at, key.account))
+            kept = entity.finish(state, cutoff)
+            old = entity.contribute(before, config) if before is not None else EMPTY
+            new = entity.contribute(kept.state, config) if kept is not None else EMPTY
+        except Exception as exc:  # the family's code failed on this entity's events
+            raise FamilyFault(exc, key=key) from exc
         tally.apply_diff(old.windowed, new.windowed, cutoff)
         tally.shift_gauges(old.gauges, new.gauges)
         if entity.tracks_live:
@@ -483,12 +481,15 @@ def _account_facts(fold: _Fold, effects: Effects, changes: Mapping[str, list[Cha
         raw = states.get(key)
         previous = family.decode_facts(raw) if raw is not None else family.facts.facts_type()
         events = fold.events.get(account, [])
-        facts = family.facts.facts(previous, events, changes.get(account, []), fold.config)
+        try:
+            facts = family.facts.facts(previous, events, changes.get(account, []), fold.config)
+        except Exception as exc:  # the family's code failed on this account's events
+            raise FamilyFault(exc, account=account) from exc
         if events:
             facts.last = max(facts.last, max(e.time for e in events))
         effects.facts[account] = facts
         effects.entities[key] = family.encode(facts)
         if facts.persistent():
             effects.persistent.add(key)
-        if isinstance(facts, BillingFacts) and facts.subscribed is not None:
-            effects.plan_updates[account] = facts.subscribed
+        if (plan := facts.plan_named()) is not None:
+            effects.plan_updates[account] = plan

@@ -24,8 +24,6 @@ class MetricConfig:
     """Distinct plan labels reported; later plans are reported as ``other``."""
     sentiment_threshold: float = 0.05
     """VADER compound score at or beyond which a comment is positive/negative."""
-    fault_injection_ids: frozenset[str] = frozenset()
-    """Event ids whose processing raises: lets tests exercise the poison-message path."""
     session_state_ttl: int = 86400
     """How long a quiet session's event times are kept for late events to land in."""
     plan_topic: str = "cs.billing"

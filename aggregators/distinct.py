@@ -24,38 +24,21 @@ import msgspec
 
 from aggregators import keys, plans
 from aggregators.families import sessions
+from aggregators.scripts import script
 from aggregators.windows import WindowSet
 
-DISTINCT_LUA = """
-local bounds, members = cmsgpack.unpack(ARGV[1]), ARGV[2] == '1'
-local out = {}
-for i = 1, #KEYS - 1 do
-  local per = {}
-  for j, low in ipairs(bounds) do
-    if members then
-      local high = bounds[j + 1] and ('(' .. bounds[j + 1]) or '+inf'
-      per[j] = redis.call('ZRANGEBYSCORE', KEYS[i], low, high)
-    else
-      per[j] = redis.call('ZCOUNT', KEYS[i], low, '+inf')
-    end
-  end
-  out[i] = per
-end
-return out
-"""
+DISTINCT_LUA = script("distinct")
 """One partition's last-seen sets (every key but the last, the guard), per window start
 ``bounds[j]`` (ascending): the count of members at or after it, or (``ARGV[2] == '1'``)
 the members from it up to the next start."""
 
 
-def distinct_names(plan_labels: Iterable[str]) -> list[str]:
-    """Users and accounts, whole base and per plan label."""
+def distinct_names(
+    plan_labels: Iterable[str], bases: Sequence[str] = (sessions.USERS, sessions.ACCOUNTS)
+) -> list[str]:
+    """Each distinct count (users and accounts by default), whole base and per plan label."""
     labels = list(plan_labels)
-    return [
-        name
-        for base in (sessions.USERS, sessions.ACCOUNTS)
-        for name in (base, *(plans.segmented(base, p) for p in labels))
-    ]
+    return [name for base in bases for name in (base, *(plans.segmented(base, p) for p in labels))]
 
 
 @dataclass(frozen=True)

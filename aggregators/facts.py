@@ -30,6 +30,11 @@ class Facts(msgspec.Struct, kw_only=True):
         """True when the facts must outlive the retention (they describe the present)."""
         return False
 
+    def plan_named(self) -> str | None:
+        """The account's plan label these facts set for every family (the plan
+        directory), or None: only billing's name one."""
+        return None
+
 
 class TicketFacts(Facts, kw_only=True):
     """Sums over the account's tickets: open now, resolved, resolved at first contact."""
@@ -73,6 +78,9 @@ class BillingFacts(Facts, kw_only=True):
     subscribed: str | None = None
     """Plan label of its most recent subscription event that named one (every family's
     segment for the account's later events)."""
+
+    def plan_named(self) -> str | None:
+        return self.subscribed
 
 
 class AccountFacts(msgspec.Struct, kw_only=True):

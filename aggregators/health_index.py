@@ -46,6 +46,7 @@ from aggregators import keys
 from aggregators.facts import FAMILY_NAMES, AccountFacts, Facts, encode_facts, merge
 from aggregators.health import BANDS, DAY, Health, HealthConfig, assess
 from aggregators.health import score as account_score
+from aggregators.scripts import script
 
 SCORES = f"{keys.PREFIX}:{{health}}:scores"
 LAST = f"{keys.PREFIX}:{{health}}:last"
@@ -53,8 +54,8 @@ SUM = f"{keys.PREFIX}:{{health}}:sum"
 VERSIONS = f"{keys.PREFIX}:{{health}}:version"
 USAGE = f"{keys.PREFIX}:{{health}}:usage"
 USAGE_PLAN = f"{keys.PREFIX}:{{health}}:usage_plan"
-VERSION_FIELD = "~version"
-KEEP_FIELD = "~keep:"
+VERSION_FIELD = keys.VERSION_FIELD
+KEEP_FIELD = keys.KEEP_FIELD
 _KEEP_FIELDS = tuple(KEEP_FIELD + name for name in FAMILY_NAMES)
 ACCOUNTS_PER_CALL = 500
 """Accounts one index script call (and, outside Cluster, one mirror script call) updates:
@@ -68,44 +69,8 @@ def usage_key(plan: str | None = None) -> str:
 
 
 _FIELDS_LUA = ", ".join(f"'{name}'" for name in (VERSION_FIELD, *FAMILY_NAMES, *_KEEP_FIELDS))
-MIRROR_LUA = (
-    f"local fields = {{{_FIELDS_LUA}}}\nlocal families = {len(FAMILY_NAMES)}\n"
-    + """
-local family, retention = ARGV[1], ARGV[2]
-local slot = nil
-for j = 1, families do
-  if fields[1 + j] == family then slot = j end
-end
-local mirrors = {}
-for i, write in ipairs(cmsgpack.unpack(ARGV[3])) do
-  local k, facts, keep = KEYS[i], write[1], write[2]
-  local held = redis.call('HMGET', k, unpack(fields))
-  local version = (tonumber(held[1]) or 0) + 1
-  if version == 1 then
-    local now = redis.call('TIME')
-    version = now[1] * 1000000 + now[2]
-  end
-  version = string.format('%.0f', version)
-  if keep then
-    redis.call('HSET', k, '~version', version, family, facts, '~keep:' .. family, '1')
-  else
-    redis.call('HSET', k, '~version', version, family, facts)
-    if (not slot) or held[1 + families + slot] then redis.call('HDEL', k, '~keep:' .. family) end
-  end
-  local persist = false
-  for j = 1, families do
-    local flag = held[1 + families + j]
-    if j == slot then flag = keep end
-    if flag then persist = true end
-  end
-  if persist then redis.call('PERSIST', k) else redis.call('EXPIRE', k, retention) end
-  local mirror = {version}
-  for j = 1, families do mirror[1 + j] = held[1 + j] end
-  if slot then mirror[1 + slot] = facts end
-  mirrors[i] = mirror
-end
-return mirrors
-"""
+MIRROR_LUA = script(
+    "mirror", header=f"local fields = {{{_FIELDS_LUA}}}\nlocal families = {len(FAMILY_NAMES)}\n"
 )
 """Write one family's facts of each account in KEYS (ARGV[3]: msgpack ``[facts,
 keep]`` per key), bump each mirror's version, return each mirror as ``[version,
@@ -116,92 +81,7 @@ even when an expired mirror is created again (it stays below 2^53: exact in Lua)
 Three commands per account (HMGET, HSET, EXPIRE or PERSIST), the field names in
 the script: the per-batch cost is in the accounts, not in repeated arguments."""
 
-INDEX_LUA = """
--- The sum is read and written with GET/SET, never INCRBYFLOAT: called from Lua
--- after any command with more than 4 arguments, Redis 6.2's INCRBYFLOAT (which
--- rewrites itself to SET ... KEEPTTL) shrinks the script engine's shared
--- argument array and the next long command overruns it (heap corruption).
-local scores, last, total, versions, plans, usage = unpack(KEYS)
-local sum = tonumber(redis.call('GET', total)) or 0
-local rows = cmsgpack.unpack(ARGV[2])
-local function column(list, a, b)
-  local out = {}
-  for i, row in ipairs(list) do
-    if b then out[2 * i - 1], out[2 * i] = row[a], row[b] else out[i] = row[a] end
-  end
-  return out
-end
-local fresh = {}
-if #rows > 0 then
-  local indexed = redis.call('HMGET', versions, unpack(column(rows, 1)))
-  for i, row in ipairs(rows) do
-    if tonumber(row[4]) > tonumber(indexed[i] or '0') then fresh[#fresh + 1] = row end
-  end
-end
--- an account leaves the usage index when not paying and active, or when its plan changed
-local function unlist(accounts, listed)
-  local by_plan = {}
-  for i, account in ipairs(accounts) do
-    local plan = listed[i]
-    if plan then
-      by_plan[plan] = by_plan[plan] or {}
-      table.insert(by_plan[plan], account)
-    end
-  end
-  for plan, members in pairs(by_plan) do
-    redis.call('ZREM', usage .. ':' .. plan, unpack(members))
-    redis.call('HDEL', plans, unpack(members))
-  end
-  if #accounts > 0 then redis.call('ZREM', usage, unpack(accounts)) end
-end
-if #fresh > 0 then
-  local accounts = column(fresh, 1)
-  local olds = redis.call('ZMSCORE', scores, unpack(accounts))
-  redis.call('HSET', versions, unpack(column(fresh, 1, 4)))
-  redis.call('ZADD', scores, unpack(column(fresh, 2, 1)))
-  for i, row in ipairs(fresh) do sum = sum + row[2] - (tonumber(olds[i]) or 0) end
-  redis.call('ZADD', last, 'GT', unpack(column(fresh, 3, 1)))
-  local listed = redis.call('HMGET', plans, unpack(accounts))
-  local leaving, was, paying = {}, {}, {}
-  for i, row in ipairs(fresh) do
-    local stays = row[5] and row[7] > 0
-    if not stays or listed[i] ~= row[6] then
-      table.insert(leaving, row[1])
-      was[#leaving] = listed[i]
-    end
-    if stays then table.insert(paying, row) end
-  end
-  unlist(leaving, was)
-  if #paying > 0 then
-    redis.call('ZADD', usage, unpack(column(paying, 7, 1)))
-    local by_plan = {}
-    for _, row in ipairs(paying) do
-      by_plan[row[6]] = by_plan[row[6]] or {}
-      table.insert(by_plan[row[6]], row)
-    end
-    for plan, members in pairs(by_plan) do
-      redis.call('ZADD', usage .. ':' .. plan, unpack(column(members, 7, 1)))
-    end
-    redis.call('HSET', plans, unpack(column(paying, 1, 6)))
-  end
-end
-local stale = {}
-if ARGV[1] ~= '' then
-  stale = redis.call('ZRANGEBYSCORE', last, '-inf', '(' .. ARGV[1], 'LIMIT', 0, 500)
-  for _, account in ipairs(stale) do
-    local old = redis.call('ZSCORE', scores, account)
-    if old then
-      sum = sum - tonumber(old)
-      redis.call('ZREM', scores, account)
-    end
-    redis.call('ZREM', last, account)
-    redis.call('HDEL', versions, account)
-    unlist({account}, redis.call('HMGET', plans, account))
-  end
-end
-redis.call('SET', total, string.format('%.17g', sum))
-return #stale
-"""
+INDEX_LUA = script("index")
 """Index the scores of accounts whose mirror read is newer than the one indexed; then,
 unless ARGV[1] (the cutoff) is empty, drop accounts with no event since the cutoff.
 

@@ -10,6 +10,8 @@ at read time. Untagged: the partition registry and the plan directory
 =================================  ==========================================
 key                                holds
 =================================  ==========================================
+``cs:layout``                      integer: the layout version of every key
+                                   below (:mod:`aggregators.layout`)
 ``cs:partitions``                  hash: partition tag -> event family
 ``cs:account_plans``               hash: account -> plan label
 ``cs:plan_names``                  set: admitted plan labels
@@ -44,10 +46,49 @@ from __future__ import annotations
 
 PREFIX = "cs"
 REGISTRY = f"{PREFIX}:partitions"
+LAYOUT = f"{PREFIX}:layout"
+"""integer: the layout version (:data:`aggregators.layout.LAYOUT_VERSION`) of what is kept."""
 ACCOUNT_PLANS = f"{PREFIX}:account_plans"
 """hash: account -> plan label (written after billing batches; read by every family)."""
 PLAN_NAMES = f"{PREFIX}:plan_names"
 """set: the plan labels admitted so far (at most ``max_plans``; the rest are ``other``)."""
+
+
+# Reserved field names: Python uses these constants, the Lua scripts get them as
+# locals of the same names (aggregators/scripts.py), neither repeats the text.
+OFFSET = "offset"
+"""meta field: the partition's applied offset."""
+MAX_TS = "max_ts"
+"""meta field: the partition's stream time (newest event time applied)."""
+CURSOR = "c:"
+"""meta field prefix: ``c:<window>``, the window's cursor (first bucket of its sum)."""
+NEWEST = "k:"
+"""meta field prefix: ``k:<g>``, the newest bucket of granularity ``g`` written."""
+VERSION_FIELD = "~version"
+"""health mirror field: the mirror's version."""
+KEEP_FIELD = "~keep:"
+"""health mirror field prefix: ``~keep:<family>``, that family's facts must persist."""
+OTHER_PLAN = "other"
+"""The plan label of plans past the bound (``aggregators.plans.OTHER``)."""
+
+LUA_NAMES: dict[str, str] = {
+    "OFFSET": OFFSET,
+    "MAX_TS": MAX_TS,
+    "CURSOR": CURSOR,
+    "NEWEST": NEWEST,
+    "VERSION_FIELD": VERSION_FIELD,
+    "KEEP_FIELD": KEEP_FIELD,
+    "OTHER": OTHER_PLAN,
+}
+"""Lua local -> reserved name, declared at the top of every script."""
+
+
+def cursor(window: str) -> str:
+    return CURSOR + window
+
+
+def newest(granularity: int) -> str:
+    return f"{NEWEST}{granularity}"
 
 
 def partition_tag(topic: str, partition: int) -> str:

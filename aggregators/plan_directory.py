@@ -12,20 +12,10 @@ from redis.asyncio import Redis
 
 from aggregators import keys
 from aggregators.plans import label_of
+from aggregators.scripts import script
 
-PLAN_LABEL_LUA = """
-local out = {}
-for i, plan in ipairs(ARGV) do
-  if i > 1 then
-    if redis.call('SISMEMBER', KEYS[1], plan) == 1 then out[#out + 1] = plan
-    elseif redis.call('SCARD', KEYS[1]) < tonumber(ARGV[1]) then
-      redis.call('SADD', KEYS[1], plan)
-      out[#out + 1] = plan
-    else out[#out + 1] = 'other' end
-  end
-end
-return out
-"""
+PLAN_LABEL_LUA = script("plan_label")
+"""The bounded label of each raw plan name (``aggregators/lua/plan_label.lua``)."""
 
 _LABEL_CACHE = 10_000
 """Raw plan names a worker remembers the label of; past it the memo starts over."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from aggregators import keys
 from schemas import Event
 from schemas.models import SubscriptionChanged, SubscriptionStarted, TrialConverted
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 SEP = "@"
 ALL = "all"
-OTHER = "other"
+OTHER = keys.OTHER_PLAN
 NONE = "none"
 RESERVED = frozenset({ALL, OTHER, NONE})
 ESCAPE = "~"

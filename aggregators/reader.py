@@ -24,39 +24,13 @@ from aggregators import keys, plans
 from aggregators.clock import WALL, Clock
 from aggregators.config import MetricConfig
 from aggregators.distinct import DISTINCT_LUA, DistinctQuery, distinct_names
-from aggregators.facts import LOGINS
-from aggregators.families import sessions
+from aggregators.families import FAMILIES, sessions
 from aggregators.health_index import usage_key
 from aggregators.readout import Snapshot
-from aggregators.rolling import WINDOW_LUA, window_specs
+from aggregators.rolling import ReadWindow, window_specs
+from aggregators.scripts import script
 
-READ_LUA = (
-    WINDOW_LUA
-    + """
-local meta, prefix, t = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local out = {}
-for i, w in ipairs(cmsgpack.unpack(ARGV[3])) do
-  local wkey, g, low, n, high = KEYS[i + 1], w[2], w[3], w[4], w[6]
-  local maxk = max_bucket(meta, g)
-  local sums = {}
-  if maxk > high + n then
-    bucket_sums(prefix, g, low, high, sums, 1)
-  else
-    advance(meta, wkey, prefix, w, t, maxk)
-    local kv = redis.call('HGETALL', wkey)
-    for j = 1, #kv, 2 do sums[kv[j]] = tonumber(kv[j + 1]) end
-    if maxk > high then bucket_sums(prefix, g, high + 1, maxk, sums, -1) end
-  end
-  local flat = {}
-  for f, v in pairs(sums) do
-    flat[#flat + 1] = f
-    flat[#flat + 1] = string.format('%.17g', v)
-  end
-  out[i] = flat
-end
-return out
-"""
-)
+READ_LUA = script("window", "read")
 """Per partition: each window's rolling sum, its cursor moved to the reading time
 and the buckets dated after it taken off. Writes only the cursors (the same
 state, trimmed): see :mod:`aggregators.rolling`."""
@@ -100,7 +74,7 @@ class Reader:
     def _metas(self, parts: dict[str, str]) -> dict[str, float | None]:
         pipe = self.redis.pipeline(transaction=False)
         for tag in parts:
-            pipe.hget(keys.meta(tag), "max_ts")
+            pipe.hget(keys.meta(tag), keys.MAX_TS)
         values = pipe.execute() if parts else []
         return {
             tag: float(v) if v is not None else None for tag, v in zip(parts, values, strict=True)
@@ -134,7 +108,7 @@ class Reader:
             pipe.hgetall(keys.gauges(tag))
             plan.append(("sums", tag))
             plan.append(("gauges", tag))
-            if parts[tag] == LOGINS:
+            if _tracks_live(parts[tag]):
                 pipe.zcount(keys.live_sessions(tag), f"({t - self.config.idle_timeout}", "+inf")
                 plan.append(("live", tag))
         labels = self._plan_labels()
@@ -147,7 +121,7 @@ class Reader:
         """Keys and arguments of one :data:`READ_LUA` call for the partition ``tag``."""
         windows = self.config.windows
         specs = [
-            [*spec, window.bucket_range(t)[1]]
+            ReadWindow(*spec, window.bucket_range(t)[1])
             for spec, window in zip(window_specs(windows, t), windows, strict=True)
         ]
         window_keys = [keys.window(tag, w.name) for w in windows]
@@ -162,8 +136,10 @@ class Reader:
         self, pipe: Any, parts: dict[str, str], t: float, plan_labels: list[str]
     ) -> DistinctQuery:
         """One :data:`DISTINCT_LUA` call per usage partition; the replies are united later."""
-        usage_tags = [tag for tag, family in parts.items() if family == LOGINS]
-        query = DistinctQuery.at(self.config.windows, t, distinct_names(plan_labels), usage_tags)
+        usage_tags = [tag for tag, family in parts.items() if _distinct(family)]
+        bases = list(dict.fromkeys(name for f in FAMILIES.values() for name in f.distinct))
+        names = distinct_names(plan_labels, bases)
+        query = DistinctQuery.at(self.config.windows, t, names, usage_tags)
         for tag in query.tags:
             pipe.execute_command("EVALSHA", self._distinct.sha, *query.call(tag))
         return query
@@ -222,3 +198,15 @@ def _clean(values: dict[str, float]) -> dict[str, float]:
     return {
         k: (round(v) if math.isclose(v, round(v), abs_tol=1e-6) else v) for k, v in values.items()
     }
+
+
+def _tracks_live(family_name: str) -> bool:
+    """Whether the family keeps live entities (``cs:{tp}:live``, counted at scrape time)."""
+    family = FAMILIES.get(family_name)
+    return family is not None and family.entity is not None and family.entity.tracks_live
+
+
+def _distinct(family_name: str) -> tuple[str, ...]:
+    """The distinct counts whose last-seen sets the family's partitions keep."""
+    family = FAMILIES.get(family_name)
+    return () if family is None else family.distinct

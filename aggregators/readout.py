@@ -15,6 +15,7 @@ from aggregators import histograms as hg
 from aggregators.catalogue import MetricDef
 from aggregators.config import MetricConfig
 from aggregators.families import billing as b
+from aggregators.families import declared_fields
 from aggregators.families import sessions as s
 from aggregators.families import surveys as sv
 from aggregators.families import tickets as tk
@@ -43,6 +44,49 @@ class Snapshot:
     """(distinct-count name, window name) -> exact distinct count."""
     live_sessions: int | None = None
     """Live sessions now (whole base only: not segmented by plan)."""
+
+
+class UnknownField(KeyError):
+    """The readout read a name no family declares: a misspelt or renamed field, which
+    would otherwise read 0."""
+
+
+class Fields(dict[str, float]):
+    """Summed fields whose every read is checked against the families' declared names
+    (:data:`aggregators.families.base.Family.fields`): an unknown one raises
+    :class:`UnknownField`, a known one without data reads 0."""
+
+    def __init__(self, values: Mapping[str, float], known: frozenset[str]) -> None:
+        super().__init__(values)
+        self.known = known
+
+    def __missing__(self, name: str) -> float:
+        if name not in self.known:
+            raise UnknownField(f"no family declares the field {name!r}")
+        return 0.0
+
+    def __getitem__(self, name: str) -> float:
+        if name not in self.known:
+            raise UnknownField(f"no family declares the field {name!r}")
+        return dict.get(self, name, 0.0)
+
+    def get(self, name: str, default: float = 0.0) -> float:  # type: ignore[override]
+        """Checked like ``[name]``; ``default`` for a known field without data."""
+        if name not in self.known:
+            raise UnknownField(f"no family declares the field {name!r}")
+        return dict.get(self, name, default)
+
+
+class _Distinct:
+    """Distinct counts by (name, window), checked like :class:`Fields`."""
+
+    def __init__(self, counts: Mapping[tuple[str, str], int], known: frozenset[str]) -> None:
+        self.counts, self.known = counts, known
+
+    def get(self, key: tuple[str, str], default: int = 0) -> int:
+        if key[0] not in self.known:
+            raise UnknownField(f"no family declares the distinct count {key[0]!r}")
+        return self.counts.get(key, default)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -76,10 +120,18 @@ def compute(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
 
 
 def compute_segment(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
-    """The samples of one segment (labels without ``plan``)."""
+    """The samples of one segment (labels without ``plan``). Every field it reads is
+    checked against the families' declared names (:class:`Fields`)."""
+    known = declared_fields()
+    snapshot = Snapshot(
+        sums={name: Fields(sums, known) for name, sums in snapshot.sums.items()},
+        gauges=Fields(snapshot.gauges, known),
+        distinct=_Distinct(snapshot.distinct, known),  # type: ignore[arg-type]
+        live_sessions=snapshot.live_sessions,
+    )
     out = _Out()
     for window in config.windows:
-        w = snapshot.sums.get(window.name, {})
+        w = snapshot.sums.get(window.name) or Fields({}, known)
         _support(out, window.name, w)
         _response_histograms(out, window.name, w)
         _surveys(out, window.name, w)
@@ -298,5 +350,6 @@ def _stickiness(snapshot: Snapshot, config: MetricConfig) -> float | None:
 
 
 def _churn_ratio(snapshot: Snapshot, window: str, paying: float) -> float | None:
-    start, _joined, churned = churn_base(snapshot.sums.get(window, {}), paying)
+    sums = snapshot.sums.get(window) or Fields({}, declared_fields())
+    start, _joined, churned = churn_base(sums, paying)
     return _ratio(churned, start)

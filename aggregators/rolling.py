@@ -21,62 +21,13 @@ read at most once per call, and 7d and 30d never read the same hour twice.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import NamedTuple
 
+from aggregators.scripts import source
 from aggregators.windows import WindowSet
 
-WINDOW_LUA = """
-local function bucket_sums(prefix, g, first, last, acc, sign)
-  local head = prefix .. g .. ':'
-  for k = first, last do
-    local kv = redis.call('HGETALL', head .. k)
-    for j = 1, #kv, 2 do
-      local f = kv[j]
-      acc[f] = (acc[f] or 0) + sign * tonumber(kv[j + 1])
-    end
-  end
-  return acc
-end
-
-local function rebuild(wkey, prefix, g, first, last)
-  redis.call('DEL', wkey)
-  for f, v in pairs(bucket_sums(prefix, g, first, last, {}, 1)) do
-    if math.abs(v) >= 1e-6 then redis.call('HSET', wkey, f, string.format('%.17g', v)) end
-  end
-end
-
-local function shift(wkey, prefix, g, first, last, sign)
-  for f, v in pairs(bucket_sums(prefix, g, first, last, {}, sign)) do
-    if v ~= 0 then
-      local now = tonumber(redis.call('HINCRBYFLOAT', wkey, f, string.format('%.17g', v)))
-      if math.abs(now) < 1e-6 then redis.call('HDEL', wkey, f) end
-    end
-  end
-end
-
--- Move window w's cursor to its first bucket at time t (w: name, g, low, n, span).
-local function advance(meta, wkey, prefix, w, t, maxk)
-  local name, g, low, n, span = w[1], w[2], w[3], w[4], w[5]
-  local field = 'c:' .. name
-  local c = tonumber(redis.call('HGET', meta, field))
-  if c == low then return end
-  local stale = c == nil or c < low - n or c > low + n or (c < low and (c + 1) * g + span <= t)
-  if stale then
-    -- up to the newest bucket ever written (none past it exists), at most 2n buckets
-    rebuild(wkey, prefix, g, low, math.min(maxk, low + 2 * n))
-  elseif c < low then
-    shift(wkey, prefix, g, c, low - 1, -1)
-  else
-    shift(wkey, prefix, g, low, c - 1, 1)
-  end
-  redis.call('HSET', meta, field, low)
-end
-
--- Index of the newest bucket of granularity g ever written (-1: none), kept by the apply script.
-local function max_bucket(meta, g)
-  return tonumber(redis.call('HGET', meta, 'k:' .. g)) or -1
-end
-"""
+WINDOW_LUA = source("window")
+"""The functions the apply and read scripts share (``aggregators/lua/window.lua``)."""
 
 GRACE_BUCKETS = 2
 """A bucket lives this many granularities past its window (the cursor's slack)."""
@@ -85,11 +36,51 @@ TTL_CLOCK_SLACK = 3600.0
 """How far before its newest event a batch's TTL clock may be (see :func:`ttl_base`)."""
 
 
-def window_specs(windows: WindowSet, t: float) -> list[list[Any]]:
-    """Per window, what the Lua ``advance`` needs: name, granularity, first bucket,
-    bucket count, and the span after which a bucket may have expired."""
+class WindowSpec(NamedTuple):
+    """What the Lua ``advance`` (``lua/window.lua``) needs of a window at a time ``t``.
+    Sent as a msgpack array in this order: Lua reads ``w[1]`` .. ``w[5]``."""
+
+    name: str
+    granularity: int
+    low: int
+    """The window's first bucket at ``t``."""
+    buckets: int
+    span: int
+    """Seconds after which a bucket of the window may have expired."""
+
+
+class ApplyWindow(NamedTuple):
+    """A window as the apply script takes it (``lua/apply.lua``, ``w[1]`` .. ``w[7]``)."""
+
+    name: str
+    granularity: int
+    low: int
+    buckets: int
+    span: int
+    key: int
+    """KEYS index of the window's sum hash."""
+    sums: list[str]
+    """The batch's ``field, amount, ...`` from the window's first bucket on."""
+
+
+class ReadWindow(NamedTuple):
+    """A window as the read script takes it (``lua/read.lua``, ``w[1]`` .. ``w[6]``)."""
+
+    name: str
+    granularity: int
+    low: int
+    buckets: int
+    span: int
+    high: int
+    """The window's newest bucket at the reading time."""
+
+
+def window_specs(windows: WindowSet, t: float) -> list[WindowSpec]:
+    """Per window, what the Lua ``advance`` needs at ``t``."""
     return [
-        [w.name, w.granularity, w.bucket_range(t)[0], w.buckets, w.seconds + w.granularity]
+        WindowSpec(
+            w.name, w.granularity, w.bucket_range(t)[0], w.buckets, w.seconds + w.granularity
+        )
         for w in windows
     ]
 

@@ -21,11 +21,9 @@ from typing import Any
 
 from aggregators.config import MetricConfig
 from aggregators.effects import Tally
-from aggregators.entity_keys import SESSION, EntityKey
 from aggregators.families.sessions import (
     ACCOUNTS,
     DAY,
-    SESSION_ENTITY,
     SESSIONS,
     TIME_IN_APP,
     USERS,
@@ -45,17 +43,6 @@ def note_latest(latest: dict[Member, float], key: Member, ts: float) -> None:
     """Keep the latest time a distinct member was seen at."""
     if ts > latest.get(key, -math.inf):
         latest[key] = ts
-
-
-def session_keys(events: list[Event]) -> list[EntityKey | None]:
-    """Each event's session, in one pass (only session events carry a ``session_id``)."""
-    try:
-        return [
-            tuple.__new__(EntityKey, (SESSION, event.account_id, event.data.session_id))  # type: ignore[union-attr]
-            for event in events
-        ]
-    except AttributeError:  # an event of another family, on a topic named like no family
-        return [SESSION_ENTITY.key(event) for event in events]
 
 
 def count_session(

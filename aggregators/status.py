@@ -35,7 +35,7 @@ def partition_status(redis: Redis, ends: dict[tuple[str, int], int]) -> list[Par
     pipe = redis.pipeline(transaction=False)
     for topic, partition in order:
         tag = keys.partition_tag(topic, partition)
-        pipe.hmget(keys.meta(tag), "offset", "max_ts")
+        pipe.hmget(keys.meta(tag), keys.OFFSET, keys.MAX_TS)
         pipe.get(keys.applied_at(tag))
     replies = pipe.execute()
     out = []

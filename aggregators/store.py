@@ -27,85 +27,16 @@ from aggregators.batch import BatchInput, BatchResult
 from aggregators.config import MetricConfig
 from aggregators.effects import Effects
 from aggregators.entity_keys import EntityKey, facts_key
-from aggregators.facts import BillingFacts, Facts
+from aggregators.facts import Facts
 from aggregators.families import FAMILIES
 from aggregators.plans import PlanEntry, PlanHistory
-from aggregators.rolling import WINDOW_LUA, bucket_ttl, ttl_base, window_specs
+from aggregators.rolling import ApplyWindow, bucket_ttl, ttl_base, window_specs
+from aggregators.scripts import script
 
-APPLY_LUA = (
-    WINDOW_LUA
-    + """
-local meta = KEYS[1]
-local cur = redis.call('HGET', meta, 'offset')
-if not cur then cur = '-1' end
-if cur ~= ARGV[1] then return {0, cur} end
-local prefix, t = ARGV[6], tonumber(ARGV[7])
-for _, w in ipairs(cmsgpack.unpack(ARGV[5])) do
-  -- move the window's cursor, then add this batch's sum of its buckets from the cursor on
-  local wkey = KEYS[w[6]]
-  advance(meta, wkey, prefix, w, t, max_bucket(meta, w[2]))
-  local sums = w[7]
-  for j = 1, #sums, 2 do redis.call('HINCRBYFLOAT', wkey, sums[j], sums[j + 1]) end
-end
-local ops = cmsgpack.unpack(ARGV[3])
-local newest = {}
--- longer than zset-max-listpack-value and never UTF-8 text, so never a real member
-local LONG = string.rep('\255', 72)
-for i = 1, #ops do
-  local op = ops[i]
-  local c, k = op[1], KEYS[op[2]]
-  if c == 'b' then
-    -- bucket (g, index): add to it (its windows got their sums above); a new one is
-    -- written whole, as adding to nothing is setting
-    local index = op[4]
-    if index > (newest[op[3]] or -1) then newest[op[3]] = index end
-    if #op > 5 and #op < 1000 and redis.call('EXISTS', k) == 0 then
-      redis.call('HSET', k, unpack(op, 6))
-    else
-      for j = 6, #op, 2 do redis.call('HINCRBYFLOAT', k, op[j], op[j + 1]) end
-    end
-    redis.call('EXPIRE', k, op[5])
-  elseif c == 'hf' then redis.call('HINCRBYFLOAT', k, op[3], op[4])
-  elseif c == 'ex' then redis.call('EXPIRE', k, op[3])
-  elseif c == 'zg' then redis.call('ZADD', k, 'GT', unpack(op, 3))
-  elseif c == 'sa' then redis.call('SADD', k, unpack(op, 3))
-  elseif c == 'set' then
-    if op[4] == '0' then redis.call('SET', k, op[3])
-    else redis.call('SET', k, op[3], 'EX', op[4]) end
-  elseif c == 'del' then redis.call('DEL', k)
-  elseif c == 'za' then redis.call('ZADD', k, op[3], op[4])
-  elseif c == 'zm' then redis.call('ZADD', k, unpack(op, 3))
-  elseif c == 'zr' then redis.call('ZREM', k, op[3])
-  elseif c == 'zt' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. op[3])
-  elseif c == 'pt' then
-    -- plan history: of the entries before the cutoff keep the newest (the plan in force)
-    local n = redis.call('ZCOUNT', k, '-inf', '(' .. op[3])
-    if n > 1 then redis.call('ZREMRANGEBYRANK', k, 0, n - 2) end
-  elseif c == 'zs' then redis.call('ZADD', k, 0, LONG)
-  elseif c == 'zu' then redis.call('ZREM', k, LONG)
-  end
-end
-for g, index in pairs(newest) do
-  if index > max_bucket(meta, g) then redis.call('HSET', meta, 'k:' .. g, index) end
-end
-redis.call('HSET', meta, 'offset', ARGV[2])
-if ARGV[4] ~= '' then
-  local m = redis.call('HGET', meta, 'max_ts')
-  if (not m) or tonumber(m) < tonumber(ARGV[4]) then redis.call('HSET', meta, 'max_ts', ARGV[4]) end
-end
-return {1, ARGV[2]}
-"""
-)
+APPLY_LUA = script("window", "apply")
+"""One batch of one partition, atomically (``aggregators/lua/apply.lua``)."""
 
-SEEN_LUA = """
-local digests = cmsgpack.unpack(ARGV[1])
-local hits = {}
-for i = 1, #digests, 500 do
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(digests, i, math.min(i + 499, #digests)))
-  for j = 1, #scores do hits[#hits + 1] = scores[j] and '1' or '0' end
-end
-return table.concat(hits)
-"""
+SEEN_LUA = script("seen")
 """Which of a batch's id digests the dedup index holds, as one string of 0s and 1s.
 
 Why a script for one command: the digests go as one msgpack argument, not one
@@ -236,7 +167,7 @@ class PartitionStore:
 
     async def applied_offset(self) -> int:
         """Last offset applied to the partition, -1 when Redis holds none."""
-        raw = await self.redis.hget(keys.meta(self.tag), "offset")
+        raw = await self.redis.hget(keys.meta(self.tag), keys.OFFSET)
         return int(raw) if raw is not None else -1
 
     async def load(
@@ -266,7 +197,7 @@ class PartitionStore:
     ) -> Loaded:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(keys.REGISTRY, self.tag, self.family)
-        pipe.hmget(keys.meta(self.tag), ["offset", "max_ts"])
+        pipe.hmget(keys.meta(self.tag), [keys.OFFSET, keys.MAX_TS])
         if entity_keys:
             # MGET by name: redis-py's cluster pipeline refuses .mget() even within one slot
             pipe.execute_command("MGET", *[keys.entity(self.tag, k.text()) for k in entity_keys])
@@ -277,7 +208,7 @@ class PartitionStore:
             )
         reads_progress = self.plan_tag != self.tag
         if reads_progress:  # before the histories: they are then at least as new
-            pipe.hmget(keys.meta(self.plan_tag), ["offset", "max_ts"])
+            pipe.hmget(keys.meta(self.plan_tag), [keys.OFFSET, keys.MAX_TS])
         for account in accounts:
             pipe.zrange(keys.plan_history(self.plan_tag, account), 0, -1, withscores=True)
         replies = iter(await pipe.execute())
@@ -346,7 +277,7 @@ class PartitionStore:
         Read newest-last, so the facts are at least as new as every batch listed.
         """
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hget(keys.meta(self.tag), "max_ts")
+        pipe.hget(keys.meta(self.tag), keys.MAX_TS)
         pipe.zrange(keys.mirror_due(self.tag), 0, -1, withscores=True)
         raw_max_ts, due = await pipe.execute()
         if not due:
@@ -362,11 +293,7 @@ class PartitionStore:
             for a, raw in zip(accounts, raw_facts, strict=True)
             if raw is not None
         }
-        plans = {
-            a: f.subscribed
-            for a, f in facts.items()
-            if isinstance(f, BillingFacts) and f.subscribed is not None
-        }
+        plans = {a: plan for a, f in facts.items() if (plan := f.plan_named()) is not None}
         stream_time = float(raw_max_ts) if raw_max_ts is not None else None
         return DueMirrors(max(score for _m, score in due), stream_time, facts, plans)
 
@@ -374,7 +301,7 @@ class PartitionStore:
         """The accounts due up to this batch offset are mirrored: forget them."""
         await self.redis.zremrangebyscore(keys.mirror_due(self.tag), "-inf", up_to)
 
-    def _windows(self, script: _Script, effects: Effects, base: float) -> list[list[Any]]:
+    def _windows(self, script: _Script, effects: Effects, base: float) -> list[ApplyWindow]:
         """The rolling windows this batch's buckets feed (none when it counts nothing), each
         with what the batch adds to it: the sum of its buckets from the window's first
         bucket at ``base`` on (where the script moves its cursor before adding)."""
@@ -383,17 +310,17 @@ class PartitionStore:
             by_granularity.setdefault(g, []).append((index, amounts))
         windows = []
         for spec in window_specs(self.config.windows, base):
-            buckets = by_granularity.get(spec[1])
+            buckets = by_granularity.get(spec.granularity)
             if buckets is None:
                 continue
             sums: dict[str, float] = {}
             for index, bucket in buckets:
-                if index >= spec[2]:
+                if index >= spec.low:
                     for name, amount in bucket.items():
                         if amount:
                             sums[name] = sums.get(name, 0.0) + amount
             pairs = [x for name, amount in sums.items() for x in (name, number(amount))]
-            windows.append([*spec, script.key(keys.window(self.tag, spec[0])), pairs])
+            windows.append(ApplyWindow(*spec, script.key(keys.window(self.tag, spec.name)), pairs))
         return windows
 
     def _render(self, result: BatchResult, t: float, base: float) -> _Script:

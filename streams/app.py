@@ -88,6 +88,7 @@ class Worker:
             health=HealthConfig.load(settings.health_config),
             plan_ends=self.plan_end,
             plan_wait_max=settings.plan_wait_max,
+            error_cap=settings.processing_error_cap,
         )
         self._plan_ends: dict[TopicPartition, tuple[int, float]] = {}
         self.stopping = asyncio.Event()

@@ -46,7 +46,14 @@ from streams.options import (
     Windows,
     with_kafka_security,
 )
-from streams.startup import ensure_topics, fail, redis_options_from_env, sync_redis, wait_for_redis
+from streams.startup import (
+    check_redis_layout,
+    ensure_topics,
+    fail,
+    redis_options_from_env,
+    sync_redis,
+    wait_for_redis,
+)
 from streams.supervisor import Supervisor
 from streams.telemetry import version
 from streams.webconfig import WebConfig
@@ -261,6 +268,7 @@ def run(
             if not settings.kafka_bootstrap:  # the embedded broker speaks plain Kafka only
                 settings = settings.model_copy(update={"kafka_security_protocol": "PLAINTEXT"})
             wait_for_redis(settings, url, 30)
+            check_redis_layout(settings, url, claim=True)
             ensure_topics(settings, bootstrap, 60)
             scheme = "https" if _serves_tls(settings) else "http"
             banner = (
@@ -323,6 +331,7 @@ def worker(
         fail("worker needs CSPULSE_KAFKA_BOOTSTRAP and CSPULSE_REDIS_URL (or use `cspulse run`).")
     assert settings.kafka_bootstrap and settings.redis_url
     wait_for_redis(settings, settings.redis_url, connect_timeout)
+    check_redis_layout(settings, settings.redis_url, claim=True)
     ensure_topics(settings, settings.kafka_bootstrap, connect_timeout)
     if processes > 1:
         child = functools.partial(_worker_process, settings.model_dump())

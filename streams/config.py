@@ -102,8 +102,11 @@ class Settings(BaseSettings):
     session_timeout: float = Field(
         30.0, description="seconds before the group gives a silent worker's partitions away"
     )
-    fault_injection_ids: str = Field(
-        "", description="comma-separated event ids whose processing raises (tests only)"
+    processing_error_cap: int = Field(
+        100,
+        ge=0,
+        description="events a partition may dead-letter per minute for an exception in a "
+        "family's code; past it the worker stops",
     )
     batch_max: int = 2000
     batch_within: float = 0.05
@@ -211,7 +214,6 @@ class Settings(BaseSettings):
             plan_lateness=self.plan_lateness,
             csat_thresholds=parse_thresholds(self.csat_thresholds),
             sentiment_threshold=self.sentiment_threshold,
-            fault_injection_ids=frozenset(i for i in self.fault_injection_ids.split(",") if i),
         )
 
 

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis import Redis
 from redis.exceptions import RedisError
 
+from aggregators.layout import LayoutMismatch, check_layout
 from aggregators.status import partition_status
 from aggregators.windows import parse_duration
 from streams.config import DEFAULTS, FAMILY_TOPICS, Settings
@@ -385,6 +386,12 @@ def status(
     settings, bootstrap = _settings(kafka_bootstrap, topic_prefix)
     if not redis_url:
         _fail("status needs CSPULSE_REDIS_URL (or --redis-url redis://host:port/db).")
+    try:
+        check_layout(Redis.from_url(redis_url, socket_timeout=10))
+    except LayoutMismatch as exc:
+        _fail(str(exc))
+    except (RedisError, OSError) as exc:
+        _fail(f"cannot read Redis ({exc}); check CSPULSE_REDIS_URL and that Redis is up.")
     ends = asyncio.run(end_offsets(settings, bootstrap))
     try:
         rows = partition_status(Redis.from_url(redis_url, socket_timeout=10), ends)

@@ -7,7 +7,9 @@ offset were applied before (a redelivery) and are skipped; a batch that
 starts *after* offset + 1 means Redis went back in time (a restore, a
 failover to a lagging replica), so the caller is told to re-read from there.
 The worker never raises on data: a bad message is dead-lettered, an event
-that makes an aggregator fail is dead-lettered as ``processing_error``.
+that makes a family's code fail is dead-lettered as ``processing_error`` (up
+to a cap per partition and minute, :class:`~streams.error_budget.ErrorBudget`).
+Past that cap, or on any other exception, it raises: the worker stops.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from aggregators.store import Loaded, PartitionStore
 from schemas import Event, Rejected, parse_events
 from schemas.models import FAMILY_OF_TYPE, TYPE_TO_DATA
 from streams import telemetry
+from streams.error_budget import DEFAULT_ERROR_CAP, ErrorBudget
 from streams.plan_wait import Hold, PlanEnds, PlanWait
 from streams.retry import RetryPolicy, retry_async
 
@@ -126,6 +129,7 @@ class Processor:
         health: HealthConfig | None = None,
         plan_ends: PlanEnds | None = None,
         plan_wait_max: float = 300.0,
+        error_cap: int = DEFAULT_ERROR_CAP,
     ) -> None:
         self.redis = redis
         self.plan_wait = PlanWait(config, plan_ends, plan_wait_max)
@@ -141,6 +145,8 @@ class Processor:
         self._unfinished: dict[tuple[str, int], tuple[int, str, BatchResult, float]] = {}
         self.plans = PlanDirectory(redis, config.max_plans)
         self.health = HealthIndex(redis, health or HealthConfig.load())
+        self.errors = ErrorBudget(error_cap)
+        """Family errors dead-lettered per partition and minute, up to the cap."""
 
     def store(self, topic: str, partition: int) -> PartitionStore:
         found = self._stores.get((topic, partition))
@@ -194,29 +200,18 @@ class Processor:
     async def _with_retries(
         self, topic: str, partition: int, family: str, messages: Sequence[RawMessage]
     ) -> int | Gap | Hold:
-        """Apply, waiting out outages and temporary refusals. A bug of ours is logged and
-        retried too (a worker that gives up loses the batch it held); a command Redis
-        refuses for good is raised for the message-by-message path."""
-
-        async def attempt() -> int | Gap | Hold:
-            try:
-                return await self._process_once(topic, partition, family, messages)
-            except RedisError:
-                raise
-            except Exception as exc:
-                log.exception("unexpected error applying %s[%d]", topic, partition)
-                raise _Retry from exc
-
-        def retryable(exc: BaseException) -> bool:
-            return isinstance(exc, _Retry) or is_transient(exc)
+        """Apply, waiting out outages and temporary refusals. A command Redis refuses for
+        good is raised for the message-by-message path; any other exception (a bug
+        outside the families' code, or family errors past the cap) is raised: the worker
+        stops, and the offset fence makes its restart exact."""
 
         def count(_exc: BaseException) -> None:
             telemetry.REDIS_RETRIES.inc()
 
         return await retry_async(
-            attempt,
+            lambda: self._process_once(topic, partition, family, messages),
             REDIS_BACKOFF,
-            retryable,
+            is_transient,
             f"applying {topic}[{partition}] to Redis",
             on_retry=count,
         )
@@ -285,6 +280,7 @@ class Processor:
                 last = messages[-1].offset
             labels = await self.plans.labels(_plans_named(family, fresh))
             result = self._fold(family, fresh, loaded, t, labels)
+            self.errors.spend(topic, partition, result.outcome)
             letters = [d for d in rejected if d.message.offset > loaded.offset]
             letters += self._letters_of(result, messages)
             if letters:
@@ -474,7 +470,3 @@ def _after(offered: list[Offered], applied: int) -> list[Offered]:
     if not offered or offered[0].offset > applied:
         return offered
     return [o for o in offered if o.offset > applied]
-
-
-class _Retry(Exception):
-    """An unexpected error: log it and try the batch again."""

@@ -18,6 +18,7 @@ from redis import Redis as SyncRedis
 from redis.exceptions import RedisError
 
 from aggregators.connection import RedisOptions, RedisSettingsError, sync_client
+from aggregators.layout import LayoutMismatch, check_layout, claim_layout
 from aggregators.status import ping
 from streams.config import Settings
 from streams.kafka_options import KafkaSetupError, capture_client_errors, describe_failure
@@ -72,6 +73,20 @@ def wait_for_redis(settings: Settings, url: str, timeout: float) -> None:
                 "or CSPULSE_REDIS_PASSWORD) and the ACL user."
             )
         fail(f"cannot reach Redis at {url} ({exc}). Start Redis or set CSPULSE_REDIS_URL.")
+    finally:
+        client.close()
+
+
+def check_redis_layout(settings: Settings, url: str, *, claim: bool) -> None:
+    """Refuse, in one line, a Redis that holds another layout version than this code's;
+    ``claim``: record this code's version when none is recorded (workers)."""
+    client = sync_redis(settings, url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        (claim_layout if claim else check_layout)(client)
+    except LayoutMismatch as exc:
+        fail(str(exc))
+    except (RedisError, OSError) as exc:
+        fail(f"cannot read Redis at {redact(url)} ({exc}). Check CSPULSE_REDIS_URL.")
     finally:
         client.close()
 

@@ -238,11 +238,13 @@ class WorkerProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     command: str = "worker"
+    module: str = "streams"
+    """``tests.faulty_worker`` for the command with faults (:mod:`tests.faults`)."""
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", self.command],
+            [sys.executable, "-m", self.module, self.command],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -325,13 +327,16 @@ class Stack:
         env.update(extra)
         return env
 
-    def new_worker(self, prefix: str, group: str, **extra: str) -> WorkerProcess:
+    def new_worker(
+        self, prefix: str, group: str, module: str = "streams", **extra: str
+    ) -> WorkerProcess:
         port = free_port()
         self.counter += 1
         worker = WorkerProcess(
             self.worker_env(prefix, group, port, **extra),
             port,
             self.workdir / f"worker-{self.counter}.log",
+            module=module,
         )
         self.workers.append(worker)
         return worker

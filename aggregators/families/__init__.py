@@ -17,4 +17,10 @@ FAMILIES: dict[str, Family[Any, Any]] = {
 }
 """Family name (the suffix of its topic, see :data:`aggregators.facts.FAMILY_NAMES`) -> family."""
 
-__all__ = ["FAMILIES", "Family"]
+
+def declared_fields() -> frozenset[str]:
+    """Every counter, gauge and distinct-count name the registry's families declare."""
+    return frozenset(name for family in FAMILIES.values() for name in family.fields)
+
+
+__all__ = ["FAMILIES", "Family", "declared_fields"]

@@ -116,6 +116,17 @@ class Family(Generic[S, F]):
     counter: Counter | None
     entity: Entity[S] | None
     facts: FactSource[S, F]
+    fields: frozenset[str] = frozenset()
+    """Every counter, gauge and distinct-count name the family writes (without ``@plan``):
+    the names :mod:`aggregators.readout` may read (:func:`aggregators.families.declared_fields`)."""
+    batch_keys: Callable[[Sequence[Event]], list[EntityKey | None]] | None = None
+    """Each event's entity key for a whole batch at once (else ``entity.key`` per event)."""
+    distinct: tuple[str, ...] = ()
+    """Distinct-count names whose last-seen sets the family keeps per partition (read and
+    united across partitions at scrape time)."""
+    by_session: bool = False
+    """Fold a batch an entity at a time (:func:`aggregators.batch.fold_by_session`, the
+    logins' fast path) instead of event by event."""
     _encoder: msgspec.json.Encoder = field(
         default_factory=msgspec.json.Encoder, repr=False, compare=False
     )

@@ -289,4 +289,9 @@ def _compact(state: BillingState, cutoff: float) -> None:
 
 
 _BILLING = Billing()
-FAMILY: Family[BillingState, BillingFacts] = Family(BILLING, _BILLING, _BILLING, _BILLING)
+FIELDS = frozenset(
+    {MRR_CENTS, PAYING, *_ACCOUNT_COUNTERS.values(), *_MOVEMENTS.values(), RENEWED}
+    | {CANCELED_AT_TERM, TRIALS_CONVERTED, TRIALS_EXPIRED, PAYMENT_FAILURES, COST_CENTS}
+)
+"""The counter and gauge fields billing writes."""
+FAMILY: Family[BillingState, BillingFacts] = Family(BILLING, _BILLING, _BILLING, _BILLING, FIELDS)

@@ -135,6 +135,29 @@ class Sessions:
 
 SESSION_ENTITY = Sessions()
 """The logins entity (:func:`aggregators.batch.fold_batch` folds it a session at a time)."""
+
+
+def session_keys(events: Sequence[Event]) -> list[EntityKey | None]:
+    """Each event's session, in one pass (only session events carry a ``session_id``)."""
+    try:
+        return [
+            tuple.__new__(EntityKey, (SESSION, event.account_id, event.data.session_id))  # type: ignore[union-attr]
+            for event in events
+        ]
+    except AttributeError:  # an event of another family, on a topic named like no family
+        return [SESSION_ENTITY.key(event) for event in events]
+
+
+FIELDS = frozenset({SESSIONS, TIME_IN_APP, USERS, ACCOUNTS, PAYING_ACTIVE})
+"""The counter fields and distinct-count names of logins (``paying_active``: the health
+index's, read per window like the others)."""
 FAMILY: Family[SessionState, UsageFacts] = Family(
-    LOGINS, SESSION_ENTITY, SESSION_ENTITY, SESSION_ENTITY
+    LOGINS,
+    SESSION_ENTITY,
+    SESSION_ENTITY,
+    SESSION_ENTITY,
+    FIELDS,
+    distinct=(USERS, ACCOUNTS),
+    batch_keys=session_keys,
+    by_session=True,
 )

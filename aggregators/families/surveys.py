@@ -15,7 +15,7 @@ from aggregators.config import MetricConfig
 from aggregators.effects import Tally
 from aggregators.facts import SURVEYS, SurveyFacts
 from aggregators.families.base import Change, Family
-from aggregators.sentiment import classify
+from aggregators.sentiment import SENTIMENTS, classify
 from schemas import Event
 from schemas.models import CSAT_DEFAULT_MAX, SurveyAnswered
 
@@ -87,4 +87,9 @@ class Surveys:
 
 
 _SURVEYS = Surveys()
-FAMILY: Family[msgspec.Struct, SurveyFacts] = Family(SURVEYS, _SURVEYS, None, _SURVEYS)
+FIELDS = frozenset(
+    {NPS_PROMOTERS, NPS_DETRACTORS, CSAT_SATISFIED, CES_SUM, *_RESPONSES.values()}
+    | {comments(sentiment) for sentiment in SENTIMENTS}
+)
+"""The counter fields surveys write."""
+FAMILY: Family[msgspec.Struct, SurveyFacts] = Family(SURVEYS, _SURVEYS, None, _SURVEYS, FIELDS)

@@ -17,7 +17,7 @@ from aggregators.effects import Contribution
 from aggregators.entity_keys import TICKET, EntityKey
 from aggregators.facts import TICKETS, TicketFacts
 from aggregators.families.base import Change, Family, Kept
-from aggregators.histograms import FIRST_RESPONSE, RESOLUTION, histogram_field
+from aggregators.histograms import FIRST_RESPONSE, RESOLUTION, histogram_field, histogram_fields
 from schemas import Event
 from schemas.models import TicketOpened, TicketReopened, TicketReplied, TicketResolved
 
@@ -165,4 +165,9 @@ class Tickets:
 
 
 _TICKETS = Tickets()
-FAMILY: Family[TicketState, TicketFacts] = Family(TICKETS, None, _TICKETS, _TICKETS)
+FIELDS = frozenset(
+    {OPENED, RESOLVED, FCR, FIRST_RESPONSE_SUM, FIRST_RESPONSE_N, RESOLUTION_SUM, RESOLUTION_N}
+    | {BACKLOG, *histogram_fields(FIRST_RESPONSE), *histogram_fields(RESOLUTION)}
+)
+"""The counter and gauge fields tickets write."""
+FAMILY: Family[TicketState, TicketFacts] = Family(TICKETS, None, _TICKETS, _TICKETS, FIELDS)

@@ -2,7 +2,7 @@
 
 A worker dead-letters three messages: one not JSON, one in a foreign
 currency, and one valid ticket whose processing is made to fail (fault
-injection). Once the worker runs without the fault, replaying the
+injection, :mod:`tests.faults`). Once the worker runs without the fault, replaying the
 ``processing_error`` letter applies the ticket; replaying it again counts a
 duplicate and changes no number.
 """
@@ -35,6 +35,8 @@ from tests.scenarios import event
 
 OPENED_1H = ("cs_tickets_opened", (("plan", "all"), ("window", "1h")))
 FAST_GROUP = {"CSPULSE_SESSION_TIMEOUT": "6"}
+FAULTY = "tests.faulty_worker"
+"""The worker with a family that fails on the events named (:mod:`tests.faults`)."""
 
 
 def cspulse(stack: Stack, prefix: str, *args: str) -> str:
@@ -73,7 +75,7 @@ def letters(stack: Stack):  # type: ignore[no-untyped-def]
         ],
     )
     worker = stack.new_worker(
-        prefix, group, CSPULSE_FAULT_INJECTION_IDS=poisoned["id"], **FAST_GROUP
+        prefix, group, FAULTY, CSPULSE_TEST_FAULT_IDS=poisoned["id"], **FAST_GROUP
     ).start()
     wait_applied(stack.redis(), last_offsets(sent))
     assert len(consume_all(stack.bootstrap, prefix + "deadletter", 3)) == 3

@@ -77,8 +77,14 @@ def assert_dead_letters_complete(
     )
 
 
-def start_worker(stack: Stack, prefix: str, group: str, **extra: str) -> WorkerProcess:
-    return stack.new_worker(prefix, group, **{**FAST_GROUP, **extra}).start()
+def start_worker(
+    stack: Stack, prefix: str, group: str, module: str = "streams", **extra: str
+) -> WorkerProcess:
+    return stack.new_worker(prefix, group, module, **{**FAST_GROUP, **extra}).start()
+
+
+FAULTY = "tests.faulty_worker"
+"""The worker with families that fail on the events named (:mod:`tests.faults`)."""
 
 
 def test_sigkill_at_random_points_loses_and_doubles_nothing(stack: Stack) -> None:
@@ -142,7 +148,10 @@ def test_redis_outage_is_retried_and_caught_up(stack: Stack) -> None:
     worker.stop()
 
 
-def test_poison_message_is_dead_lettered_not_a_crash_loop(stack: Stack) -> None:
+@pytest.mark.parametrize("part", ["fold", "contribute"])
+def test_poison_message_is_dead_lettered_not_a_crash_loop(stack: Stack, part: str) -> None:
+    """A family bug on one event (in its fold, or at the batch's end in ``contribute``,
+    which used to be retried forever) dead-letters that event; the worker stays up."""
     prefix, group = fresh_names(stack)
     scenario = standard(time.time(), seed=14, accounts=10)
     poison = event("ticket.opened", time.time() - 60, "poison-co", ticket_id="P1")
@@ -155,7 +164,14 @@ def test_poison_message_is_dead_lettered_not_a_crash_loop(stack: Stack) -> None:
     )
     poisoned.add(poison)
     poisoned.valid.remove(poison)
-    worker = start_worker(stack, prefix, group, CSPULSE_FAULT_INJECTION_IDS=poison["id"])
+    worker = start_worker(
+        stack,
+        prefix,
+        group,
+        FAULTY,
+        CSPULSE_TEST_FAULT_IDS=poison["id"],
+        CSPULSE_TEST_FAULT_IN=part,
+    )
     published = publish(stack.bootstrap, [(prefix + t, k, v) for t, k, v in poisoned.messages])
     wait_applied(stack.redis(), last_offsets(published), timeout=120)
     assert_matches_reference(worker.port, poisoned)
@@ -163,6 +179,45 @@ def test_poison_message_is_dead_lettered_not_a_crash_loop(stack: Stack) -> None:
     reasons = {dict(r.headers).get("cs-reason", b"").decode() for r in records}
     assert "processing_error" in reasons
     assert worker.proc is not None and worker.proc.poll() is None, "worker must stay up"
+    worker.stop()
+
+
+def test_family_errors_past_the_cap_stop_the_worker_and_restart_exactly(stack: Stack) -> None:
+    """Failing events past the cap (0 here: the first stops the worker): the worker exits
+    non-zero with the family's traceback, having applied none of that batch; a worker
+    without the bug then applies everything exactly once."""
+    prefix, group = fresh_names(stack)
+    scenario = standard(time.time(), seed=16, accounts=10)
+    now = time.time()
+    poisons = [
+        event("ticket.opened", now - 60 + i, "poison-co", ticket_id=f"P{i}") for i in range(3)
+    ]
+    for poison in poisons:
+        scenario.add(poison)
+    messages = [(prefix + t, k, v) for t, k, v in scenario.messages]
+    worker = start_worker(
+        stack,
+        prefix,
+        group,
+        FAULTY,
+        CSPULSE_TEST_FAULT_IDS=",".join(p["id"] for p in poisons),
+        CSPULSE_PROCESSING_ERROR_CAP="0",
+    )
+    published = publish(stack.bootstrap, messages)
+    assert worker.proc is not None
+    code = worker.proc.wait(120)
+    assert code != 0
+    log = worker.tail(400)
+    assert "Traceback" in log and "CSPULSE_PROCESSING_ERROR_CAP=0" in log, log
+    assert "fault injected in fold" in log, log
+    worker = start_worker(stack, prefix, group)
+    wait_applied(stack.redis(), last_offsets(published), timeout=180)
+    assert_matches_reference(worker.port, scenario)
+    metrics = scrape(worker.port)
+    assert not any(
+        n == "cs_events_invalid_total" and dict(labels).get("reason") == "processing_error" and v
+        for (n, labels), v in metrics.items()
+    )
     worker.stop()
 
 

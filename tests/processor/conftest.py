@@ -42,7 +42,9 @@ class Rig:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.redis_process.port, socket_timeout=5)
 
-    def processor(self, url: str | None = None, clock: str | Clock = "watermark") -> Processor:
+    def processor(
+        self, url: str | None = None, clock: str | Clock = "watermark", error_cap: int = 100
+    ) -> Processor:
         from redis.asyncio import Redis
 
         return Processor(
@@ -51,6 +53,7 @@ class Rig:
             self.box,
             family_of=self.settings.family_of,
             clock=clock if isinstance(clock, Clock) else clock_named(clock),
+            error_cap=error_cap,
         )
 
     async def process(

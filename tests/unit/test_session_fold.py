@@ -3,7 +3,7 @@
 :func:`aggregators.batch.fold_each` is the reference: it folds, counts and
 re-diffs event by event. Random batches (sessions in several accounts and
 plans, times out of order and equal, late and too-late events, duplicate ids,
-sessions already stored, an injected fault) must give the same effects and
+sessions already stored) must give the same effects and
 outcome through :func:`aggregators.batch.fold_by_session`.
 """
 
@@ -37,7 +37,7 @@ from aggregators.families.sessions import FAMILY, SessionState
 from aggregators.plans import PlanEntry, PlanHistory
 from schemas import Event, parse_event
 
-CONFIG = MetricConfig(fault_injection_ids=frozenset({"e-fault"}))
+CONFIG = MetricConfig()
 PLAIN = MetricConfig()
 T0 = 1_800_000_000.0
 CLOCK = make_clock(PLAIN, T0 + 3600)
@@ -49,7 +49,7 @@ def offered(n: int, kind: str, at: float, account: str, session: str, user: str)
     raw = orjson.dumps(
         {
             "specversion": "1.0",
-            "id": "e-fault" if n == 7 else f"e{n % 40}",  # ids repeat: duplicates
+            "id": f"e{n % 40}",  # ids repeat: duplicates
             "source": "test",
             "type": kind,
             "time": datetime.fromtimestamp(at, UTC).isoformat(),
@@ -162,7 +162,7 @@ def test_a_usual_batch_admitted_at_once_equals_event_by_event(
     stored: dict[str, list[float]],
     advancing: bool,
 ) -> None:
-    """No repeated id, nothing late, no fault: the whole-batch admission, same result."""
+    """No repeated id, nothing late: the whole-batch admission, same result."""
     items = [offered(n, kind, T0 + at, *rest) for n, (kind, at, *rest) in enumerate(specs, 8)]
     keys_to_load("logins", items)
     inputs = BatchInput(states=stored_states(stored))
