@@ -14,8 +14,8 @@ from aggregators import catalogue as m
 from aggregators import histograms as hg
 from aggregators.catalogue import MetricDef
 from aggregators.config import MetricConfig
+from aggregators.families import FAMILIES, declared_fields
 from aggregators.families import billing as b
-from aggregators.families import declared_fields
 from aggregators.families import sessions as s
 from aggregators.families import surveys as sv
 from aggregators.families import tickets as tk
@@ -132,6 +132,7 @@ def compute_segment(snapshot: Snapshot, config: MetricConfig) -> list[Sample]:
     out = _Out()
     for window in config.windows:
         w = snapshot.sums.get(window.name) or Fields({}, known)
+        _window_counts(out, window.name, w)
         _support(out, window.name, w)
         _response_histograms(out, window.name, w)
         _surveys(out, window.name, w)
@@ -170,10 +171,15 @@ def split_by_plan(snapshot: Snapshot) -> dict[str, Snapshot]:
     return segments
 
 
+def _window_counts(out: _Out, window: str, w: Mapping[str, float]) -> None:
+    """The plain windowed counts the families declare (``Family.window_counts``)."""
+    for family in FAMILIES.values():
+        for name, metric in family.window_counts.items():
+            out.add(m.CATALOGUE[metric], w.get(name, 0.0), window=window)
+
+
 def _support(out: _Out, window: str, w: Mapping[str, float]) -> None:
     resolved = w.get(tk.RESOLVED, 0.0)
-    out.add(m.TICKETS_OPENED, w.get(tk.OPENED, 0.0), window=window)
-    out.add(m.TICKETS_RESOLVED, resolved, window=window)
     out.add(m.FCR_RATIO, _ratio(w.get(tk.FCR, 0.0), resolved), window=window)
     out.add(
         m.FIRST_RESPONSE_SECONDS_AVG,
@@ -289,7 +295,6 @@ def _revenue(
         _ratio(converted, converted + w.get(b.TRIALS_EXPIRED, 0.0)),
         window=window,
     )
-    out.add(m.PAYMENT_FAILURES, w.get(b.PAYMENT_FAILURES, 0.0), window=window)
     out.add(
         m.RETENTION_COST,
         _ratio(w.get(b.COST_CENTS, 0.0) / 100.0, paying),

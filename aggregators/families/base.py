@@ -124,6 +124,9 @@ class Family(Generic[S, F]):
     distinct: tuple[str, ...] = ()
     """Distinct-count names whose last-seen sets the family keeps per partition (read and
     united across partitions at scrape time)."""
+    window_counts: Mapping[str, str] = field(default_factory=dict)
+    """Counter field -> the catalogue metric (``cs_...{window}``) that serves its windowed
+    sum as it is: a new count needs only its field here and its catalogue entry."""
     by_session: bool = False
     """Fold a batch an entity at a time (:func:`aggregators.batch.fold_by_session`, the
     logins' fast path) instead of event by event."""

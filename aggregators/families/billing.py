@@ -294,4 +294,11 @@ FIELDS = frozenset(
     | {CANCELED_AT_TERM, TRIALS_CONVERTED, TRIALS_EXPIRED, PAYMENT_FAILURES, COST_CENTS}
 )
 """The counter and gauge fields billing writes."""
-FAMILY: Family[BillingState, BillingFacts] = Family(BILLING, _BILLING, _BILLING, _BILLING, FIELDS)
+FAMILY: Family[BillingState, BillingFacts] = Family(
+    BILLING,
+    _BILLING,
+    _BILLING,
+    _BILLING,
+    FIELDS,
+    window_counts={PAYMENT_FAILURES: "cs_payment_failures"},
+)

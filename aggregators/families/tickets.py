@@ -170,4 +170,11 @@ FIELDS = frozenset(
     | {BACKLOG, *histogram_fields(FIRST_RESPONSE), *histogram_fields(RESOLUTION)}
 )
 """The counter and gauge fields tickets write."""
-FAMILY: Family[TicketState, TicketFacts] = Family(TICKETS, None, _TICKETS, _TICKETS, FIELDS)
+FAMILY: Family[TicketState, TicketFacts] = Family(
+    TICKETS,
+    None,
+    _TICKETS,
+    _TICKETS,
+    FIELDS,
+    window_counts={OPENED: "cs_tickets_opened", RESOLVED: "cs_tickets_resolved"},
+)
