@@ -38,7 +38,7 @@ from aggregators.offered import (
     offer,
     offer_all,
 )
-from aggregators.plans import PlanHistory, by_plan, plan_events
+from aggregators.plans import by_plan, plan_events
 from aggregators.session_fold import (
     HEARTBEAT,
     add_new_gaps,
@@ -172,10 +172,7 @@ def _fold_batch(
     fold = fold_by_session if FAMILIES[family_name].by_session else fold_each
     named = plan_events(offered, inputs.labels)
     if named:
-        plans = PlanHistory({a: inputs.plans.entries(a) for a in inputs.plans.accounts()})
-        for account, entries in named.items():
-            plans.extend(account, entries)
-        inputs = replace(inputs, plans=plans)
+        inputs = replace(inputs, plans=inputs.plans.merged(named))
     result = fold(family_name, offered, inputs, config, clock)
     result.effects.plan_events = named
     return result

@@ -97,11 +97,13 @@ class PlanHistory:
             return None
         return label
 
-    def accounts(self) -> list[str]:
-        return list(self._entries)
-
-    def entries(self, account: str) -> list[PlanEntry]:
-        return list(self._entries.get(account, ()))
+    def merged(self, more: dict[str, list[PlanEntry]]) -> PlanHistory:
+        """A copy with ``more`` entries added (this history is left as it is)."""
+        out = PlanHistory()
+        out._entries = dict(self._entries)
+        for account, entries in more.items():
+            out.extend(account, entries)
+        return out
 
 
 PLAN_NAMING = (SubscriptionStarted, SubscriptionChanged, TrialConverted)
