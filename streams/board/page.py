@@ -207,7 +207,12 @@ def _tickets_chart(c: _Charts) -> str:
         Line("resolved", "s2", c.steps.pick(m.TICKETS_RESOLVED.name, {})),
     ]
     title = f"Tickets opened and resolved per {c.per}, last {c.window}"
-    return _figure(title, line_chart(title, lines, formatter("count"), c.span), lines)
+    return _line_figure(c, title, lines, "count")
+
+
+def _line_figure(c: _Charts, title: str, lines: list[Line], unit: str) -> str:
+    """A figure of line charts over the page's steps, values formatted as ``unit``."""
+    return _figure(title, line_chart(title, lines, formatter(unit), c.span), lines)
 
 
 def _response_chart(c: _Charts) -> str:
@@ -253,23 +258,24 @@ def _nps_chart(c: _Charts) -> str:
     answers = c.steps.pick(m.SURVEY_RESPONSES.name, {"kind": "nps"})
     lines = [Line("NPS", "s1", at_least(c.steps.pick(m.NPS.name, {}), answers))]
     title = f"NPS per {c.per}, last {c.window}{FEW}"
-    return _figure(title, line_chart(title, lines, formatter("score"), c.span), lines)
+    return _line_figure(c, title, lines, "score")
 
 
 def _sessions_chart(c: _Charts) -> str:
-    if c.steps is None:
-        return ""
-    lines = [Line("sessions", "s1", c.steps.pick(m.SESSIONS.name, {}))]
     title = f"Sessions started per {c.per}, last {c.window}"
-    return _figure(title, line_chart(title, lines, formatter("count"), c.span), lines)
+    return _metric_figure(c, title, "sessions", m.SESSIONS.name, "count")
 
 
 def _mrr_chart(c: _Charts) -> str:
+    title = f"MRR at the end of each {c.per}, last {c.window}"
+    return _metric_figure(c, title, "MRR", m.MRR.name, "money")
+
+
+def _metric_figure(c: _Charts, title: str, label: str, metric: str, unit: str) -> str:
+    """One metric's value per step as one line (nothing when the page has no steps)."""
     if c.steps is None:
         return ""
-    lines = [Line("MRR", "s1", c.steps.pick(m.MRR.name, {}))]
-    title = f"MRR at the end of each {c.per}, last {c.window}"
-    return _figure(title, line_chart(title, lines, formatter("money"), c.span), lines)
+    return _line_figure(c, title, [Line(label, "s1", c.steps.pick(metric, {}))], unit)
 
 
 def _movements_chart(c: _Charts) -> str:
