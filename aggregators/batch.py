@@ -488,5 +488,3 @@ def _account_facts(fold: _Fold, effects: Effects, changes: Mapping[str, list[Cha
         effects.entities[key] = family.encode(facts)
         if facts.persistent():
             effects.persistent.add(key)
-        if (plan := facts.plan_named()) is not None:
-            effects.plan_updates[account] = plan

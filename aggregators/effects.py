@@ -68,8 +68,6 @@ class Effects:
     """Live-session member -> latest event time, or None when it ended."""
     facts: dict[str, Facts] = field(default_factory=dict)
     """Account -> this family's health facts for the account (full values)."""
-    plan_updates: dict[str, str] = field(default_factory=dict)
-    """Account -> plan label after this batch (from billing)."""
     plan_events: dict[str, list[PlanEntry]] = field(default_factory=dict)
     """Account -> the batch's plan-naming events, for the account's plan history."""
 

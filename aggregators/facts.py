@@ -30,11 +30,6 @@ class Facts(msgspec.Struct, kw_only=True):
         """True when the facts must outlive the retention (they describe the present)."""
         return False
 
-    def plan_named(self) -> str | None:
-        """The account's plan label these facts set for every family (the plan
-        directory), or None: only billing's name one."""
-        return None
-
 
 class TicketFacts(Facts, kw_only=True):
     """Sums over the account's tickets: open now, resolved, resolved at first contact."""
@@ -76,11 +71,8 @@ class BillingFacts(Facts, kw_only=True):
     plan: str = "none"
     """The plan segment its MRR counts in (its largest paying subscription's plan)."""
     subscribed: str | None = None
-    """Plan label of its most recent subscription event that named one (every family's
-    segment for the account's later events)."""
-
-    def plan_named(self) -> str | None:
-        return self.subscribed
+    """Plan label of its most recent subscription event that named one (shown on the
+    account's page and in the at-risk list)."""
 
 
 class AccountFacts(msgspec.Struct, kw_only=True):

@@ -3,8 +3,8 @@
 Every key a batch writes carries the hash tag of its Kafka topic-partition,
 ``{<topic>:<partition>}``, so one batch touches one hash slot: the atomic
 apply script works unchanged on Redis Cluster, and partitions are summed
-at read time. Untagged: the partition registry and the plan directory
-(``cs:account_plans``, ``cs:plan_names``); the health keys are in
+at read time. Untagged: the partition registry and the admitted plan labels
+(``cs:plan_names``); the health keys are in
 :mod:`aggregators.health_index`.
 
 =================================  ==========================================
@@ -13,7 +13,6 @@ key                                holds
 ``cs:layout``                      integer: the layout version of every key
                                    below (:mod:`aggregators.layout`)
 ``cs:partitions``                  hash: partition tag -> event family
-``cs:account_plans``               hash: account -> plan label
 ``cs:plan_names``                  set: admitted plan labels
 ``cs:{tp}:meta``                   hash: ``offset`` applied, ``max_ts``,
                                    window cursors ``c:<window>``, newest
@@ -48,8 +47,6 @@ PREFIX = "cs"
 REGISTRY = f"{PREFIX}:partitions"
 LAYOUT = f"{PREFIX}:layout"
 """integer: the layout version (:data:`aggregators.layout.LAYOUT_VERSION`) of what is kept."""
-ACCOUNT_PLANS = f"{PREFIX}:account_plans"
-"""hash: account -> plan label (written after billing batches; read by every family)."""
 PLAN_NAMES = f"{PREFIX}:plan_names"
 """set: the plan labels admitted so far (at most ``max_plans``; the rest are ``other``)."""
 

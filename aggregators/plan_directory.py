@@ -1,4 +1,4 @@
-"""Bounded plan labels, and the account -> current plan directory, shared by all partitions.
+"""Bounded plan labels, shared by all partitions.
 
 Past ``max_plans`` labels, new plan names are reported as ``other`` (metrics.md,
 Segments); the set of admitted labels lives in ``cs:plan_names``.
@@ -6,7 +6,7 @@ Segments); the set of admitted labels lives in ``cs:plan_names``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
@@ -22,11 +22,10 @@ _LABEL_CACHE = 10_000
 
 
 class PlanDirectory:
-    """Account -> plan label, and the bounded set of labels, shared by all partitions.
+    """The bounded set of plan labels, shared by all partitions.
 
-    Not part of the atomic apply (it spans accounts, not a partition): labels
-    only ever get admitted, and an account's plan is overwritten with the
-    value the billing state implies, so repeating a write is harmless.
+    Not part of the atomic apply (it spans partitions): labels only ever get
+    admitted, so repeating a write is harmless.
     """
 
     def __init__(self, redis: Redis, max_plans: int) -> None:
@@ -50,7 +49,3 @@ class PlanDirectory:
             got = await self._label_script(keys=[keys.PLAN_NAMES], args=[self.max_plans, *escaped])
             self._labels.update({raw: keys.text(v) for raw, v in zip(missing, got, strict=True)})
         return {raw: self._labels[raw] for raw in wanted}
-
-    async def save(self, updates: Mapping[str, str]) -> None:
-        if updates:
-            await self.redis.hset(keys.ACCOUNT_PLANS, mapping=dict(updates))  # type: ignore[arg-type]

@@ -110,8 +110,6 @@ class DueMirrors:
     stream_time: float | None
     facts: dict[str, Facts]
     """Account -> the partition's current facts (accounts whose facts expired are left out)."""
-    plan_updates: dict[str, str]
-    """Account -> the plan label its billing facts imply (billing partitions only)."""
 
 
 class _Script:
@@ -164,6 +162,9 @@ class PartitionStore:
         self.plan_tag = keys.partition_tag(config.plan_topic, partition)
         """The co-partitioned billing partition: where this partition's accounts' plans are."""
         self._apply = redis.register_script(APPLY_LUA)
+        self._release: float | None = None
+        """Offset up to which the due list is mirrored but not yet forgotten in Redis: the
+        next write of the partition forgets it (no round trip of its own)."""
 
     async def applied_offset(self) -> int:
         """Last offset applied to the partition, -1 when Redis holds none."""
@@ -254,7 +255,8 @@ class PartitionStore:
         self._render_seen(script, result, arrived or {})
         if result.effects.plan_events:
             self._render_plans(script, result, max(stream_time or -math.inf, max_ts or -math.inf))
-        self._render_due(script, result, new_offset)
+        release = self._release
+        self._render_due(script, result, new_offset, release)
         windows = self._windows(script, result.effects, base)
         script.key(keys.guard(self.tag))
         reply = await self._apply(
@@ -269,17 +271,24 @@ class PartitionStore:
                 number(base),
             ],
         )
-        return int(reply[0]) == 1
+        applied = int(reply[0]) == 1
+        if applied and self._release == release:
+            self._release = None
+        return applied
 
     async def due_mirrors(self) -> DueMirrors | None:
         """The accounts left to mirror (None when there are none), with their current facts.
 
-        Read newest-last, so the facts are at least as new as every batch listed.
+        Read newest-last, so the facts are at least as new as every batch listed. A
+        release still pending (:meth:`release_later`) is written first, in the same
+        round trip, so batches this worker mirrored are not mirrored again.
         """
         pipe = self.redis.pipeline(transaction=False)
+        release = self._queue_release(pipe)
         pipe.hget(keys.meta(self.tag), keys.MAX_TS)
         pipe.zrange(keys.mirror_due(self.tag), 0, -1, withscores=True)
-        raw_max_ts, due = await pipe.execute()
+        *_released, raw_max_ts, due = await pipe.execute()
+        self._released(release)
         if not due:
             return None
         accounts = [keys.text(member) for member, _score in due]
@@ -293,13 +302,41 @@ class PartitionStore:
             for a, raw in zip(accounts, raw_facts, strict=True)
             if raw is not None
         }
-        plans = {a: plan for a, f in facts.items() if (plan := f.plan_named()) is not None}
         stream_time = float(raw_max_ts) if raw_max_ts is not None else None
-        return DueMirrors(max(score for _m, score in due), stream_time, facts, plans)
+        return DueMirrors(max(score for _m, score in due), stream_time, facts)
 
     async def mirrored(self, up_to: float) -> None:
-        """The accounts due up to this batch offset are mirrored: forget them."""
+        """The accounts due up to this batch offset are mirrored: forget them now."""
         await self.redis.zremrangebyscore(keys.mirror_due(self.tag), "-inf", up_to)
+
+    def release_later(self, up_to: float) -> None:
+        """The accounts due up to this batch offset are mirrored: the partition's next
+        apply (or :meth:`due_mirrors`, or :meth:`flush_release`) forgets them.
+
+        Until then they stay listed, and a worker that takes the partition over
+        mirrors them again, which is harmless (a mirror holds full values): one
+        round trip fewer per batch against an extra mirror after a crash.
+        """
+        self._release = up_to if self._release is None else max(self._release, up_to)
+
+    async def flush_release(self) -> None:
+        """Write a pending release now (the worker calls it when its stream is idle)."""
+        if self._release is None:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        release = self._queue_release(pipe)
+        await pipe.execute()
+        self._released(release)
+
+    def _queue_release(self, pipe: Any) -> float | None:
+        release = self._release
+        if release is not None:
+            pipe.zremrangebyscore(keys.mirror_due(self.tag), "-inf", release)
+        return release
+
+    def _released(self, release: float | None) -> None:
+        if release is not None and self._release == release:
+            self._release = None
 
     def _windows(self, script: _Script, effects: Effects, base: float) -> list[ApplyWindow]:
         """The rolling windows this batch's buckets feed (none when it counts nothing), each
@@ -342,8 +379,13 @@ class PartitionStore:
             script.op("zm", key, *pairs)
             script.op("pt", key, cutoff)
 
-    def _render_due(self, script: _Script, result: BatchResult, new_offset: int) -> None:
-        """List the accounts whose facts change, until the worker has mirrored them."""
+    def _render_due(
+        self, script: _Script, result: BatchResult, new_offset: int, release: float | None
+    ) -> None:
+        """List the accounts whose facts change, until the worker has mirrored them; forget
+        those of earlier batches mirrored since (``release``: up to that offset)."""
+        if release is not None:
+            script.op("zt", keys.mirror_due(self.tag), number(math.floor(release) + 1))
         if result.effects.facts:
             offset = str(new_offset)
             pairs = [x for account in sorted(result.effects.facts) for x in (offset, account)]

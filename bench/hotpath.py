@@ -92,13 +92,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=150_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--batch", type=int, help="events per batch (default: the worker's CSPULSE_BATCH_MAX)"
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of the run here")
     parser.add_argument("--dump", type=Path, help="write Redis's final state here")
     parser.add_argument(
         "--sequential", action="store_true", help="one topic after another (comparable dumps)"
     )
     args = parser.parse_args(argv)
-    plan = batches(args.events, args.partitions, Settings.model_validate({}).batch_max, args.seed)
+    size = args.batch or Settings.model_validate({}).batch_max
+    plan = batches(args.events, args.partitions, size, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="cspulse-hot-"))
     server = start_redis(workdir)
     try:

@@ -131,6 +131,9 @@ class Worker:
             if batch:
                 async with self._applying:
                     await self.apply(batch)
+            else:
+                owned = sorted((tp.topic, tp.partition) for tp in self.assignment())
+                await self.processor.flush_releases(owned)
             if time.monotonic() >= next_commit:
                 await self._rewind_where_redis_is_behind()
                 await self._finish_mirrors(self.assignment())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,12 +341,22 @@ class Processor:
         health_t: float,
         offset: int,
     ) -> None:
-        """Idempotent writes outside the partition's slot: plan directory and health index;
-        then the batch's accounts are no longer due for mirroring."""
-        await self.plans.save(result.effects.plan_updates)
+        """Idempotent writes outside the partition's slot (the health mirror and index);
+        then the batch's accounts are no longer due for mirroring (forgotten by the
+        partition's next write)."""
         await self.health.update(family, result.effects.facts, health_t)
-        await self.store(topic, partition).mirrored(offset)
+        self.store(topic, partition).release_later(offset)
         self._unfinished.pop((topic, partition), None)
+
+    async def flush_releases(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Forget the mirrored due accounts of these partitions now, not at their next
+        batch (the worker calls it when no batch came)."""
+        for topic, partition in partitions:
+            store = self._stores.get((topic, partition))
+            if store is not None:
+                await self._redis_retry(
+                    store.flush_release, f"forgetting {topic}[{partition}]'s mirrored accounts"
+                )
 
     async def finish_mirrors(self, topic: str, partition: int) -> None:
         """Mirror the facts a worker applied but died before mirroring (waits out outages).
@@ -370,7 +380,6 @@ class Processor:
                 partition,
                 len(due.facts),
             )
-            await self.plans.save(due.plan_updates)
             await self.health.update(family, due.facts, self._health_time(due.stream_time, None))
             await store.mirrored(due.up_to)
 

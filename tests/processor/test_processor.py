@@ -21,7 +21,8 @@ import redis
 
 from aggregators import keys
 from aggregators.clock import Clock
-from aggregators.health_index import SCORES, USAGE
+from aggregators.facts import AccountFacts, merge
+from aggregators.health_index import SCORES, USAGE, account_key
 from aggregators.reader import Reader
 from aggregators.store import APPLY_LUA
 from streams.demo.embedded import free_port
@@ -54,6 +55,12 @@ def applied(rig: Rig, topic: str = "tickets", partition: int = 0) -> int:
         keys.meta(keys.partition_tag(rig.settings.topic(topic), partition)), "offset"
     )
     return int(raw) if raw is not None else -1
+
+
+def facts_of(rig: Rig, account: str) -> AccountFacts:
+    """The account's health mirror, as the board and the at-risk list read it."""
+    raw = rig.client().hgetall(account_key(account))
+    return merge({k.decode(): v for k, v in raw.items()})
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -187,7 +194,7 @@ class CuttingProxy:
         up_w.close()
 
 
-def test_lost_apply_reply_still_writes_the_plan_directory(rig: Rig) -> None:
+def test_lost_apply_reply_still_mirrors_the_health_facts(rig: Rig) -> None:
     rig.client().script_load(APPLY_LUA)
     proxy = CuttingProxy(rig.redis_process.port)
     started = event(
@@ -210,7 +217,7 @@ def test_lost_apply_reply_still_writes_the_plan_directory(rig: Rig) -> None:
     run(scenario)
     assert proxy.cut == 1, "the apply's reply was cut once"
     assert applied(rig, "billing") == 0
-    assert rig.client().hget(keys.ACCOUNT_PLANS, "acme") == b"team"
+    assert facts_of(rig, "acme").billing.subscribed == "team"
 
 
 def test_registry_lost_with_redis_data_comes_back(rig: Rig) -> None:
@@ -270,18 +277,52 @@ def test_worker_dying_between_apply_and_health_mirror_loses_no_account(rig: Rig)
     run(scenario)
     client = rig.client()
     assert applied(rig, "billing") == 0 and applied(rig, "logins") == 0
-    assert client.hget(keys.ACCOUNT_PLANS, "acme") == b"team"
+    assert facts_of(rig, "acme").billing.subscribed == "team"
     used = client.zscore(USAGE, "acme")
     assert used == pytest.approx(T0 + 60, abs=0.001), "paying and active: in the usage index"
     for topic in batches:
         assert not client.exists(keys.mirror_due(keys.partition_tag(topic, 0)))
 
 
-def test_mirrored_batches_leave_no_account_due(rig: Rig) -> None:
+def test_mirrored_batches_are_forgotten_by_the_next_write(rig: Rig) -> None:
+    """A batch's accounts stay due until the partition's next apply forgets them in the
+    same script (no round trip of its own), or the idle worker flushes the release."""
+    topic = rig.settings.topic("tickets")
+    tag = keys.partition_tag(topic, 0)
+    client = rig.client()
+    due: list[list[tuple[bytes, float]]] = []
+
     async def scenario() -> None:
-        await rig.process(rig.processor(), "tickets", opened(3))
+        processor = rig.processor()
+        await rig.process(processor, "tickets", opened(3))
+        due.append(client.zrange(keys.mirror_due(tag), 0, -1, withscores=True))
+        await rig.process(processor, "tickets", opened(2, account="globex", start=3))
+        due.append(client.zrange(keys.mirror_due(tag), 0, -1, withscores=True))
+        await processor.flush_releases([(topic, 0)])
+        due.append(client.zrange(keys.mirror_due(tag), 0, -1, withscores=True))
 
     run(scenario)
-    tag = keys.partition_tag(rig.settings.topic("tickets"), 0)
-    assert not rig.client().exists(keys.mirror_due(tag))
-    assert rig.client().zscore(SCORES, "acme") is not None
+    assert due == [[(b"acme", 2.0)], [(b"globex", 4.0)], []]
+    assert client.zscore(SCORES, "acme") is not None
+    assert client.zscore(SCORES, "globex") is not None
+
+
+def test_a_successor_mirrors_again_what_was_mirrored_but_not_yet_forgotten(rig: Rig) -> None:
+    """A worker that stops between the mirror and its release leaves the accounts due:
+    the next owner mirrors them again (full values: the same mirror) and forgets them."""
+    topic = rig.settings.topic("tickets")
+    tag = keys.partition_tag(topic, 0)
+    client = rig.client()
+
+    async def scenario() -> None:
+        await rig.process(rig.processor(), "tickets", opened(3))
+        before = client.hgetall(account_key("acme"))
+        assert client.zrange(keys.mirror_due(tag), 0, -1) == [b"acme"]
+        await rig.processor().finish_mirrors(topic, 0)
+        after = client.hgetall(account_key("acme"))
+        before.pop(b"~version"), after.pop(b"~version")
+        assert after == before
+
+    run(scenario)
+    assert not client.exists(keys.mirror_due(tag))
+    assert facts_of(rig, "acme").tickets.open == 3
