@@ -43,16 +43,22 @@ Why a script for one command: the digests go as one msgpack argument, not one
 argument each, which is most of what the client spends on a batch's read."""
 _SEEN_SHA = hashlib.sha1(SEEN_LUA.encode()).hexdigest()
 
+HISTORIES_LUA = script("histories")
+"""The plan histories of a batch's accounts: one command, not one ``ZRANGE`` each (a
+command costs the client more than the few entries a history holds)."""
+_HISTORIES_SHA = hashlib.sha1(HISTORIES_LUA.encode()).hexdigest()
+
 _CHUNK = 500
 """Members per multi-member op: Lua's unpack() has a small stack."""
 
 
-def _plan_entries(reply: Sequence[tuple[bytes, float]]) -> list[PlanEntry]:
-    """A plan history as stored (``<offset>|<label>`` scored by event time) -> entries."""
+def _plan_entries(reply: Sequence[bytes]) -> list[PlanEntry]:
+    """A plan history as stored (``<offset>|<label>`` scored by event time), as
+    ``member, score, ...`` -> entries."""
     entries: list[PlanEntry] = []
-    for member, score in reply:
-        offset, _, label = keys.text(member).partition("|")
-        entries.append((float(score), int(offset), label))
+    for i in range(0, len(reply), 2):
+        offset, _, label = reply[i].decode().partition("|")
+        entries.append((float(reply[i + 1]), int(offset), label))
     return entries
 
 
@@ -189,8 +195,9 @@ class PartitionStore:
         digests = list(digests)
         try:
             return await self._load(entity_keys, digests, accounts)
-        except NoScriptError:  # Redis restarted or flushed its scripts: load it again
+        except NoScriptError:  # Redis restarted or flushed its scripts: load them again
             await self.redis.script_load(SEEN_LUA)
+            await self.redis.script_load(HISTORIES_LUA)
             return await self._load(entity_keys, digests, accounts)
 
     async def _load(
@@ -210,8 +217,9 @@ class PartitionStore:
         reads_progress = self.plan_tag != self.tag
         if reads_progress:  # before the histories: they are then at least as new
             pipe.hmget(keys.meta(self.plan_tag), [keys.OFFSET, keys.MAX_TS])
-        for account in accounts:
-            pipe.zrange(keys.plan_history(self.plan_tag, account), 0, -1, withscores=True)
+        if accounts:
+            history_keys = [keys.plan_history(self.plan_tag, account) for account in accounts]
+            pipe.execute_command("EVALSHA", _HISTORIES_SHA, len(history_keys), *history_keys)
         replies = iter(await pipe.execute())
         next(replies)  # the registry write
         raw_offset, raw_max_ts = next(replies)
@@ -231,7 +239,9 @@ class PartitionStore:
                 int(plan_offset) if plan_offset is not None else -1,
                 float(plan_max_ts) if plan_max_ts is not None else None,
             )
-        loaded.plans = PlanHistory({a: _plan_entries(next(replies)) for a in accounts})
+        if accounts:
+            histories = zip(accounts, next(replies), strict=True)
+            loaded.plans = PlanHistory({a: _plan_entries(reply) for a, reply in histories})
         return loaded
 
     async def apply(

@@ -20,7 +20,7 @@ from aggregators.plan_directory import PLAN_LABEL_LUA
 from aggregators.reader import READ_LUA
 from aggregators.rolling import ApplyWindow, ReadWindow
 from aggregators.scripts import PREAMBLE, source
-from aggregators.store import APPLY_LUA, SEEN_LUA
+from aggregators.store import APPLY_LUA, HISTORIES_LUA, SEEN_LUA
 from tests.processor.conftest import Rig
 
 TAG = keys.partition_tag("cs.tickets", 0)
@@ -39,7 +39,7 @@ def client(rig: Rig) -> redis.Redis:
 
 
 def test_every_file_names_its_keys_and_argv() -> None:
-    for name in ("apply", "seen", "read", "distinct", "mirror", "index", "plan_label"):
+    for name in ("apply", "seen", "histories", "read", "distinct", "mirror", "index", "plan_label"):
         head = source(name).splitlines()[:8]
         assert head[0].startswith(f"-- {name}.lua"), head
         assert any("KEYS" in line for line in head), name
@@ -51,6 +51,14 @@ def test_every_file_names_its_keys_and_argv() -> None:
 def test_seen_answers_which_digests_the_index_holds(client: redis.Redis) -> None:
     client.zadd(keys.seen(TAG), {"aa": 1.0, "cc": 2.0})
     assert run(client, SEEN_LUA, [keys.seen(TAG)], [pack(["aa", "bb", "cc"])]) == b"101"
+
+
+def test_histories_reads_each_accounts_plan_history_oldest_first(client: redis.Redis) -> None:
+    acme, globex, none = (keys.plan_history(TAG, a) for a in ("acme", "globex", "initech"))
+    client.zadd(acme, {"7|pro": 200.5, "3|team": 100.0})
+    client.zadd(globex, {"4|team": 150.0})
+    reply = run(client, HISTORIES_LUA, [acme, none, globex], [])
+    assert reply == [[b"3|team", b"100", b"7|pro", b"200.5"], [], [b"4|team", b"150"]]
 
 
 def test_plan_label_admits_up_to_the_bound_then_other(client: redis.Redis) -> None:
