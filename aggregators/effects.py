@@ -52,14 +52,26 @@ Counters = defaultdict[tuple[int, int], defaultdict[str, float]]
 """(granularity, bucket index) -> field -> amount."""
 
 
+def _new_counters() -> Counters:
+    return defaultdict(_new_field_amounts)
+
+
+def _new_field_amounts() -> defaultdict[str, float]:
+    return defaultdict(float)
+
+
+def _new_last_seen() -> defaultdict[str, dict[str, float]]:
+    return defaultdict(dict)
+
+
 @dataclass
 class Effects:
     """The writes of one batch for one topic-partition (outputs only)."""
 
-    counters: Counters = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
-    last_seen: defaultdict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    counters: Counters = field(default_factory=_new_counters)
+    last_seen: defaultdict[str, dict[str, float]] = field(default_factory=_new_last_seen)
     """Distinct-count name -> member -> latest event time seen in this batch."""
-    gauges: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    gauges: defaultdict[str, float] = field(default_factory=_new_field_amounts)
     entities: dict[EntityKey, str | None] = field(default_factory=dict)
     """Entity key -> new encoded state, or None to delete it."""
     persistent: set[EntityKey] = field(default_factory=set)
