@@ -10,7 +10,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -19,8 +19,9 @@ from aggregators.entity_keys import EntityKey
 from aggregators.plans import PlanHistory
 from schemas import Event
 
-UNKNOWN: Any = object()
-"""An :class:`Offered` item's entity key before it is looked up."""
+UNKNOWN: Final[EntityKey] = EntityKey("?", "")
+"""An :class:`Offered` item's entity key before it is looked up (or when the family's
+code fails on the event): a key of no kind, compared by identity."""
 
 
 def event_digest(event_id: str) -> str:
@@ -101,7 +102,7 @@ def key_or_unknown(entity: Any, event: Event) -> EntityKey | None:
     try:
         key: EntityKey | None = entity.key(event)
     except Exception:
-        return UNKNOWN  # type: ignore[no-any-return]
+        return UNKNOWN
     return key
 
 
