@@ -10,6 +10,9 @@ Variants (``--variants``):
 ``cspulse``  the worker as shipped: ``python -m streams worker``.
 ``cspulse2`` the same with ``--processes 2`` (``CSPULSE_PROCESSES=2``): two consumers of
              the group on one host; its CPU is summed over the worker's process group.
+``cspulse-base`` the worker of another checkout (``--baseline DIR``, e.g. a
+             ``git worktree`` of an earlier commit), same environment: a change measured
+             side by side, as a ratio.
 ``quix``     :mod:`bench.quix_app`: Quix Streams, JSON decode and a tumbling-window
              count per account, Quix defaults; windows by the record timestamp
              (which this benchmark sets to the event time).
@@ -83,10 +86,10 @@ PLAIN_FAUST_COUNTERS = "bench:plain:counts"
 """Hash the plain Faust baseline counts into (:mod:`bench.plain_faust`); named here so the
 benchmark reads it without importing Faust."""
 
-VARIANTS = ("cspulse", "cspulse2", "quix", "quix-et", "faust", "aiokafka", "core")
-WORKER_PROCESSES = {"cspulse": 1, "cspulse2": 2}
+VARIANTS = ("cspulse", "cspulse2", "cspulse-base", "quix", "quix-et", "faust", "aiokafka", "core")
+WORKER_PROCESSES = {"cspulse": 1, "cspulse2": 2, "cspulse-base": 1}
 """The cspulse worker variants and their ``--processes``."""
-BASELINES = ("quix", "quix-et", "faust", "aiokafka")
+BASELINES = ("cspulse-base", "quix", "quix-et", "faust", "aiokafka")
 """Every variant's events/s is given as a ratio to each of these."""
 
 
@@ -440,13 +443,20 @@ def mean_batch(port: int, events: int, processes: int = 1) -> float | None:
 
 
 def child_for(
-    variant: str, services: Services, workload: Workload, run_id: str
+    variant: str,
+    services: Services,
+    workload: Workload,
+    run_id: str,
+    baseline_tree: Path | None = None,
 ) -> tuple[Child, Progress, int | None]:
     """The process of a variant, how to read its progress and its metrics port if any."""
     name = f"{variant}-{run_id}"
     if variant in WORKER_PROCESSES:
         processes = WORKER_PROCESSES[variant]
         child, port = cspulse_child(services, workload.prefix, name, processes=processes)
+        if variant == "cspulse-base":  # the worker of another checkout, imported first
+            tree = str(baseline_tree)
+            child.env["PYTHONPATH"] = os.pathsep.join((tree, child.env["PYTHONPATH"]))
         return child, applied_events, port
     if variant == "faust":
         return faust_child(services, workload, name), counted_events, None
@@ -463,7 +473,7 @@ def run_child(
     """Start one consumer process on the published topics and time it to the last event."""
     client = redis.Redis.from_url(services.redis_url, socket_timeout=30)
     client.flushall()
-    child, progress, port = child_for(variant, services, workload, run_id)
+    child, progress, port = child_for(variant, services, workload, run_id, args.baseline)
     watch = Watch(f"{variant} {run_id}", workload.count, args.timeout)
     spy = Spy(args.py_spy / f"{variant}-{run_id}.txt" if args.py_spy else None)
 
@@ -800,12 +810,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=0, help="seconds per run (0: from --events)"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another cspulse version: the cspulse-base variant runs its worker",
+    )
     parser.add_argument("--py-spy", type=Path, help="record py-spy profiles of children here")
     parser.add_argument("--json", type=Path, help="also write every run's timings here")
     args = parser.parse_args(argv)
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    if ("cspulse-base" in args.variants) != (args.baseline is not None):
+        parser.error("the cspulse-base variant and --baseline DIR go together")
+    if args.baseline is not None and not (args.baseline / "streams" / "app.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a cspulse checkout (no streams/app.py)")
     quix = {"quix", "quix-et"} & set(args.variants)
     if quix and installed_version("quixstreams") == "not installed":
         parser.error("the quix variant needs Quix Streams: pip install -e '.[bench]'")
