@@ -28,7 +28,7 @@ from aggregators.health import HealthConfig
 from streams import telemetry
 from streams.config import FAMILY_TOPICS, Settings
 from streams.kafka_options import client_options
-from streams.memory import Trimmer
+from streams.memory import Trimmer, map_large_allocations
 from streams.plan_wait import Hold
 from streams.processor import DeadLetter, Gap, Processor, RawMessage
 
@@ -117,6 +117,7 @@ class Worker:
 
     async def run(self) -> None:
         """Consume until :attr:`stopping` is set, then leave the group cleanly."""
+        map_large_allocations()
         await self.producer.start()
         try:
             await self.consumer.start()

@@ -6,9 +6,11 @@ several MiB at once, freed a few milliseconds later. glibc keeps what it
 freed inside its heap for reuse, and returns it to the system only from the
 heap's top; a few small objects allocated above a burst pin the pages below
 them, so the resident size can stay at a past burst's instead of following
-what is alive. ``malloc_trim(0)`` releases the free pages anywhere in the heap
+what is alive. Two remedies: large blocks (fetch responses) get a mapping of their
+own (:func:`map_large_allocations`), returned whole when freed, and
+``malloc_trim(0)`` releases the free pages anywhere in the heap
 (``MADV_DONTNEED``); called every :data:`TRIM_INTERVAL` seconds it takes
-well under a millisecond. Elsewhere (musl, macOS) it does nothing.
+well under a millisecond. Elsewhere (musl, macOS) both do nothing.
 """
 
 from __future__ import annotations
@@ -18,25 +20,50 @@ import ctypes.util
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("cspulse.memory")
 
 TRIM_INTERVAL = 10.0
 """Seconds between trims of the allocator's free memory."""
 
+MMAP_THRESHOLD = 256 * 1024
+"""Allocations of at least this many bytes get their own mapping, unmapped when freed.
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+glibc starts at 128 KiB and raises the threshold (up to 32 MiB) each time such a
+mapping is freed, so after a few fetch responses the next ones land in the heap
+and leave holes there. Setting it fixes it where it is."""
+
+M_MMAP_THRESHOLD = -3
+"""``mallopt``'s parameter number (malloc.h)."""
+
+
+def _libc_function(name: str) -> Any | None:
+    path = ctypes.util.find_library("c")
+    if path is None:
         return None
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
+        return getattr(ctypes.CDLL(path), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
+
+
+def _malloc_trim() -> Any | None:
+    trim = _libc_function("malloc_trim")
+    if trim is not None:
+        trim.argtypes = [ctypes.c_size_t]
+        trim.restype = ctypes.c_int
     return trim
+
+
+def map_large_allocations(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes; True where it took effect."""
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, threshold))
 
 
 class Trimmer:

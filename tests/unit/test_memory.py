@@ -44,7 +44,7 @@ def test_without_malloc_trim_it_does_nothing() -> None:
     assert not trimmer.maybe_trim()
 
 
-def test_glibc_malloc_trim_is_found_and_callable() -> None:
+def test_glibc_malloc_trim_is_callable_where_found() -> None:
     trim = memory._malloc_trim()
     if trim is not None:  # glibc; None on musl and macOS
         assert trim(0) in (0, 1)
@@ -61,3 +61,10 @@ def test_fetch_responses_are_bounded_yet_hold_the_largest_record() -> None:
     assert (fetch_max, per_partition) == (FETCH_MAX_BYTES, PARTITION_FETCH_BYTES)
     assert app.DEAD_LETTER_MAX_BYTES < PARTITION_FETCH_BYTES <= FETCH_MAX_BYTES
     assert FETCH_MAX_BYTES < 52428800  # aiokafka's default: a burst of up to 50 MiB held at once
+
+
+def test_the_mmap_threshold_is_fixed_where_glibc_has_mallopt() -> None:
+    if memory._libc_function("mallopt") is None:  # musl, macOS
+        assert not memory.map_large_allocations()
+    else:
+        assert memory.map_large_allocations()
