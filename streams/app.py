@@ -29,6 +29,7 @@ from aggregators.health import HealthConfig
 from streams import telemetry
 from streams.config import FAMILY_TOPICS, Settings
 from streams.kafka_options import client_options
+from streams.memory import Trimmer, map_large_allocations
 from streams.plan_wait import Hold
 from streams.processor import DeadLetter, Gap, Processor, RawMessage
 
@@ -36,6 +37,17 @@ log = logging.getLogger("cspulse.app")
 
 DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
 """A dead letter larger than this (or than the broker accepts) goes out truncated."""
+
+PARTITION_FETCH_BYTES = DEAD_LETTER_MAX_BYTES + 65536
+"""Largest fetch per partition: a record up to the dead-letter limit fits in one."""
+
+FETCH_MAX_BYTES = 2 * PARTITION_FETCH_BYTES
+"""Largest fetch response, all partitions together (aiokafka's default is 50 MiB).
+
+A response is held in memory until its records are consumed, so this bounds the
+burst the worker holds at once, which its resident size follows. About 8 MiB is
+thousands of events, more than a batch (``CSPULSE_BATCH_MAX``, 2,000), and still
+holds a record of the largest size."""
 
 COMMIT_INTERVAL = 2.0
 """Seconds between Kafka commits of what Redis holds (for lag tools only)."""
@@ -88,7 +100,8 @@ class Worker:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.batch_max,
-            max_partition_fetch_bytes=DEAD_LETTER_MAX_BYTES + 65536,
+            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+            fetch_max_bytes=FETCH_MAX_BYTES,
             session_timeout_ms=int(settings.session_timeout * 1000),
             heartbeat_interval_ms=int(max(0.5, settings.session_timeout / 10) * 1000),
             rebalance_timeout_ms=int(max(10.0, settings.session_timeout * 2) * 1000),
@@ -118,6 +131,7 @@ class Worker:
         self._applied: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._progress = Progress()
+        self._trimmer = Trimmer()
         telemetry.initialize({f: settings.topic(f) for f in FAMILY_TOPICS})
 
     def assignment(self) -> set[TopicPartition]:
@@ -126,6 +140,7 @@ class Worker:
     async def run(self) -> None:
         """Consume until :attr:`stopping` is set, then leave the group cleanly."""
         steady_gc()
+        map_large_allocations()
         await self.producer.start()
         try:
             await self.consumer.start()
@@ -162,6 +177,7 @@ class Worker:
                 await self._finish_mirrors(self.assignment())
                 await self._commit()
                 self._progress.report(self._lag_by_topic())
+                self._trimmer.maybe_trim()
                 next_commit = time.monotonic() + COMMIT_INTERVAL
 
     async def _rewind_where_redis_is_behind(self) -> None:
