@@ -165,7 +165,7 @@ class Worker:
     async def _consume(self) -> None:
         next_commit = time.monotonic() + COMMIT_INTERVAL
         while not self.stopping.is_set():
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=self._fetch_max())
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max)
             if batch:
                 async with self._applying:
                     await self.apply(batch)
@@ -206,47 +206,28 @@ class Worker:
         for tp in sorted(partitions):
             await self.processor.finish_mirrors(tp.topic, tp.partition)
 
-    def _fetch_max(self) -> int:
-        """Records one fetch may hand over: a full batch for each partition held, so that
-        several partitions apply at once and one's Redis round trips overlap another's
-        fold (a single batch's worth kept the worker waiting on Redis a third of the time)."""
-        return self.settings.batch_max * max(1, len(self.consumer.assignment()))
-
     async def apply(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        """Partitions are independent (own keys, own offset): they apply concurrently, each
-        in batches of at most ``CSPULSE_BATCH_MAX`` records, in order."""
-        await asyncio.gather(*(self._apply_records(tp, records) for tp, records in batch.items()))
-
-    async def _apply_records(
-        self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
-    ) -> None:
-        size = self.settings.batch_max
-        for start in range(0, len(records), size):
-            if not await self._apply_partition(tp, records[start : start + size]):
-                return  # the partition was sought elsewhere: the rest is read again
+        """Partitions are independent (own keys, own offset): they apply concurrently."""
+        await asyncio.gather(*(self._apply_partition(tp, records) for tp, records in batch.items()))
 
     async def _apply_partition(
         self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
-    ) -> bool:
-        """Apply one batch of the partition; False when the partition is re-read from
-        elsewhere (a gap, or events that wait for their billing partition)."""
+    ) -> None:
         messages = [
             RawMessage(r.offset, r.key, r.value or b"", r.timestamp / 1000) for r in records
         ]
         result = await self.processor.process(tp.topic, tp.partition, messages)
         if isinstance(result, Gap):
             self.consumer.seek(tp, result.resume_at)
-            return False
-        held = isinstance(result, Hold)
+            return
         if isinstance(result, Hold):
             self._hold(tp, result.resume_at)
             if result.resume_at - 1 <= self._applied.get(tp, -1):
-                return False
+                return
             result = result.resume_at - 1
         self._applied[tp] = result
         self._progress.count(len(messages))
         self._report_lag(tp, result)
-        return not held
 
     def _hold(self, tp: TopicPartition, resume_at: int) -> None:
         """Re-read the partition from ``resume_at`` after a short pause (its events wait
