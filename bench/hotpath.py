@@ -29,7 +29,6 @@ from pathlib import Path
 import redis
 
 from bench.throughput import CpuMeter, _interleave, generate, replay
-from streams.app import steady_gc
 from streams.config import Settings
 from streams.demo.embedded import start_redis
 from streams.processor import RawMessage
@@ -103,7 +102,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     size = args.batch or Settings.model_validate({}).batch_max
-    steady_gc()  # the worker's collector settings, before the batches exist (as in the worker)
     plan = batches(args.events, args.partitions, size, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="cspulse-hot-"))
     server = start_redis(workdir)

@@ -65,7 +65,6 @@ from redis.asyncio import Redis as AsyncRedis
 
 from aggregators.clock import clock_named
 from bench.raw_client import PROGRESS
-from streams.app import steady_gc
 from streams.config import Settings
 from streams.demo.embedded import Process, free_port, spawn, start_broker, start_redis
 from streams.demo.world import EventGenerator, GeneratorConfig, Message
@@ -660,7 +659,6 @@ async def replay(
 
 
 async def _core(redis_url: str, workload: Workload, size: int) -> tuple[float, int]:
-    steady_gc()  # the worker's collector settings, before the batches exist (as in the worker)
     plan = core_batches(workload, size)
     started = time.perf_counter()
     letters = await replay(redis_url, workload.prefix, plan)

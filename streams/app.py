@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -67,27 +66,6 @@ CAUGHT_UP_SECONDS = 2.0
 """Lag worth less than this much work at the current rate is live traffic, not a backlog."""
 
 
-GC_YOUNG_THRESHOLD = 20_000
-"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
-
-
-def steady_gc() -> None:
-    """Tune the cycle collector for a long-running batch loop.
-
-    Why: a batch allocates tens of thousands of short-lived containers, so at
-    CPython's defaults the collector runs hundreds of times per 100,000 events
-    and now and then walks every object the process holds: 1.6 µs of CPU per
-    event in ``bench.hotpath``. What start-up built (modules, settings,
-    clients) is frozen out of its sight, and the youngest generation is
-    collected every 20,000 allocations: 0.3 µs per event. Few of a batch's
-    objects form cycles; those are still collected, a little later.
-    """
-    gc.collect()
-    gc.freeze()
-    _young, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-
-
 class Worker:
     """Wires settings, Redis, the processor, the consumer and the dead-letter producer."""
 
@@ -139,7 +117,6 @@ class Worker:
 
     async def run(self) -> None:
         """Consume until :attr:`stopping` is set, then leave the group cleanly."""
-        steady_gc()
         map_large_allocations()
         await self.producer.start()
         try:
