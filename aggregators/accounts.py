@@ -13,9 +13,9 @@ from typing import Any
 from redis import Redis
 
 from aggregators import keys
-from aggregators.facts import AccountFacts, merge
+from aggregators.facts import AccountFacts
 from aggregators.health import Health, HealthConfig, assess
-from aggregators.health_index import SCORES, account_key
+from aggregators.health_index import SCORES, account_key, mirror_facts
 
 SCAN = 500
 """How many of the lowest scores a plan's at-risk list looks through: bounded work per page."""
@@ -39,7 +39,7 @@ def account_view(redis: Redis, config: HealthConfig, account: str, t: float) -> 
     raw, indexed = pipe.execute()
     if not raw:
         return None
-    facts = merge({keys.text(k): v for k, v in raw.items()})
+    facts = mirror_facts(raw)
     score = float(indexed) if indexed is not None else None
     return AccountView(account, facts, assess(facts, t, config), score)
 
@@ -60,7 +60,7 @@ def lowest_of_plan(
         pipe.hgetall(account_key(account))
     rows: list[dict[str, Any]] = []
     for account, raw in zip(worst, pipe.execute(), strict=True):
-        facts = merge({keys.text(k): v for k, v in raw.items()})
+        facts = mirror_facts(raw)
         if raw and plan_of(facts) == plan:
             h = assess(facts, t, config)
             rows.append({"account": account, "score": round(h.score, 2), "band": h.band,

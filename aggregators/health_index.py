@@ -96,7 +96,7 @@ def account_key(account: str) -> str:
     return f"{keys.PREFIX}:acct:{{{account}}}"
 
 
-def _facts_of(raw: Mapping[Any, Any]) -> AccountFacts:
+def mirror_facts(raw: Mapping[Any, Any]) -> AccountFacts:
     """An account's facts from its whole mirror hash (``HGETALL``)."""
     return merge({keys.text(k): v for k, v in raw.items()})
 
@@ -212,7 +212,7 @@ def at_risk(
         pipe.hgetall(account_key(account))
     rows = []
     for account, raw in zip(worst, pipe.execute(), strict=True):
-        rows.append(_row(account, assess(_facts_of(raw), now, config)))
+        rows.append(_row(account, assess(mirror_facts(raw), now, config)))
     return sorted(rows, key=lambda r: r["score"])
 
 

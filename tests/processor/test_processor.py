@@ -21,8 +21,8 @@ import redis
 
 from aggregators import keys
 from aggregators.clock import Clock
-from aggregators.facts import AccountFacts, merge
-from aggregators.health_index import SCORES, USAGE, account_key
+from aggregators.facts import AccountFacts
+from aggregators.health_index import SCORES, USAGE, account_key, mirror_facts
 from aggregators.reader import Reader
 from aggregators.store import APPLY_LUA
 from streams.demo.embedded import free_port
@@ -59,8 +59,7 @@ def applied(rig: Rig, topic: str = "tickets", partition: int = 0) -> int:
 
 def facts_of(rig: Rig, account: str) -> AccountFacts:
     """The account's health mirror, as the board and the at-risk list read it."""
-    raw = rig.client().hgetall(account_key(account))
-    return merge({k.decode(): v for k, v in raw.items()})
+    return mirror_facts(rig.client().hgetall(account_key(account)))
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
