@@ -282,8 +282,8 @@ class PartitionStore:
             ],
         )
         applied = int(reply[0]) == 1
-        if applied and self._release == release:
-            self._release = None
+        if applied:
+            self._released(release)
         return applied
 
     async def due_mirrors(self) -> DueMirrors | None:
@@ -345,6 +345,7 @@ class PartitionStore:
         return release
 
     def _released(self, release: float | None) -> None:
+        """The release written is forgotten, unless a newer one came meanwhile."""
         if release is not None and self._release == release:
             self._release = None
 

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
-
-log = logging.getLogger("cspulse.memory")
 
 TRIM_INTERVAL = 10.0
 """Seconds between trims of the allocator's free memory."""
