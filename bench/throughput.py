@@ -311,8 +311,15 @@ def cspulse_child(
         "CSPULSE_LOG_LEVEL": "warning",
         "CSPULSE_PROCESSES": str(processes),
     }
-    argv = [sys.executable, "-m", "streams", "worker"]
+    argv = [sys.executable, *_profiled(), "-m", "streams", "worker"]
     return Child(name, argv, env, services.workdir / f"{name}.log"), port
+
+
+def _profiled() -> list[str]:
+    """With ``BENCH_PROFILE_WORKER=FILE`` the worker runs under cProfile, which writes FILE
+    when the worker stops (the benchmark ends it with SIGTERM, a clean stop)."""
+    path = os.environ.get("BENCH_PROFILE_WORKER")
+    return ["-m", "cProfile", "-o", path] if path else []
 
 
 def free_ports(count: int) -> int:

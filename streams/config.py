@@ -109,7 +109,11 @@ class Settings(BaseSettings):
         "family's code; past it the worker stops",
     )
     batch_max: int = 2000
-    batch_within: float = 0.05
+    batch_within: float = Field(
+        0.5,
+        ge=0,
+        description="seconds a worker tops up a batch under batch_max before applying it",
+    )
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"
 

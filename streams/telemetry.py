@@ -34,6 +34,12 @@ EVENTS = Counter("cs_events", "Events applied", ["topic", "type"], registry=REGI
 INVALID = Counter(
     "cs_events_invalid", "Events dead-lettered as invalid", ["topic", "reason"], registry=REGISTRY
 )
+PLAN_WAITS = Counter(
+    "cs_plan_waits",
+    "Batches of a partition that waited for their billing partition (per-plan attribution)",
+    ["topic"],
+    registry=REGISTRY,
+)
 LATE = Counter("cs_events_late", "Events too late for their bucket", ["topic"], registry=REGISTRY)
 DUPLICATES = Counter(
     "cs_events_duplicate", "Duplicate event ids not applied again", ["topic"], registry=REGISTRY
