@@ -32,6 +32,7 @@ open ticket).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -47,6 +48,7 @@ from aggregators.facts import FAMILY_NAMES, AccountFacts, Facts, encode_facts, m
 from aggregators.health import BANDS, DAY, Health, HealthConfig, assess
 from aggregators.health import score as account_score
 from aggregators.scripts import script
+from aggregators.shared_pipeline import Command, SharedPipeline
 
 SCORES = f"{keys.PREFIX}:{{health}}:scores"
 LAST = f"{keys.PREFIX}:{{health}}:last"
@@ -82,6 +84,7 @@ Three commands per account (HMGET, HSET, EXPIRE or PERSIST), the field names in
 the script: the per-batch cost is in the accounts, not in repeated arguments."""
 
 INDEX_LUA = script("index")
+_INDEX_SHA = hashlib.sha1(INDEX_LUA.encode()).hexdigest()
 """Index the scores of accounts whose mirror read is newer than the one indexed; then,
 unless ARGV[1] (the cutoff) is empty, drop accounts with no event since the cutoff.
 
@@ -112,12 +115,19 @@ def _read(mirror: list[Any]) -> tuple[AccountFacts, str]:
 class HealthIndex:
     """The worker side: mirror facts, rescore touched accounts."""
 
-    def __init__(self, redis: Redis, config: HealthConfig, retention: int = 31 * DAY) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        config: HealthConfig,
+        retention: int = 31 * DAY,
+        pipeline: SharedPipeline | None = None,
+    ) -> None:
         self.redis = redis
+        self.pipeline = pipeline or SharedPipeline(redis)
+        """Mirror writes and index updates travel with the worker's other partitions'."""
         self.config = config
         self.retention = retention
         self._mirror_sha: str | None = None
-        self._index = redis.register_script(INDEX_LUA)
         self._accounts_per_call = 1 if isinstance(redis, RedisCluster) else ACCOUNTS_PER_CALL
 
     async def update(self, family: str, facts: Mapping[str, Facts], t: float) -> None:
@@ -139,16 +149,30 @@ class HealthIndex:
             rows.append(
                 (account, score, float(merged.last), version, billing.paying, billing.plan, used)
             )
+        commands: list[Command] = []
         for i in range(0, max(len(rows), 1), ACCOUNTS_PER_CALL):
             # the stale accounts are dropped once, after every account is indexed
             final = i + ACCOUNTS_PER_CALL >= len(rows)
-            await self._index(
-                keys=[SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE],
-                args=[
+            commands.append(
+                (
+                    "EVALSHA",
+                    _INDEX_SHA,
+                    6,
+                    SCORES,
+                    LAST,
+                    SUM,
+                    VERSIONS,
+                    USAGE_PLAN,
+                    USAGE,
                     t - 30 * DAY if final else "",
                     _MSGPACK.encode(rows[i : i + ACCOUNTS_PER_CALL]),
-                ],
+                )
             )
+        try:
+            await self.pipeline.execute(commands)
+        except NoScriptError:  # Redis restarted or flushed its scripts: load it again
+            await self.redis.script_load(INDEX_LUA)
+            await self.pipeline.execute(commands)
 
     async def write_mirrors(
         self, family: str, accounts: list[str], facts: Mapping[str, Facts]
@@ -168,10 +192,9 @@ class HealthIndex:
         for _attempt in range(2):
             if self._mirror_sha is None:
                 self._mirror_sha = keys.text(await self.redis.script_load(MIRROR_LUA))
-            pipe = self.redis.pipeline(transaction=False)
-            for i in range(0, len(accounts), step):
-                # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
-                pipe.execute_command(
+            # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
+            commands = [
+                (
                     "EVALSHA",
                     self._mirror_sha,
                     min(step, len(accounts) - i),
@@ -180,8 +203,12 @@ class HealthIndex:
                     self.retention,
                     _MSGPACK.encode(writes[i : i + step]),
                 )
+                for i in range(0, len(accounts), step)
+            ]
             try:
-                return [mirror for chunk in await pipe.execute() for mirror in chunk]
+                return [
+                    mirror for chunk in await self.pipeline.execute(commands) for mirror in chunk
+                ]
             except NoScriptError:
                 self._mirror_sha = None
         raise NoScriptError("the health mirror script could not be loaded into Redis")

@@ -32,9 +32,11 @@ from aggregators.families import FAMILIES
 from aggregators.plans import PlanEntry, PlanHistory
 from aggregators.rolling import ApplyWindow, bucket_ttl, ttl_base, window_specs
 from aggregators.scripts import script
+from aggregators.shared_pipeline import Command, SharedPipeline
 
 APPLY_LUA = script("window", "apply")
 """One batch of one partition, atomically (``aggregators/lua/apply.lua``)."""
+_APPLY_SHA = hashlib.sha1(APPLY_LUA.encode()).hexdigest()
 
 SEEN_LUA = script("seen")
 """Which of a batch's id digests the dedup index holds, as one string of 0s and 1s.
@@ -159,15 +161,22 @@ class PartitionStore:
     """Reads and writes one topic-partition's state."""
 
     def __init__(
-        self, redis: Redis, config: MetricConfig, topic: str, partition: int, family: str
+        self,
+        redis: Redis,
+        config: MetricConfig,
+        topic: str,
+        partition: int,
+        family: str,
+        pipeline: SharedPipeline | None = None,
     ) -> None:
         self.redis = redis
+        self.pipeline = pipeline or SharedPipeline(redis)
+        """Loads and applies travel with those of the worker's other partitions."""
         self.config = config
         self.family = family
         self.tag = keys.partition_tag(topic, partition)
         self.plan_tag = keys.partition_tag(config.plan_topic, partition)
         """The co-partitioned billing partition: where this partition's accounts' plans are."""
-        self._apply = redis.register_script(APPLY_LUA)
         self._release: float | None = None
         """Offset up to which the due list is mirrored but not yet forgotten in Redis: the
         next write of the partition forgets it (no round trip of its own)."""
@@ -203,24 +212,23 @@ class PartitionStore:
     async def _load(
         self, entity_keys: list[EntityKey], digests: list[str], accounts: list[str]
     ) -> Loaded:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.REGISTRY, self.tag, self.family)
-        pipe.hmget(keys.meta(self.tag), [keys.OFFSET, keys.MAX_TS])
+        # commands by name: redis-py's cluster pipeline refuses .mget() and .evalsha()
+        commands: list[Command] = [
+            ("HSET", keys.REGISTRY, self.tag, self.family),
+            ("HMGET", keys.meta(self.tag), keys.OFFSET, keys.MAX_TS),
+        ]
         if entity_keys:
-            # MGET by name: redis-py's cluster pipeline refuses .mget() even within one slot
-            pipe.execute_command("MGET", *[keys.entity(self.tag, k.text()) for k in entity_keys])
+            commands.append(("MGET", *[keys.entity(self.tag, k.text()) for k in entity_keys]))
         if digests:
-            # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
-            pipe.execute_command(
-                "EVALSHA", _SEEN_SHA, 1, keys.seen(self.tag), msgspec.msgpack.encode(digests)
-            )
+            encoded = msgspec.msgpack.encode(digests)
+            commands.append(("EVALSHA", _SEEN_SHA, 1, keys.seen(self.tag), encoded))
         reads_progress = self.plan_tag != self.tag
         if reads_progress:  # before the histories: they are then at least as new
-            pipe.hmget(keys.meta(self.plan_tag), [keys.OFFSET, keys.MAX_TS])
+            commands.append(("HMGET", keys.meta(self.plan_tag), keys.OFFSET, keys.MAX_TS))
         if accounts:
             history_keys = [keys.plan_history(self.plan_tag, account) for account in accounts]
-            pipe.execute_command("EVALSHA", _HISTORIES_SHA, len(history_keys), *history_keys)
-        replies = iter(await pipe.execute())
+            commands.append(("EVALSHA", _HISTORIES_SHA, len(history_keys), *history_keys))
+        replies = iter(await self.pipeline.execute(commands))
         next(replies)  # the registry write
         raw_offset, raw_max_ts = next(replies)
         loaded = Loaded(
@@ -269,18 +277,24 @@ class PartitionStore:
         self._render_due(script, result, new_offset, release)
         windows = self._windows(script, result.effects, base)
         script.key(keys.guard(self.tag))
-        reply = await self._apply(
-            keys=script.keys,
-            args=[
-                str(expected),
-                str(new_offset),
-                msgspec.msgpack.encode(script.ops),
-                "" if max_ts is None else number(max_ts),
-                msgspec.msgpack.encode(windows),
-                keys.bucket_prefix(self.tag),
-                number(base),
-            ],
+        command = (
+            "EVALSHA",
+            _APPLY_SHA,
+            len(script.keys),
+            *script.keys,
+            str(expected),
+            str(new_offset),
+            msgspec.msgpack.encode(script.ops),
+            "" if max_ts is None else number(max_ts),
+            msgspec.msgpack.encode(windows),
+            keys.bucket_prefix(self.tag),
+            number(base),
         )
+        try:
+            (reply,) = await self.pipeline.execute([command])
+        except NoScriptError:  # Redis restarted or flushed its scripts: load it again
+            await self.redis.script_load(APPLY_LUA)
+            (reply,) = await self.pipeline.execute([command])
         applied = int(reply[0]) == 1
         if applied:
             self._released(release)

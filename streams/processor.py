@@ -52,6 +52,7 @@ from aggregators.entity_keys import FACTS
 from aggregators.health import HealthConfig
 from aggregators.health_index import HealthIndex
 from aggregators.plan_directory import PlanDirectory
+from aggregators.shared_pipeline import SharedPipeline
 from aggregators.store import Loaded, PartitionStore
 from schemas import Event, Rejected, parse_events
 from schemas.models import FAMILY_OF_TYPE, TYPE_TO_DATA
@@ -144,7 +145,9 @@ class Processor:
         self._rewound: dict[tuple[str, int], int] = {}
         self._unfinished: dict[tuple[str, int], tuple[int, str, BatchResult, float]] = {}
         self.plans = PlanDirectory(redis, config.max_plans)
-        self.health = HealthIndex(redis, health or HealthConfig.load())
+        self.pipeline = SharedPipeline(redis)
+        """Partitions applied concurrently share their round trips to Redis."""
+        self.health = HealthIndex(redis, health or HealthConfig.load(), pipeline=self.pipeline)
         self.errors = ErrorBudget(error_cap)
         """Family errors dead-lettered per partition and minute, up to the cap."""
 
@@ -153,7 +156,7 @@ class Processor:
         if found is None:
             family = self.family_of(topic) or ""
             found = self._stores[(topic, partition)] = PartitionStore(
-                self.redis, self.config, topic, partition, family
+                self.redis, self.config, topic, partition, family, self.pipeline
             )
         return found
 

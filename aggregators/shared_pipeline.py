@@ -1,0 +1,78 @@
+"""Commands that concurrent partitions send in the same turn of the event loop share one
+pipeline: one write and one read for all of them, not one round trip each.
+
+Why: a worker applies a batch's partitions concurrently, and each partition's
+load, apply and health mirror is a round trip whose fixed cost (a system call
+each way, a connection from the pool, a timeout, a task wake-up, and the same
+again in Redis) is paid per call, not per byte. At a steady rate, with many
+partitions and few events each, that fixed cost is most of the work. This is
+what ioredis calls auto-pipelining. Nothing waits for a batch to fill: the
+pipeline goes out as soon as the tasks that were ready have queued their
+commands. Each caller gets its own replies, or the first error among them,
+as from a pipeline of its own; a connection error reaches every caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+Command = tuple[Any, ...]
+"""A command by name and arguments, e.g. ``("HMGET", key, field)``."""
+
+
+class SharedPipeline:
+    """Joins the commands of callers that run in the same turn of the event loop."""
+
+    def __init__(self, redis: Redis | RedisCluster) -> None:
+        self.redis = redis
+        self._queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """The replies to ``commands``, in order; raises the first error among them."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._send_queued)
+        self._queued.append((commands, future))
+        return await future
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        task = asyncio.create_task(self._send(queued))
+        self._sending.add(task)  # a task nothing refers to may be collected mid-flight
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self, queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]]
+    ) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for commands, _future in queued:
+            for command in commands:
+                pipe.execute_command(*command)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:
+            for _commands, future in queued:
+                future.cancel()
+            raise
+        except Exception as exc:  # the connection, not a command: every caller sees it
+            for _commands, future in queued:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        at = 0
+        for commands, future in queued:
+            own, at = replies[at : at + len(commands)], at + len(commands)
+            if future.done():  # the caller was cancelled meanwhile
+                continue
+            error = next((r for r in own if isinstance(r, Exception)), None)
+            if error is None:
+                future.set_result(own)
+            else:
+                future.set_exception(error)

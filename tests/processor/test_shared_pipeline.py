@@ -1,0 +1,122 @@
+"""Callers running in the same turn of the event loop share one pipeline to a real Redis,
+and each still gets exactly what a pipeline of its own would give it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from aggregators.shared_pipeline import SharedPipeline
+from streams.demo.embedded import free_port
+from tests.processor.conftest import Rig
+
+
+class CountingRedis(Redis):
+    """A real client that counts the pipelines it hands out."""
+
+    pipelines = 0
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        self.pipelines += 1
+        return super().pipeline(transaction=transaction, shard_hint=shard_hint)
+
+
+def _client(rig: Rig) -> CountingRedis:
+    return CountingRedis(port=rig.redis_process.port, socket_timeout=5)
+
+
+def test_concurrent_callers_share_one_pipeline_and_get_their_own_replies(rig: Rig) -> None:
+    async def run() -> tuple[list[list[Any]], int]:
+        client = _client(rig)
+        shared = SharedPipeline(client)
+        calls = [
+            [("SET", f"k{i}", f"v{i}"), ("INCRBY", "total", i), ("GET", f"k{i}")]
+            for i in range(1, 11)
+        ]
+        replies = await asyncio.gather(*(shared.execute(c) for c in calls))
+        await client.aclose()
+        return replies, client.pipelines
+
+    replies, pipelines = asyncio.run(run())
+    assert pipelines == 1
+    assert [r[2] for r in replies] == [f"v{i}".encode() for i in range(1, 11)]
+    assert sorted(r[1] for r in replies) == sorted(_running_totals(range(1, 11)))
+    assert rig.client().get("total") == b"55"
+
+
+def _running_totals(steps: range) -> list[int]:
+    totals, total = [], 0
+    for step in steps:
+        total += step
+        totals.append(total)
+    return totals
+
+
+def test_callers_in_later_turns_get_pipelines_of_their_own(rig: Rig) -> None:
+    async def run() -> int:
+        client = _client(rig)
+        shared = SharedPipeline(client)
+        for i in range(3):
+            assert await shared.execute([("SET", "k", str(i))]) == [True]
+        await client.aclose()
+        return client.pipelines
+
+    assert asyncio.run(run()) == 3
+
+
+def test_one_callers_error_is_its_own(rig: Rig) -> None:
+    rig.client().set("text", "not a hash")
+
+    async def run() -> tuple[BaseException | list[Any], ...]:
+        client = _client(rig)
+        shared = SharedPipeline(client)
+        outcome = await asyncio.gather(
+            shared.execute([("HGET", "text", "field"), ("SET", "after", "1")]),
+            shared.execute([("SET", "other", "2"), ("GET", "other")]),
+            shared.execute([("EVALSHA", "0" * 40, 0)]),
+            return_exceptions=True,
+        )
+        await client.aclose()
+        return tuple(outcome)
+
+    wrong_type, fine, no_script = asyncio.run(run())
+    assert isinstance(wrong_type, ResponseError) and "WRONGTYPE" in str(wrong_type)
+    assert rig.client().get("after") == b"1"  # like a pipeline: the rest still ran
+    assert fine == [True, b"2"]
+    assert isinstance(no_script, NoScriptError)
+
+
+def test_a_lost_connection_reaches_every_caller() -> None:
+    async def run() -> list[BaseException | list[Any]]:
+        client = Redis(port=free_port(), socket_connect_timeout=1)
+        shared = SharedPipeline(client)
+        outcome = await asyncio.gather(
+            shared.execute([("GET", "a")]), shared.execute([("GET", "b")]), return_exceptions=True
+        )
+        await client.aclose()
+        return list(outcome)
+
+    for outcome in asyncio.run(run()):
+        assert isinstance(outcome, RedisConnectionError)
+
+
+def test_a_cancelled_caller_leaves_the_others_their_replies(rig: Rig) -> None:
+    async def run() -> list[Any]:
+        client = _client(rig)
+        shared = SharedPipeline(client)
+        doomed = asyncio.create_task(shared.execute([("SET", "doomed", "1")]))
+        kept = asyncio.create_task(shared.execute([("SET", "kept", "1"), ("GET", "kept")]))
+        await asyncio.sleep(0)  # both queued
+        doomed.cancel()
+        replies = await kept
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        await client.aclose()
+        return replies
+
+    assert asyncio.run(run()) == [True, b"1"]
