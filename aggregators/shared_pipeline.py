@@ -9,7 +9,9 @@ partitions and few events each, that fixed cost is most of the work. This is
 what ioredis calls auto-pipelining. Nothing waits for a batch to fill: the
 pipeline goes out as soon as the tasks that were ready have queued their
 commands. Each caller gets its own replies, or the first error among them,
-as from a pipeline of its own; a connection error reaches every caller.
+as from a pipeline of its own; a connection error reaches every caller, and
+any other failure of the whole pipeline is sorted out by sending each
+caller's commands again on their own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[Any, ...]
 """A command by name and arguments, e.g. ``("HMGET", key, field)``."""
@@ -51,20 +55,31 @@ class SharedPipeline:
     async def _send(
         self, queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]]
     ) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for commands, _future in queued:
-            for command in commands:
-                pipe.execute_command(*command)
         try:
+            pipe = self.redis.pipeline(transaction=False)
+            for commands, _future in queued:
+                for command in commands:
+                    pipe.execute_command(*command)
             replies = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             for _commands, future in queued:
                 future.cancel()
             raise
-        except Exception as exc:  # the connection, not a command: every caller sees it
-            for _commands, future in queued:
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            for _commands, future in queued:  # the connection: every caller sees it
                 if not future.done():
                     future.set_exception(exc)
+            return
+        except Exception as exc:
+            if len(queued) == 1:
+                if not queued[0][1].done():
+                    queued[0][1].set_exception(exc)
+                return
+            # not the connection (a command the client cannot pack, a reply it cannot
+            # parse): each caller alone, so the error reaches only its own; sending a
+            # command again is safe (reads, idempotent writes, fenced applies)
+            for one in queued:
+                await self._send([one])
             return
         at = 0
         for commands, future in queued:

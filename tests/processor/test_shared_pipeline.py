@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import DataError, NoScriptError, ResponseError
 
 from aggregators.shared_pipeline import SharedPipeline
 from streams.demo.embedded import free_port
@@ -89,6 +89,24 @@ def test_one_callers_error_is_its_own(rig: Rig) -> None:
     assert rig.client().get("after") == b"1"  # like a pipeline: the rest still ran
     assert fine == [True, b"2"]
     assert isinstance(no_script, NoScriptError)
+
+
+def test_a_command_the_client_cannot_send_fails_only_its_caller(rig: Rig) -> None:
+    async def run() -> tuple[BaseException | list[Any], ...]:
+        client = _client(rig)
+        shared = SharedPipeline(client)
+        outcome = await asyncio.gather(
+            shared.execute([("SET", "fine", "1"), ("GET", "fine")]),
+            shared.execute([("SET", "bad", {"a dict": "is no argument"})]),
+            return_exceptions=True,
+        )
+        await client.aclose()
+        return tuple(outcome)
+
+    fine, bad = asyncio.run(run())
+    assert fine == [True, b"1"]
+    assert isinstance(bad, DataError)
+    assert rig.client().get("bad") is None
 
 
 def test_a_lost_connection_reaches_every_caller() -> None:
