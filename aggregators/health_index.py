@@ -84,7 +84,6 @@ Three commands per account (HMGET, HSET, EXPIRE or PERSIST), the field names in
 the script: the per-batch cost is in the accounts, not in repeated arguments."""
 
 INDEX_LUA = script("index")
-_INDEX_SHA = hashlib.sha1(INDEX_LUA.encode()).hexdigest()
 """Index the scores of accounts whose mirror read is newer than the one indexed; then,
 unless ARGV[1] (the cutoff) is empty, drop accounts with no event since the cutoff.
 
@@ -93,6 +92,7 @@ account, numbers as msgpack floats (which Lua passes on to Redis exactly, as the
 decimal text did). Each step is one command for all the accounts (``ZMSCORE``,
 ``HSET``, ``ZADD ... GT``, ...), not one per account: the accounts are distinct,
 so the result is the one account-by-account updates would leave."""
+_INDEX_SHA = hashlib.sha1(INDEX_LUA.encode()).hexdigest()
 
 
 def account_key(account: str) -> str:
