@@ -5,7 +5,9 @@ states, seen ids) and one ``EVALSHA`` of :data:`APPLY_LUA`, which checks
 that the partition's applied offset is still the one read (a fence), applies
 every effect and advances the offset in the same atomic step. A redelivered
 message is at or below the stored offset and is skipped; a batch that lost
-the fence (another worker applied in between) is planned again.
+the fence (another worker applied in between) is planned again. The round
+trips are shared with the partitions the worker applies at the same time
+(:class:`~aggregators.shared_pipeline.SharedPipeline`).
 """
 
 from __future__ import annotations
