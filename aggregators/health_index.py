@@ -41,7 +41,6 @@ import msgspec
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from aggregators import keys
 from aggregators.facts import FAMILY_NAMES, AccountFacts, Facts, encode_facts, merge
@@ -82,6 +81,7 @@ The version starts from the server clock in microseconds, so it keeps growing
 even when an expired mirror is created again (it stays below 2^53: exact in Lua).
 Three commands per account (HMGET, HSET, EXPIRE or PERSIST), the field names in
 the script: the per-batch cost is in the accounts, not in repeated arguments."""
+_MIRROR_SHA = hashlib.sha1(MIRROR_LUA.encode()).hexdigest()
 
 INDEX_LUA = script("index")
 """Index the scores of accounts whose mirror read is newer than the one indexed; then,
@@ -127,7 +127,6 @@ class HealthIndex:
         """Mirror writes and index updates travel with the worker's other partitions'."""
         self.config = config
         self.retention = retention
-        self._mirror_sha: str | None = None
         self._accounts_per_call = 1 if isinstance(redis, RedisCluster) else ACCOUNTS_PER_CALL
 
     async def update(self, family: str, facts: Mapping[str, Facts], t: float) -> None:
@@ -168,11 +167,7 @@ class HealthIndex:
                     _MSGPACK.encode(rows[i : i + ACCOUNTS_PER_CALL]),
                 )
             )
-        try:
-            await self.pipeline.execute(commands)
-        except NoScriptError:  # Redis restarted or flushed its scripts: load it again
-            await self.redis.script_load(INDEX_LUA)
-            await self.pipeline.execute(commands)
+        await self.pipeline.execute(commands, (INDEX_LUA,))
 
     async def write_mirrors(
         self, family: str, accounts: list[str], facts: Mapping[str, Facts]
@@ -181,37 +176,28 @@ class HealthIndex:
 
         On Redis Cluster every account's hash has its own slot: one pipelined
         ``EVALSHA`` per account. Elsewhere one ``EVALSHA`` writes up to
-        :data:`ACCOUNTS_PER_CALL` accounts. The script is loaded once, not checked
-        before every pipeline; if Redis lost it (a restart), it is loaded again."""
+        :data:`ACCOUNTS_PER_CALL` accounts."""
         step = self._accounts_per_call
         # text, not bytes: Redis's cmsgpack reads no msgpack bin
         writes = [
             (encode_facts(own).decode(), own.persistent())
             for own in map(facts.__getitem__, accounts)
         ]
-        for _attempt in range(2):
-            if self._mirror_sha is None:
-                self._mirror_sha = keys.text(await self.redis.script_load(MIRROR_LUA))
-            # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
-            commands = [
-                (
-                    "EVALSHA",
-                    self._mirror_sha,
-                    min(step, len(accounts) - i),
-                    *map(account_key, accounts[i : i + step]),
-                    family,
-                    self.retention,
-                    _MSGPACK.encode(writes[i : i + step]),
-                )
-                for i in range(0, len(accounts), step)
-            ]
-            try:
-                return [
-                    mirror for chunk in await self.pipeline.execute(commands) for mirror in chunk
-                ]
-            except NoScriptError:
-                self._mirror_sha = None
-        raise NoScriptError("the health mirror script could not be loaded into Redis")
+        # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
+        commands = [
+            (
+                "EVALSHA",
+                _MIRROR_SHA,
+                min(step, len(accounts) - i),
+                *map(account_key, accounts[i : i + step]),
+                family,
+                self.retention,
+                _MSGPACK.encode(writes[i : i + step]),
+            )
+            for i in range(0, len(accounts), step)
+        ]
+        replies = await self.pipeline.execute(commands, (MIRROR_LUA,))
+        return [mirror for chunk in replies for mirror in chunk]
 
 
 def band_counts(redis: SyncRedis, config: HealthConfig) -> tuple[dict[str, int], float | None]:

@@ -23,6 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[Any, ...]
@@ -37,8 +38,22 @@ class SharedPipeline:
         self._queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def execute(self, commands: Sequence[Command]) -> list[Any]:
-        """The replies to ``commands``, in order; raises the first error among them."""
+    async def execute(self, commands: Sequence[Command], scripts: Sequence[str] = ()) -> list[Any]:
+        """The replies to ``commands``, in order; raises the first error among them.
+
+        ``scripts``: the Lua sources the commands run by digest (``EVALSHA``). When Redis
+        lost them (a restart, ``SCRIPT FLUSH``) they are loaded and the commands sent once
+        more; nothing is checked before, so the usual call is one round trip."""
+        try:
+            return await self._queue(commands)
+        except NoScriptError:
+            if not scripts:
+                raise
+            for source in scripts:
+                await self.redis.script_load(source)
+            return await self._queue(commands)
+
+    async def _queue(self, commands: Sequence[Command]) -> list[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         if not self._queued:

@@ -22,7 +22,6 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from aggregators import keys
 from aggregators.batch import BatchInput, BatchResult
@@ -203,13 +202,7 @@ class PartitionStore:
         seen before counts as a duplicate whatever time its new copy carries.
         """
         entity_keys, accounts = list(entity_keys), sorted(set(accounts))
-        digests = list(digests)
-        try:
-            return await self._load(entity_keys, digests, accounts)
-        except NoScriptError:  # Redis restarted or flushed its scripts: load them again
-            await self.redis.script_load(SEEN_LUA)
-            await self.redis.script_load(HISTORIES_LUA)
-            return await self._load(entity_keys, digests, accounts)
+        return await self._load(entity_keys, list(digests), accounts)
 
     async def _load(
         self, entity_keys: list[EntityKey], digests: list[str], accounts: list[str]
@@ -230,7 +223,7 @@ class PartitionStore:
         if accounts:
             history_keys = [keys.plan_history(self.plan_tag, account) for account in accounts]
             commands.append(("EVALSHA", _HISTORIES_SHA, len(history_keys), *history_keys))
-        replies = iter(await self.pipeline.execute(commands))
+        replies = iter(await self.pipeline.execute(commands, (SEEN_LUA, HISTORIES_LUA)))
         next(replies)  # the registry write
         raw_offset, raw_max_ts = next(replies)
         loaded = Loaded(
@@ -292,11 +285,7 @@ class PartitionStore:
             keys.bucket_prefix(self.tag),
             number(base),
         )
-        try:
-            (reply,) = await self.pipeline.execute([command])
-        except NoScriptError:  # Redis restarted or flushed its scripts: load it again
-            await self.redis.script_load(APPLY_LUA)
-            (reply,) = await self.pipeline.execute([command])
+        (reply,) = await self.pipeline.execute([command], (APPLY_LUA,))
         applied = int(reply[0]) == 1
         if applied:
             self._released(release)

@@ -91,6 +91,27 @@ def test_one_callers_error_is_its_own(rig: Rig) -> None:
     assert isinstance(no_script, NoScriptError)
 
 
+def test_scripts_redis_lost_are_loaded_again_and_the_commands_sent_once_more(
+    rig: Rig,
+) -> None:
+    source = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+    digest = rig.client().script_load(source)
+    rig.client().script_flush()
+
+    async def run() -> list[Any]:
+        client = _client(rig)
+        shared = SharedPipeline(client)
+        replies = await shared.execute(
+            [("EVALSHA", digest, 1, "counter", 5), ("EVALSHA", digest, 1, "counter", 7)],
+            (source,),
+        )
+        await client.aclose()
+        return replies
+
+    assert asyncio.run(run()) == [5, 12]  # the first try ran nothing
+    assert rig.client().get("counter") == b"12"
+
+
 def test_a_command_the_client_cannot_send_fails_only_its_caller(rig: Rig) -> None:
     async def run() -> tuple[BaseException | list[Any], ...]:
         client = _client(rig)
