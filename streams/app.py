@@ -223,8 +223,7 @@ class Worker:
                 if held >= 0:
                     self._seek(tp, held + 1)
                 else:
-                    self._held.pop(tp, None)
-                    await self.consumer.seek_to_beginning(tp)
+                    await self._seek_to_beginning(tp)
 
     async def _finish_mirrors(self, partitions: Iterable[TopicPartition]) -> None:
         """Mirror health facts a worker that died after its apply left unmirrored."""
@@ -276,6 +275,11 @@ class Worker:
         """Read the partition from ``offset`` next; records held for it are dropped."""
         self._held.pop(tp, None)
         self.consumer.seek(tp, offset)
+
+    async def _seek_to_beginning(self, tp: TopicPartition) -> None:
+        """Read the partition from its earliest retained offset; records held are dropped."""
+        self._held.pop(tp, None)
+        await self.consumer.seek_to_beginning(tp)
 
     def _release(self, tp: TopicPartition) -> None:
         if tp in self.assignment():
@@ -370,8 +374,7 @@ class Worker:
                     tp.partition,
                     committed,
                 )
-            self._held.pop(tp, None)
-            await self.consumer.seek_to_beginning(tp)
+            await self._seek_to_beginning(tp)
 
     async def send_dead_letters(
         self, topic: str, partition: int, letters: Sequence[DeadLetter]
