@@ -11,8 +11,10 @@ label (:func:`label_of`), so no plan can replace the whole-base series.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from aggregators import keys
 from schemas import Event
@@ -54,6 +56,9 @@ def split(field: str) -> tuple[str, str]:
 PlanEntry = tuple[float, int, str]
 """(event time, offset, bounded plan label) of one plan-naming billing event."""
 
+_LAST: Final = math.inf
+"""An offset past every real one: ``(t, _LAST, "")`` sorts after every entry at ``t``."""
+
 
 class PlanHistory:
     """Each account's plan over event time: the segment an event counts in (metrics.md).
@@ -61,7 +66,8 @@ class PlanHistory:
     An account's plan at time T is the label of its latest plan-naming event
     (``subscription.started``, ``subscription.changed``, ``trial.converted``) whose
     own time is at or before T, ties broken by offset; ``none`` before its first.
-    Pure: the store loads the entries, the fold asks :meth:`at`.
+    Pure: the store loads the entries, the fold asks :meth:`at`, a binary search, as
+    a history can hold every plan change of the retention.
     """
 
     __slots__ = ("_entries",)
@@ -82,20 +88,18 @@ class PlanHistory:
         entries = self._entries.get(account)
         if not entries:
             return NONE
-        found = NONE
-        for time, _offset, label in entries:
-            if time > t:
-                break
-            found = label
-        return found
+        found = bisect_right(entries, (t, _LAST, ""))
+        return entries[found - 1][2] if found else NONE
 
     def constant(self, account: str, lo: float, hi: float) -> str | None:
         """The plan label throughout ``[lo, hi]``, or None when it changes in between."""
-        label = self.at(account, lo)
-        entries = self._entries.get(account, ())
-        if any(lo < time <= hi for time, _offset, _label in entries):
+        entries = self._entries.get(account)
+        if not entries:
+            return NONE
+        first = bisect_right(entries, (lo, _LAST, ""))
+        if first < len(entries) and entries[first][0] <= hi:
             return None
-        return label
+        return entries[first - 1][2] if first else NONE
 
     def merged(self, more: dict[str, list[PlanEntry]]) -> PlanHistory:
         """A copy with ``more`` entries added (this history is left as it is)."""
