@@ -24,10 +24,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 
 from aggregators.clock import clock_named
+from bench.hotpath import command_lines
 from bench.steady import TOPICS, Template, stamp_of
 from bench.throughput import CpuMeter, generate
 from streams.config import Settings
@@ -73,6 +75,8 @@ class Cost:
     events: int
     cpu: float
     redis_cpu: float
+    commands: dict[str, Any] = field(default_factory=dict)
+    """Redis's INFO commandstats over the rounds."""
 
     def line(self) -> str:
         return (
@@ -90,6 +94,7 @@ async def measure(
     """Rounds of ``size`` events for ``seconds``; only the processor's work is timed."""
     cost = Cost(size, 0, 0, 0.0, 0.0)
     redis_meter = CpuMeter((redis_pid,))
+    await processor.redis.config_resetstat()
     redis_meter.mark()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -100,6 +105,7 @@ async def measure(
         cost.batches += len(jobs)
         cost.events += sum(len(batch) for _t, _p, batch in jobs)
     (cost.redis_cpu,) = (c or 0.0 for c in redis_meter.used())
+    cost.commands = await processor.redis.info("commandstats")
     return cost
 
 
@@ -122,6 +128,8 @@ async def run(args: argparse.Namespace, url: str, redis_pid: int) -> list[Cost]:
     for size in args.rounds:
         cost = await measure(processor, feed, size, args.seconds, redis_pid)
         print(cost.line(), flush=True)
+        if args.commands:
+            print("\n".join(command_lines(cost.commands, cost.events)), flush=True)
         costs.append(cost)
     return costs
 
@@ -138,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
     parser.add_argument("--pool", type=int, default=40_000, help="generated events replayed")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--commands", action="store_true", help="Redis's time per command, per round size"
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="cspulse-parts-"))
     server = start_redis(workdir)
