@@ -193,6 +193,8 @@ class Scrape:
     """The worker's ``cs_batch_seconds`` (sum, count) so far: its time per batch."""
     applied: float | None = None
     """The worker's ``cs_events_total`` so far, summed over its labels."""
+    waits: float | None = None
+    """The worker's ``cs_plan_waits_total`` so far (batches held for their billing partition)."""
 
 
 @dataclass
@@ -213,6 +215,7 @@ _COLLECT = re.compile(r"^cs_collect_duration_seconds (\S+)$", re.M)
 _BATCH_SUM = re.compile(r"^cs_batch_seconds_sum (\S+)$", re.M)
 _BATCH_COUNT = re.compile(r"^cs_batch_seconds_count (\S+)$", re.M)
 _APPLIED = re.compile(r"^cs_events_total\{[^}]*\} (\S+)$", re.M)
+_WAITS = re.compile(r"^cs_plan_waits_total\{[^}]*\} (\S+)$", re.M)
 
 
 def scrape(port: int) -> Scrape | None:
@@ -233,6 +236,7 @@ def scrape(port: int) -> Scrape | None:
         float(collect[1]) if collect else None,
         (float(total[1]), float(count[1])) if total and count else None,
         sum(float(v) for v in _APPLIED.findall(text)),
+        sum(float(v) for v in _WAITS.findall(text)),
     )
 
 
@@ -453,9 +457,10 @@ def _redis_us(samples: Sequence[Sample], scrapes: Sequence[Scrape]) -> float | N
 
 
 def _scrapes_in(scrapes: Sequence[Scrape]) -> dict[str, float | None]:
-    """Mean batch ms (from the batch histogram's growth) and median scrape ms."""
+    """Mean batch ms (from the batch histogram's growth), median scrape ms, plan waits."""
     costs = [x.collect_s * 1000 for x in scrapes if x.collect_s is not None]
     counted = [(x.batches, x.applied) for x in scrapes if x.batches and x.applied is not None]
+    waits = [x.waits for x in scrapes if x.waits is not None]
     batch_ms = per_batch = None
     if len(counted) >= 2 and counted[-1][0][1] > counted[0][0][1]:
         (sum0, n0), applied0 = counted[0]
@@ -466,6 +471,7 @@ def _scrapes_in(scrapes: Sequence[Scrape]) -> dict[str, float | None]:
         "batch_ms": batch_ms,
         "per_batch": per_batch,
         "scrape_ms": statistics.median(costs) if costs else None,
+        "plan_waits": waits[-1] - waits[0] if len(waits) >= 2 else None,
     }
 
 
@@ -503,8 +509,8 @@ def report(result: Result) -> str:
         ),
         "",
         "| minute | freshness p50 s | p99 s | worker RSS MiB | Redis used_memory MiB | lag "
-        "| batch ms | events/batch | Redis µs/event | scrape ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batch ms | events/batch | Redis µs/event | scrape ms | plan waits |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result.minutes:
         lines.append(
@@ -512,7 +518,7 @@ def report(result: Result) -> str:
             f"{fmt(row['rss_mib'], '.1f')} | {fmt(row['redis_mib'], '.1f')} | "
             f"{fmt(row['lag'], ',.0f')} | {fmt(row.get('batch_ms'), '.1f')} | "
             f"{fmt(row.get('per_batch'), ',.0f')} | {fmt(row.get('redis_us'), '.1f')} | "
-            f"{fmt(row.get('scrape_ms'), '.0f')} |"
+            f"{fmt(row.get('scrape_ms'), '.0f')} | {fmt(row.get('plan_waits'), ',.0f')} |"
         )
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ from bench.steady import (
     Scrape,
     Sent,
     Template,
+    _scrapes_in,
     freshness,
     lane_of,
     lanes,
@@ -89,3 +90,12 @@ def test_a_lane_is_the_partition_the_default_partitioner_picks() -> None:
         template = Template(2, key, (b"",), 0)
         picked = DefaultPartitioner()(key, [0, 1, 2, 3], [0, 1, 2, 3])
         assert names[lane_of(template, 4)] == f"p.{TOPICS[2]}[{picked}]"
+
+
+def test_a_minutes_plan_waits_are_the_counters_growth_over_its_scrapes() -> None:
+    scrapes = [
+        Scrape(at, {}, None, None, waits=waits)
+        for at, waits in [(0.0, 4.0), (20.0, 9.0), (50.0, 31.0), (59.0, None)]
+    ]
+    assert _scrapes_in(scrapes)["plan_waits"] == 27.0
+    assert _scrapes_in(scrapes[:1])["plan_waits"] is None
