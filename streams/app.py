@@ -116,6 +116,8 @@ class Worker:
             error_cap=settings.processing_error_cap,
         )
         self._plan_ends: dict[TopicPartition, tuple[int, float]] = {}
+        self._fetched_ends: dict[TopicPartition, int] = {}
+        """The owned billing partitions' log ends when the batch in hand was fetched."""
         self._held: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
         """Records of paused partitions that wait for their billing partition, in order."""
         self.stopping = asyncio.Event()
@@ -191,9 +193,27 @@ class Worker:
             more = await self.consumer.getmany(timeout_ms=wait_ms, max_records=limit - count)
             for tp, records in more.items():
                 count += _append_after(batch.setdefault(tp, []), records)
+        if batch:
+            await self._drain_billing(batch)
         self._take_back_held(batch)
+        self._fetched_ends = self._billing_highwaters()
         owned = self.assignment()
         return {tp: records for tp, records in batch.items() if tp in owned}
+
+    async def _drain_billing(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> None:
+        """Add the billing records the consumer already holds, past ``batch_max`` if need
+        be: the other partitions' events wait until their billing partition is applied
+        to its end, and records fetched but left in the consumer would make them wait a
+        batch longer (bounded by one fetch per billing partition)."""
+        plans = self.processor.config.plan_topic
+        paused = self.consumer.paused()
+        billing = [tp for tp in self.assignment() if tp.topic == plans and tp not in paused]
+        if billing:
+            more = await self.consumer.getmany(*billing, timeout_ms=0)
+            for tp, records in more.items():
+                _append_after(batch.setdefault(tp, []), records)
 
     def _take_back_held(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Put the held records of partitions whose pause ended in front of their new ones
@@ -285,12 +305,25 @@ class Worker:
         if tp in self.assignment():
             self.consumer.resume(tp)
 
+    def _billing_highwaters(self) -> dict[TopicPartition, int]:
+        plans = self.processor.config.plan_topic
+        owned = (tp for tp in self.assignment() if tp.topic == plans)
+        return {tp: high for tp in owned if (high := self.consumer.highwater(tp)) is not None}
+
     async def plan_end(self, topic: str, partition: int) -> int | None:
-        """A billing partition's log end offset: this consumer's own view when it reads
-        the partition, else the broker's (cached briefly); None when it does not exist."""
+        """A billing partition's log end offset when the batch in hand was fetched: this
+        consumer's own view when it reads the partition, else the broker's (cached
+        briefly); None when it does not exist.
+
+        The end as of the fetch, not as of now: the consumer keeps fetching while the
+        batch is applied, and a billing record that reached Kafka after the batch's
+        records were read is one that "reaches Kafka after the events it should have
+        covered" (metrics.md, Segments); waiting for it would make live traffic wait."""
         tp = TopicPartition(topic, partition)
-        if tp in self.assignment() and (high := self.consumer.highwater(tp)) is not None:
-            return int(high)
+        if tp in self.assignment():
+            high = self._fetched_ends.get(tp, self.consumer.highwater(tp))
+            if high is not None:
+                return int(high)
         cached = self._plan_ends.get(tp)
         if cached is not None and time.monotonic() - cached[1] < END_CACHE_SECONDS:
             return cached[0]
