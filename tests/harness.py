@@ -59,6 +59,34 @@ def publish(bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]])
     return asyncio.run(_publish(bootstrap, messages))
 
 
+Message = tuple[str, bytes | None, bytes]
+
+
+async def _publish_paced(
+    bootstrap: str, rounds: Sequence[Sequence[Message]], pause: float
+) -> list[Published]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
+    await producer.start()
+    landed: list[Published] = []
+    try:
+        for messages in rounds:
+            for topic, key, value in messages:
+                record = await producer.send_and_wait(topic, value, key=key)
+                landed.append(Published(record.topic, record.partition, record.offset, value))
+            await asyncio.sleep(pause)
+    finally:
+        await producer.stop()
+    return landed
+
+
+def publish_paced(
+    bootstrap: str, rounds: Sequence[Sequence[Message]], pause: float
+) -> list[Published]:
+    """Live traffic: each round's (topic, key, value) in order, each in Kafka before the
+    next is sent, ``pause`` seconds between rounds, through one producer."""
+    return asyncio.run(_publish_paced(bootstrap, rounds, pause))
+
+
 async def _consume_all(bootstrap: str, topic: str, expected: int, timeout: float) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False

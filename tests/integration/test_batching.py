@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.harness import Stack, dumps, last_offsets, publish, scrape, wait_applied
+from tests.harness import Stack, dumps, last_offsets, publish, publish_paced, scrape, wait_applied
 from tests.integration.conftest import fresh_names
 from tests.scenarios import event
 
@@ -31,9 +31,10 @@ def _batches_for_a_trickle(stack: Stack, within: float) -> tuple[float, float]:
         sent = publish(stack.bootstrap, [(prefix + "tickets", b"acme", _opened(start, 0))])
         wait_applied(stack.redis(), last_offsets(sent))
         before = scrape(worker.port).get(("cs_batch_seconds_count", ()), 0)
-        for i in range(1, TRICKLE + 1):
-            sent = publish(stack.bootstrap, [(prefix + "tickets", b"acme", _opened(start, i))])
-            time.sleep(0.15)
+        trickle = [
+            [(prefix + "tickets", b"acme", _opened(start, i))] for i in range(1, TRICKLE + 1)
+        ]
+        sent = publish_paced(stack.bootstrap, trickle, pause=0.15)
         wait_applied(stack.redis(), last_offsets(sent))
         metrics = scrape(worker.port)
         return metrics[("cs_batch_seconds_count", ())] - before, metrics[OPENED_1H]

@@ -9,13 +9,20 @@ each ticket counts in the plan named just before it. Through the real broker.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from tests.harness import Published, Stack, dumps, last_offsets, publish, scrape, wait_applied
+from tests.harness import (
+    Message,
+    Stack,
+    dumps,
+    last_offsets,
+    publish,
+    publish_paced,
+    scrape,
+    wait_applied,
+)
 from tests.integration.conftest import fresh_names
 from tests.scenarios import event
 
@@ -44,31 +51,19 @@ def _change(t: float, account: str, index: int, plan: str) -> bytes:
     )
 
 
-async def _stream(bootstrap: str, prefix: str, start: float) -> list[Published]:
-    """Each round, every account's plan change and then its ticket, a round every 0.2 s;
-    each change is in Kafka before its ticket is sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
-    await producer.start()
-    landed: list[Published] = []
-    try:
-        for r in range(ROUNDS):
-            for i, account in enumerate(ACCOUNTS):
-                t = start + 60 * r + i
-                ticket = event(
-                    "ticket.opened", t + 1, account, ticket_id=f"T-{r}-{i}", channel="chat"
-                )
-                for topic, value in (
-                    ("billing", _change(t, account, i, _plan(r, i))),
-                    ("tickets", dumps(ticket)),
-                ):
-                    record = await producer.send_and_wait(
-                        prefix + topic, value, key=account.encode()
-                    )
-                    landed.append(Published(record.topic, record.partition, record.offset, value))
-            await asyncio.sleep(0.2)
-    finally:
-        await producer.stop()
-    return landed
+def _rounds(prefix: str, start: float) -> list[list[Message]]:
+    """Each round, every account's plan change and then its ticket."""
+    rounds = []
+    for r in range(ROUNDS):
+        messages: list[Message] = []
+        for i, account in enumerate(ACCOUNTS):
+            t = start + 60 * r + i
+            ticket = event("ticket.opened", t + 1, account, ticket_id=f"T-{r}-{i}", channel="chat")
+            key = account.encode()
+            messages.append((prefix + "billing", key, _change(t, account, i, _plan(r, i))))
+            messages.append((prefix + "tickets", key, dumps(ticket)))
+        rounds.append(messages)
+    return rounds
 
 
 def test_live_tickets_never_wait_for_a_caught_up_billing_topic(stack: Stack) -> None:
@@ -81,7 +76,7 @@ def test_live_tickets_never_wait_for_a_caught_up_billing_topic(stack: Stack) -> 
             for i, account in enumerate(ACCOUNTS)
         ]
         wait_applied(stack.redis(), last_offsets(publish(stack.bootstrap, first)))
-        sent = asyncio.run(_stream(stack.bootstrap, prefix, start))
+        sent = publish_paced(stack.bootstrap, _rounds(prefix, start), pause=0.2)
         wait_applied(stack.redis(), last_offsets(sent))
         metrics = scrape(worker.port)
     finally:
