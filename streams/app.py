@@ -29,7 +29,7 @@ from aggregators.health import HealthConfig
 from streams import telemetry
 from streams.config import FAMILY_TOPICS, Settings
 from streams.kafka_options import client_options
-from streams.memory import Trimmer, map_large_allocations
+from streams.memory import Trimmer, freeze_startup_objects, map_large_allocations
 from streams.plan_wait import Hold
 from streams.processor import DeadLetter, Gap, Processor, RawMessage
 
@@ -141,6 +141,7 @@ class Worker:
                 self.consumer.subscribe(
                     [self.settings.topic(f) for f in FAMILY_TOPICS], listener=ResumeFromRedis(self)
                 )
+                freeze_startup_objects()
                 await self._consume()
             finally:
                 await self._commit(force=True)
