@@ -204,13 +204,12 @@ class Worker:
     async def _drain_billing(
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
     ) -> None:
-        """Add the billing records the consumer already holds, past ``batch_max`` if need
-        be: the other partitions' events wait until their billing partition is applied
-        to its end, and records fetched but left in the consumer would make them wait a
-        batch longer (bounded by one fetch per billing partition)."""
-        plans = self.processor.config.plan_topic
+        """Add the billing records the consumer already holds, up to ``batch_max`` more:
+        the other partitions' events wait until their billing partition is applied to its
+        end, and records fetched but left in the consumer would make them wait a batch
+        longer."""
         paused = self.consumer.paused()
-        billing = [tp for tp in self.assignment() if tp.topic == plans and tp not in paused]
+        billing = [tp for tp in self._owned_billing() if tp not in paused]
         if billing:
             more = await self.consumer.getmany(*billing, timeout_ms=0)
             for tp, records in more.items():
@@ -306,9 +305,12 @@ class Worker:
         if tp in self.assignment():
             self.consumer.resume(tp)
 
-    def _billing_highwaters(self) -> dict[TopicPartition, int]:
+    def _owned_billing(self) -> list[TopicPartition]:
         plans = self.processor.config.plan_topic
-        owned = (tp for tp in self.assignment() if tp.topic == plans)
+        return [tp for tp in self.assignment() if tp.topic == plans]
+
+    def _billing_highwaters(self) -> dict[TopicPartition, int]:
+        owned = self._owned_billing()
         return {tp: high for tp in owned if (high := self.consumer.highwater(tp)) is not None}
 
     async def plan_end(self, topic: str, partition: int) -> int | None:
