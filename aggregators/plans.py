@@ -94,12 +94,11 @@ class PlanHistory:
     def constant(self, account: str, lo: float, hi: float) -> str | None:
         """The plan label throughout ``[lo, hi]``, or None when it changes in between."""
         entries = self._entries.get(account)
-        if not entries:
-            return NONE
-        first = bisect_right(entries, (lo, _LAST, ""))
-        if first < len(entries) and entries[first][0] <= hi:
-            return None
-        return entries[first - 1][2] if first else NONE
+        if entries:
+            after = bisect_right(entries, (lo, _LAST, ""))
+            if after < len(entries) and entries[after][0] <= hi:
+                return None
+        return self.at(account, lo)
 
     def merged(self, more: dict[str, list[PlanEntry]]) -> PlanHistory:
         """A copy with ``more`` entries added (this history is left as it is)."""
