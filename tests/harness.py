@@ -28,6 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.demo.embedded import free_port
 
 MetricKey = tuple[str, tuple[tuple[str, str], ...]]
+Message = tuple[str, bytes | None, bytes]
+"""(topic, key, value) to publish."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,7 @@ class Published:
     value: bytes
 
 
-async def _publish(
-    bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]]
-) -> list[Published]:
+async def _publish(bootstrap: str, messages: Sequence[Message]) -> list[Published]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     await producer.start()
     try:
@@ -54,12 +54,9 @@ async def _publish(
     ]
 
 
-def publish(bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]]) -> list[Published]:
+def publish(bootstrap: str, messages: Sequence[Message]) -> list[Published]:
     """Publish (topic, key, value) in order; returns where each landed."""
     return asyncio.run(_publish(bootstrap, messages))
-
-
-Message = tuple[str, bytes | None, bytes]
 
 
 async def _publish_paced(
@@ -83,7 +80,9 @@ def publish_paced(
     bootstrap: str, rounds: Sequence[Sequence[Message]], pause: float
 ) -> list[Published]:
     """Live traffic: each round's (topic, key, value) in order, each in Kafka before the
-    next is sent, ``pause`` seconds between rounds, through one producer."""
+    next is sent, ``pause`` seconds between rounds, through one producer. (:class:`Publisher`
+    sends each part as one batch, from a thread, for faults under load; here the order
+    across topics is what a test relies on.)"""
     return asyncio.run(_publish_paced(bootstrap, rounds, pause))
 
 
@@ -199,7 +198,7 @@ class Publisher(threading.Thread):
     def __init__(
         self,
         bootstrap: str,
-        parts: Sequence[Sequence[tuple[str, bytes | None, bytes]]],
+        parts: Sequence[Sequence[Message]],
         pause: float = 0.5,
     ) -> None:
         super().__init__(daemon=True)
@@ -208,9 +207,7 @@ class Publisher(threading.Thread):
         self.error: BaseException | None = None
 
     @classmethod
-    def in_parts(
-        cls, bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]], parts: int
-    ) -> Publisher:
+    def in_parts(cls, bootstrap: str, messages: Sequence[Message], parts: int) -> Publisher:
         size = -(-len(messages) // parts)
         return cls(bootstrap, [messages[i : i + size] for i in range(0, len(messages), size)])
 
