@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from redis import Redis as SyncRedis
@@ -112,6 +112,38 @@ def _read(mirror: list[Any]) -> tuple[AccountFacts, str]:
     return merge(held), keys.text(version)
 
 
+def _writes(accounts: list[str], facts: Mapping[str, Facts]) -> list[tuple[str, bool]]:
+    """(facts as text, keep) per account: text, not bytes, as Redis's cmsgpack reads no
+    msgpack bin."""
+    return [
+        (encode_facts(own).decode(), own.persistent()) for own in map(facts.__getitem__, accounts)
+    ]
+
+
+class Due(NamedTuple):
+    """A partition's due list (``cs:{tp}:mirror_due``) and the batch offset up to which
+    the accounts mirrored may be forgotten from it."""
+
+    key: str
+    up_to: int
+
+
+class _Release(NamedTuple):
+    """What the index script needs to forget mirrored accounts from a due list."""
+
+    due: Due
+    family: str
+    written: Mapping[str, str]
+    """Each account's facts as the mirror script wrote them."""
+
+    def keys(self, accounts: list[str]) -> list[str]:
+        return [self.due.key, *map(account_key, accounts)]
+
+    def args(self, accounts: list[str]) -> list[Any]:
+        texts = [self.written[a] for a in accounts]
+        return [self.family, str(self.due.up_to), _MSGPACK.encode(texts)]
+
+
 class HealthIndex:
     """The worker side: mirror facts, rescore touched accounts."""
 
@@ -127,18 +159,35 @@ class HealthIndex:
         """Mirror writes and index updates travel with the worker's other partitions'."""
         self.config = config
         self.retention = retention
-        self._accounts_per_call = 1 if isinstance(redis, RedisCluster) else ACCOUNTS_PER_CALL
+        self._cluster = isinstance(redis, RedisCluster)
+        self._accounts_per_call = 1 if self._cluster else ACCOUNTS_PER_CALL
 
-    async def update(self, family: str, facts: Mapping[str, Facts], t: float) -> None:
+    async def update(
+        self, family: str, facts: Mapping[str, Facts], t: float, due: Due | None = None
+    ) -> bool:
+        """Mirror one family's facts, rescore the accounts; with ``due``, also forget them
+        from that partition's due list in the index's script. True when they were so
+        forgotten (or none were given); False on Cluster, where the due list, mirrors and
+        index are in different slots and the caller forgets them itself."""
         if not facts:
-            return
+            return True
         accounts = sorted(facts)
-        replies = await self.write_mirrors(family, accounts, facts)
-        await self.index(dict(zip(accounts, replies, strict=True)), t)
+        writes = _writes(accounts, facts)
+        replies = await self._write_mirrors(family, accounts, writes)
+        mirrors = dict(zip(accounts, replies, strict=True))
+        if due is None or self._cluster:
+            await self.index(mirrors, t)
+            return due is None
+        texts = [text for text, _keep in writes]
+        await self.index(mirrors, t, _Release(due, family, dict(zip(accounts, texts, strict=True))))
+        return True
 
-    async def index(self, mirrors: Mapping[str, list[Any]], t: float) -> None:
+    async def index(
+        self, mirrors: Mapping[str, list[Any]], t: float, release: _Release | None = None
+    ) -> None:
         """Score each account from its mirror as read, and index the scores of reads newer
-        than the ones indexed."""
+        than the ones indexed (and, with ``release``, forget the accounts whose mirror and
+        index this server holds from the partition's due list)."""
         rows = []
         for account, mirror in mirrors.items():
             merged, version = _read(mirror)
@@ -150,39 +199,31 @@ class HealthIndex:
             )
         commands: list[Command] = []
         for i in range(0, max(len(rows), 1), ACCOUNTS_PER_CALL):
+            chunk = rows[i : i + ACCOUNTS_PER_CALL]
             # the stale accounts are dropped once, after every account is indexed
             final = i + ACCOUNTS_PER_CALL >= len(rows)
-            commands.append(
-                (
-                    "EVALSHA",
-                    _INDEX_SHA,
-                    6,
-                    SCORES,
-                    LAST,
-                    SUM,
-                    VERSIONS,
-                    USAGE_PLAN,
-                    USAGE,
-                    t - 30 * DAY if final else "",
-                    _MSGPACK.encode(rows[i : i + ACCOUNTS_PER_CALL]),
-                )
-            )
+            names = [SCORES, LAST, SUM, VERSIONS, USAGE_PLAN, USAGE]
+            args = [t - 30 * DAY if final else "", _MSGPACK.encode(chunk)]
+            if release is not None and chunk:
+                accounts = [row[0] for row in chunk]
+                names += release.keys(accounts)
+                args += release.args(accounts)
+            commands.append(("EVALSHA", _INDEX_SHA, len(names), *names, *args))
         await self.pipeline.execute(commands, (INDEX_LUA,))
 
     async def write_mirrors(
         self, family: str, accounts: list[str], facts: Mapping[str, Facts]
     ) -> list[Any]:
-        """Each account's mirror after the write, in order.
+        """Each account's mirror after the write, in order."""
+        return await self._write_mirrors(family, accounts, _writes(accounts, facts))
 
-        On Redis Cluster every account's hash has its own slot: one pipelined
+    async def _write_mirrors(
+        self, family: str, accounts: list[str], writes: list[tuple[str, bool]]
+    ) -> list[Any]:
+        """On Redis Cluster every account's hash has its own slot: one pipelined
         ``EVALSHA`` per account. Elsewhere one ``EVALSHA`` writes up to
         :data:`ACCOUNTS_PER_CALL` accounts."""
         step = self._accounts_per_call
-        # text, not bytes: Redis's cmsgpack reads no msgpack bin
-        writes = [
-            (encode_facts(own).decode(), own.persistent())
-            for own in map(facts.__getitem__, accounts)
-        ]
         # EVALSHA by name: redis-py's cluster pipeline refuses .evalsha()
         commands = [
             (

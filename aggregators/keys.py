@@ -157,8 +157,9 @@ def seen(tag: str) -> str:
 def mirror_due(tag: str) -> str:
     """Accounts whose facts a batch changed, until the worker has mirrored them.
 
-    Written by the atomic apply, cleared after the health mirror: a worker that
-    dies in between leaves them for the partition's next owner to mirror.
+    Written by the atomic apply, cleared by the health index script where the
+    mirror holds the facts written: a worker that dies in between, or a failover
+    to a replica without the mirror, leaves them for the partition's owner to mirror.
     """
     return f"{PREFIX}:{tag}:mirror_due"
 

@@ -30,6 +30,7 @@ from aggregators.effects import Effects
 from aggregators.entity_keys import EntityKey, facts_key
 from aggregators.facts import Facts
 from aggregators.families import FAMILIES
+from aggregators.health_index import Due
 from aggregators.plans import PlanEntry, PlanHistory
 from aggregators.rolling import ApplyWindow, bucket_ttl, ttl_base, window_specs
 from aggregators.scripts import script
@@ -312,13 +313,17 @@ class PartitionStore:
         pipe.execute_command("MGET", *names)  # by name, as in load()
         (raw_facts,) = await pipe.execute()
         family = FAMILIES[self.family]
-        facts = {
-            a: family.decode_facts(raw)
-            for a, raw in zip(accounts, raw_facts, strict=True)
-            if raw is not None
-        }
+        found = list(zip(accounts, raw_facts, strict=True))
+        facts = {a: family.decode_facts(raw) for a, raw in found if raw is not None}
+        expired = [a for a, raw in found if raw is None]
+        if expired:  # nothing left to mirror: no server can lack a mirror of them
+            await self.redis.zrem(keys.mirror_due(self.tag), *expired)
         stream_time = float(raw_max_ts) if raw_max_ts is not None else None
         return DueMirrors(max(score for _m, score in due), stream_time, facts)
+
+    def due(self, up_to: float) -> Due:
+        """The partition's due list, to forget the accounts listed up to this batch offset."""
+        return Due(keys.mirror_due(self.tag), math.floor(up_to))
 
     async def mirrored(self, up_to: float) -> None:
         """The accounts due up to this batch offset are mirrored: forget them now."""
@@ -326,7 +331,8 @@ class PartitionStore:
 
     def release_later(self, up_to: float) -> None:
         """The accounts due up to this batch offset are mirrored: the partition's next
-        apply (or :meth:`due_mirrors`, or :meth:`flush_release`) forgets them.
+        apply (or :meth:`due_mirrors`, or :meth:`flush_release`) forgets them. Only on
+        Cluster, where the index script cannot forget them itself (other slots).
 
         Until then they stay listed, and a worker that takes the partition over
         mirrors them again, which is harmless (a mirror holds full values): one

@@ -345,10 +345,11 @@ class Processor:
         offset: int,
     ) -> None:
         """Idempotent writes outside the partition's slot (the health mirror and index);
-        then the batch's accounts are no longer due for mirroring (forgotten by the
-        partition's next write)."""
-        await self.health.update(family, result.effects.facts, health_t)
-        self.store(topic, partition).release_later(offset)
+        then the batch's accounts are no longer due for mirroring: forgotten by the index's
+        script where the server holds the mirror, on Cluster by the partition's next write."""
+        store = self.store(topic, partition)
+        if not await self.health.update(family, result.effects.facts, health_t, store.due(offset)):
+            store.release_later(offset)
         self._unfinished.pop((topic, partition), None)
 
     async def flush_releases(self, partitions: Iterable[tuple[str, int]]) -> None:
@@ -383,8 +384,9 @@ class Processor:
                 partition,
                 len(due.facts),
             )
-            await self.health.update(family, due.facts, self._health_time(due.stream_time, None))
-            await store.mirrored(due.up_to)
+            t = self._health_time(due.stream_time, None)
+            if not await self.health.update(family, due.facts, t, store.due(due.up_to)):
+                await store.mirrored(due.up_to)
 
         await self._redis_retry(finish, f"mirroring {topic}[{partition}]'s health facts")
 

@@ -1,7 +1,12 @@
 -- index.lua: the health index (scores, last, sum, versions, usage).
--- KEYS     cs:{health}:scores, :last, :sum, :version, :usage_plan, :usage
+-- KEYS     cs:{health}:scores, :last, :sum, :version, :usage_plan, :usage; then, to
+--          forget the accounts from a partition's due list: cs:{tp}:mirror_due and
+--          each row's cs:acct:{<account>} (outside Cluster only: other slots)
 -- ARGV[1]  cutoff: accounts with no event since it are dropped ('' for none)
 -- ARGV[2]  msgpack {account, score, last, version, paying, plan, used} per account
+-- ARGV[3]  family whose facts were mirrored; ARGV[4]: the due entries' offset up to
+--          which they are forgotten; ARGV[5]: msgpack facts written, per row
+--          (all three absent: no due list)
 -- Returns how many accounts were dropped.
 -- The sum is read and written with GET/SET, never INCRBYFLOAT: called from Lua
 -- after any command with more than 4 arguments, Redis 6.2's INCRBYFLOAT (which
@@ -70,6 +75,22 @@ if #fresh > 0 then
     end
     redis.call('HSET', plans, unpack(column(paying, 1, 6)))
   end
+end
+-- forget a due account only where this server's mirror holds the family's facts the
+-- worker wrote (after a failover the promoted replica may hold the batch but not its
+-- mirror: it stays due there); the index above is this script's own write
+if ARGV[3] and #rows > 0 then
+  local due, family, up_to = KEYS[7], ARGV[3], tonumber(ARGV[4])
+  local written = cmsgpack.unpack(ARGV[5])
+  local listed = redis.call('ZMSCORE', due, unpack(column(rows, 1)))
+  local done = {}
+  for i, row in ipairs(rows) do
+    local at = tonumber(listed[i])
+    if at and at <= up_to and redis.call('HGET', KEYS[7 + i], family) == written[i] then
+      done[#done + 1] = row[1]
+    end
+  end
+  if #done > 0 then redis.call('ZREM', due, unpack(done)) end
 end
 local stale = {}
 if ARGV[1] ~= '' then

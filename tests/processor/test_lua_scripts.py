@@ -149,3 +149,23 @@ def test_index_scores_accounts_and_lists_the_paying_active(client: redis.Redis) 
     assert run(client, INDEX_LUA, index_keys, ["600", pack(stale)]) == 1
     assert client.zrange(index_keys[0], 0, -1, withscores=True) == [(b"acme", 80.0)]
     assert float(client.get(index_keys[2]) or 0) == 80.0
+
+
+def test_index_forgets_due_accounts_whose_mirror_this_server_holds(client: redis.Redis) -> None:
+    """Listed up to the offset and holding the facts written: forgotten; a mirror holding
+    other facts (a promoted replica that missed the write) or a later listing: kept."""
+    names = ["scores", "last", "sum", "version", "usage_plan", "usage"]
+    index_keys = [f"cs:{{health}}:{n}" for n in names]
+    due = keys.mirror_due(TAG)
+    accounts = ["acme", "globex", "initech", "umbrella"]
+    client.zadd(due, {"acme": 2, "globex": 2, "initech": 5})
+    written = ['{"last":1.0}', '{"last":2.0}', '{"last":3.0}', '{"last":4.0}']
+    for account, facts in zip(accounts, written, strict=True):
+        client.hset(f"cs:acct:{{{account}}}", "tickets", facts)
+    client.hset("cs:acct:{globex}", "tickets", '{"last":0.5}')  # an older mirror
+    rows = [[a, 50.0, 1000.0, "1", False, "", 0.0] for a in accounts]
+    mirrors = [f"cs:acct:{{{a}}}" for a in accounts]
+    args = ["", pack(rows), "tickets", "4", pack(written)]
+    run(client, INDEX_LUA, [*index_keys, due, *mirrors], args)
+    assert client.zrange(due, 0, -1, withscores=True) == [(b"globex", 2.0), (b"initech", 5.0)]
+    assert client.zcard(index_keys[0]) == 4  # each indexed, whatever its due entry

@@ -13,6 +13,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from aggregators.facts import AccountFacts
 from aggregators.health_index import SCORES, USAGE, account_key, mirror_facts
 from aggregators.reader import Reader
 from aggregators.store import APPLY_LUA
-from streams.demo.embedded import free_port
+from streams.demo.embedded import free_port, start_redis
 from streams.processor import Gap, Processor, RawMessage
 from tests.processor.conftest import Rig
 from tests.scenarios import event
@@ -283,9 +284,9 @@ def test_worker_dying_between_apply_and_health_mirror_loses_no_account(rig: Rig)
         assert not client.exists(keys.mirror_due(keys.partition_tag(topic, 0)))
 
 
-def test_mirrored_batches_are_forgotten_by_the_next_write(rig: Rig) -> None:
-    """A batch's accounts stay due until the partition's next apply forgets them in the
-    same script (no round trip of its own), or the idle worker flushes the release."""
+def test_mirrored_accounts_are_forgotten_by_their_index_write(rig: Rig) -> None:
+    """A batch's accounts are due from its apply until the index script that scores them
+    forgets them, checking this server holds their mirror: nothing is left listed."""
     topic = rig.settings.topic("tickets")
     tag = keys.partition_tag(topic, 0)
     client = rig.client()
@@ -297,18 +298,18 @@ def test_mirrored_batches_are_forgotten_by_the_next_write(rig: Rig) -> None:
         due.append(client.zrange(keys.mirror_due(tag), 0, -1, withscores=True))
         await rig.process(processor, "tickets", opened(2, account="globex", start=3))
         due.append(client.zrange(keys.mirror_due(tag), 0, -1, withscores=True))
-        await processor.flush_releases([(topic, 0)])
-        due.append(client.zrange(keys.mirror_due(tag), 0, -1, withscores=True))
 
     run(scenario)
-    assert due == [[(b"acme", 2.0)], [(b"globex", 4.0)], []]
+    assert due == [[], []]
     assert client.zscore(SCORES, "acme") is not None
     assert client.zscore(SCORES, "globex") is not None
 
 
 def test_a_successor_mirrors_again_what_was_mirrored_but_not_yet_forgotten(rig: Rig) -> None:
-    """A worker that stops between the mirror and its release leaves the accounts due:
-    the next owner mirrors them again (full values: the same mirror) and forgets them."""
+    """A worker that stops between the mirror and the index leaves the accounts due (here
+    listed again as it would have left them): the next owner mirrors them again (full
+    values: the same mirror), indexes and forgets them. An account listed whose facts
+    expired has nothing to mirror and is forgotten too."""
     topic = rig.settings.topic("tickets")
     tag = keys.partition_tag(topic, 0)
     client = rig.client()
@@ -316,7 +317,8 @@ def test_a_successor_mirrors_again_what_was_mirrored_but_not_yet_forgotten(rig: 
     async def scenario() -> None:
         await rig.process(rig.processor(), "tickets", opened(3))
         before = client.hgetall(account_key("acme"))
-        assert client.zrange(keys.mirror_due(tag), 0, -1) == [b"acme"]
+        client.zadd(keys.mirror_due(tag), {"acme": 2, "expired": 1})
+        client.zrem(SCORES, "acme")
         await rig.processor().finish_mirrors(topic, 0)
         after = client.hgetall(account_key("acme"))
         before.pop(b"~version"), after.pop(b"~version")
@@ -324,4 +326,89 @@ def test_a_successor_mirrors_again_what_was_mirrored_but_not_yet_forgotten(rig: 
 
     run(scenario)
     assert not client.exists(keys.mirror_due(tag))
+    assert client.zscore(SCORES, "acme") is not None
     assert facts_of(rig, "acme").tickets.open == 3
+
+
+class MovingProxy:
+    """A TCP proxy to Redis whose upstream can move, as a virtual IP moves to the promoted
+    replica: moving cuts every open connection."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> asyncio.Server:
+        return await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    def move(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.writers += [client_w, up_w]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w), return_exceptions=True)
+
+
+def _wait_until(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_failover_to_a_replica_without_the_mirror_leaves_its_accounts_due(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """The replica gets a batch's apply, then is promoted before the batch's mirror and
+    index reach it; the worker's next batch goes to it. The batch's accounts must still be
+    due there, so the worker mirrors them again (guarantees §6)."""
+    topic = rig.settings.topic("tickets")
+    tag = keys.partition_tag(topic, 0)
+    (tmp_path / "replica").mkdir()
+    replica = start_redis(tmp_path / "replica")
+    promoted = redis.Redis(port=replica.port, socket_timeout=5)
+    try:
+        promoted.replicaof("127.0.0.1", rig.redis_process.port)
+        _wait_until(lambda: promoted.info("replication")["master_link_status"] == "up", "sync")
+
+        async def scenario() -> None:
+            proxy = MovingProxy(rig.redis_process.port)
+            server = await proxy.start()
+            processor = rig.processor(f"redis://127.0.0.1:{proxy.port}/0")
+            mirror_and_index = processor.health.update
+
+            async def promote_first(*args: Any, **kwargs: Any) -> bool:
+                if promoted.info("replication")["role"] != "master":
+                    offset = keys.meta(tag)
+                    _wait_until(lambda: promoted.hget(offset, "offset") == b"2", "the apply")
+                    promoted.replicaof("no", "one")
+                return await mirror_and_index(*args, **kwargs)
+
+            processor.health.update = promote_first  # type: ignore[method-assign]
+            await rig.process(processor, "tickets", opened(3))
+            proxy.move(replica.port)
+            await rig.process(processor, "tickets", opened(2, account="globex", start=3))
+            await processor.finish_mirrors(topic, 0)
+            server.close()
+
+        run(scenario)
+        assert mirror_facts(promoted.hgetall(account_key("acme"))).tickets.open == 3
+        assert mirror_facts(promoted.hgetall(account_key("globex"))).tickets.open == 2
+        assert promoted.zscore(SCORES, "acme") is not None
+        assert not promoted.exists(keys.mirror_due(tag))
+        assert not rig.client().exists(keys.mirror_due(tag)), "forgotten on the old master"
+    finally:
+        replica.stop()
