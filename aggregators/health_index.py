@@ -57,6 +57,8 @@ USAGE = f"{keys.PREFIX}:{{health}}:usage"
 USAGE_PLAN = f"{keys.PREFIX}:{{health}}:usage_plan"
 VERSION_FIELD = keys.VERSION_FIELD
 KEEP_FIELD = keys.KEEP_FIELD
+_ACCOUNT_PREFIX = f"{keys.PREFIX}:acct:{{"
+"""An account's health mirror is this, the account and ``}`` (its own Cluster slot)."""
 _KEEP_FIELDS = tuple(KEEP_FIELD + name for name in FAMILY_NAMES)
 ACCOUNTS_PER_CALL = 500
 """Accounts one index script call (and, outside Cluster, one mirror script call) updates:
@@ -83,7 +85,7 @@ Three commands per account (HMGET, HSET, EXPIRE or PERSIST), the field names in
 the script: the per-batch cost is in the accounts, not in repeated arguments."""
 _MIRROR_SHA = hashlib.sha1(MIRROR_LUA.encode()).hexdigest()
 
-INDEX_LUA = script("index")
+INDEX_LUA = script("index", header=f"local MIRROR_PREFIX = '{_ACCOUNT_PREFIX}'\n")
 """Index the scores of accounts whose mirror read is newer than the one indexed; then,
 unless ARGV[1] (the cutoff) is empty, drop accounts with no event since the cutoff.
 
@@ -96,7 +98,7 @@ _INDEX_SHA = hashlib.sha1(INDEX_LUA.encode()).hexdigest()
 
 
 def account_key(account: str) -> str:
-    return f"{keys.PREFIX}:acct:{{{account}}}"
+    return f"{_ACCOUNT_PREFIX}{account}}}"
 
 
 def mirror_facts(raw: Mapping[Any, Any]) -> AccountFacts:
@@ -135,9 +137,6 @@ class _Release(NamedTuple):
     family: str
     written: Mapping[str, str]
     """Each account's facts as the mirror script wrote them."""
-
-    def keys(self, accounts: list[str]) -> list[str]:
-        return [self.due.key, *map(account_key, accounts)]
 
     def args(self, accounts: list[str]) -> list[Any]:
         texts = [self.written[a] for a in accounts]
@@ -206,7 +205,7 @@ class HealthIndex:
             args = [t - 30 * DAY if final else "", _MSGPACK.encode(chunk)]
             if release is not None and chunk:
                 accounts = [row[0] for row in chunk]
-                names += release.keys(accounts)
+                names.append(release.due.key)
                 args += release.args(accounts)
             commands.append(("EVALSHA", _INDEX_SHA, len(names), *names, *args))
         await self.pipeline.execute(commands, (INDEX_LUA,))

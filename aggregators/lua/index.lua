@@ -1,7 +1,8 @@
 -- index.lua: the health index (scores, last, sum, versions, usage).
 -- KEYS     cs:{health}:scores, :last, :sum, :version, :usage_plan, :usage; then, to
---          forget the accounts from a partition's due list: cs:{tp}:mirror_due and
---          each row's cs:acct:{<account>} (outside Cluster only: other slots)
+--          forget the accounts from a partition's due list, cs:{tp}:mirror_due; each
+--          row's mirror cs:acct:{<account>} is read too, undeclared (outside Cluster
+--          only, where a script may read any key: other slots)
 -- ARGV[1]  cutoff: accounts with no event since it are dropped ('' for none)
 -- ARGV[2]  msgpack {account, score, last, version, paying, plan, used} per account
 -- ARGV[3]  family whose facts were mirrored; ARGV[4]: the due entries' offset up to
@@ -86,7 +87,8 @@ if ARGV[3] and #rows > 0 then
   local done = {}
   for i, row in ipairs(rows) do
     local at = tonumber(listed[i])
-    if at and at <= up_to and redis.call('HGET', KEYS[7 + i], family) == written[i] then
+    local mirror = MIRROR_PREFIX .. row[1] .. '}'
+    if at and at <= up_to and redis.call('HGET', mirror, family) == written[i] then
       done[#done + 1] = row[1]
     end
   end
