@@ -8,8 +8,9 @@ again in Redis) is paid per call, not per byte. At a steady rate, with many
 partitions and few events each, that fixed cost is most of the work. This is
 what ioredis calls auto-pipelining. Nothing waits for a batch to fill: the
 pipeline goes out as soon as the tasks that were ready have queued their
-commands. Each caller gets its own replies, or the first error among them,
-as from a pipeline of its own; a connection error reaches every caller, and
+commands. Each caller gets its own replies (as Redis sends them: none of
+redis-py's per-command conversions), or the first error among them, as from
+a pipeline of its own; a connection error reaches every caller, and
 any other failure of the whole pipeline is sorted out by sending each
 caller's commands again on their own.
 """
@@ -20,10 +21,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import DataError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[Any, ...]
@@ -71,11 +73,7 @@ class SharedPipeline:
         self, queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]]
     ) -> None:
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for commands, _future in queued:
-                for command in commands:
-                    pipe.execute_command(*command)
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._round_trip([c for commands, _future in queued for c in commands])
         except asyncio.CancelledError:
             for _commands, future in queued:
                 future.cancel()
@@ -106,3 +104,48 @@ class SharedPipeline:
                 future.set_result(own)
             else:
                 future.set_exception(error)
+
+    async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        """Each command's reply, or the error Redis answered it with, in order.
+
+        Outside Cluster the commands are packed by hiredis in one call each and
+        written on a connection of the client's pool, and the replies read off
+        it: what redis-py's pipeline does, without its per-argument encoding
+        and per-reply callbacks (the commands sent here need none), which cost
+        about a sixth of the worker's CPU at a steady rate. Connection errors
+        are retried as the pipeline retries them (the connection's own policy).
+        """
+        if isinstance(self.redis, RedisCluster):  # the cluster pipeline routes by slot
+            pipe = self.redis.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
+        pool = self.redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            return await connection.retry.call_with_retry(  # type: ignore[no-any-return]
+                lambda: _exchange(connection, commands),
+                lambda _error: connection.disconnect(),
+            )
+        finally:
+            await pool.release(connection)
+
+
+async def _exchange(connection: Any, commands: list[Command]) -> list[Any]:
+    try:
+        packed = b"".join(map(pack_command, commands))
+    except TypeError as exc:  # an argument that is no text, bytes or number: as redis-py says
+        raise DataError(str(exc)) from exc
+    await connection.send_packed_command(packed)
+    replies: list[Any] = []
+    try:
+        for _command in commands:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as error:
+                replies.append(error)
+    except BaseException:
+        # replies left unread on the socket would reach the connection's next user
+        await connection.disconnect(nowait=True)
+        raise
+    return replies

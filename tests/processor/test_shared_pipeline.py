@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, NoScriptError, ResponseError
 
@@ -16,34 +17,44 @@ from streams.demo.embedded import free_port
 from tests.processor.conftest import Rig
 
 
-class CountingRedis(Redis):
-    """A real client that counts the pipelines it hands out."""
+class CountingConnection(Connection):
+    """A real connection that counts the writes (round trips) of all such connections."""
 
-    pipelines = 0
+    writes = 0
 
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        self.pipelines += 1
-        return super().pipeline(transaction=transaction, shard_hint=shard_hint)
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.writes += 1
+        await super().send_packed_command(command, check_health)
 
 
-def _client(rig: Rig) -> CountingRedis:
-    return CountingRedis(port=rig.redis_process.port, socket_timeout=5)
+def _client(rig: Rig) -> Redis:
+    pool = ConnectionPool(
+        port=rig.redis_process.port, socket_timeout=5, connection_class=CountingConnection
+    )
+    return Redis(connection_pool=pool)
+
+
+async def _connected(shared: SharedPipeline) -> None:
+    """The pool's connection made (its handshake is writes too); the count starts after."""
+    await shared.execute([("PING",)])
+    CountingConnection.writes = 0
 
 
 def test_concurrent_callers_share_one_pipeline_and_get_their_own_replies(rig: Rig) -> None:
     async def run() -> tuple[list[list[Any]], int]:
         client = _client(rig)
         shared = SharedPipeline(client)
+        await _connected(shared)
         calls = [
             [("SET", f"k{i}", f"v{i}"), ("INCRBY", "total", i), ("GET", f"k{i}")]
             for i in range(1, 11)
         ]
         replies = await asyncio.gather(*(shared.execute(c) for c in calls))
         await client.aclose()
-        return replies, client.pipelines
+        return replies, CountingConnection.writes
 
-    replies, pipelines = asyncio.run(run())
-    assert pipelines == 1
+    replies, writes = asyncio.run(run())
+    assert writes == 1
     assert [r[2] for r in replies] == [f"v{i}".encode() for i in range(1, 11)]
     assert sorted(r[1] for r in replies) == sorted(_running_totals(range(1, 11)))
     assert rig.client().get("total") == b"55"
@@ -61,10 +72,11 @@ def test_callers_in_later_turns_get_pipelines_of_their_own(rig: Rig) -> None:
     async def run() -> int:
         client = _client(rig)
         shared = SharedPipeline(client)
+        await _connected(shared)
         for i in range(3):
-            assert await shared.execute([("SET", "k", str(i))]) == [True]
+            assert await shared.execute([("SET", "k", str(i))]) == [b"OK"]
         await client.aclose()
-        return client.pipelines
+        return CountingConnection.writes
 
     assert asyncio.run(run()) == 3
 
@@ -87,7 +99,7 @@ def test_one_callers_error_is_its_own(rig: Rig) -> None:
     wrong_type, fine, no_script = asyncio.run(run())
     assert isinstance(wrong_type, ResponseError) and "WRONGTYPE" in str(wrong_type)
     assert rig.client().get("after") == b"1"  # like a pipeline: the rest still ran
-    assert fine == [True, b"2"]
+    assert fine == [b"OK", b"2"]
     assert isinstance(no_script, NoScriptError)
 
 
@@ -125,7 +137,7 @@ def test_a_command_the_client_cannot_send_fails_only_its_caller(rig: Rig) -> Non
         return tuple(outcome)
 
     fine, bad = asyncio.run(run())
-    assert fine == [True, b"1"]
+    assert fine == [b"OK", b"1"]
     assert isinstance(bad, DataError)
     assert rig.client().get("bad") is None
 
@@ -158,4 +170,4 @@ def test_a_cancelled_caller_leaves_the_others_their_replies(rig: Rig) -> None:
         await client.aclose()
         return replies
 
-    assert asyncio.run(run()) == [True, b"1"]
+    assert asyncio.run(run()) == [b"OK", b"1"]
