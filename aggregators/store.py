@@ -66,6 +66,14 @@ def _plan_entries(reply: Sequence[bytes]) -> list[PlanEntry]:
     return entries
 
 
+def _member_scores(reply: list[Any]) -> list[tuple[bytes, float]]:
+    """``ZRANGE ... WITHSCORES`` as Redis sent it: [member, score] pairs (RESP3), or
+    member, score, ... (RESP2)."""
+    if reply and isinstance(reply[0], list):
+        return [(member, float(score)) for member, score in reply]
+    return [(member, float(score)) for member, score in zip(reply[0::2], reply[1::2], strict=True)]
+
+
 def number(value: float) -> str:
     """Exact decimal text for Redis (no Lua float formatting on the way)."""
     if type(value) is float:  # the usual case, first: this runs for every amount written
@@ -185,7 +193,7 @@ class PartitionStore:
 
     async def applied_offset(self) -> int:
         """Last offset applied to the partition, -1 when Redis holds none."""
-        raw = await self.redis.hget(keys.meta(self.tag), keys.OFFSET)
+        (raw,) = await self.pipeline.execute([("HGET", keys.meta(self.tag), keys.OFFSET)])
         return int(raw) if raw is not None else -1
 
     async def load(
@@ -297,17 +305,22 @@ class PartitionStore:
 
         Read newest-last, so the facts are at least as new as every batch listed. A
         release still pending (:meth:`release_later`) is written first, in the same
-        round trip, so batches this worker mirrored are not mirrored again.
+        round trip, so batches this worker mirrored are not mirrored again. The
+        round trip is shared with the worker's other partitions checked meanwhile.
         """
-        pipe = self.redis.pipeline(transaction=False)
-        release = self._queue_release(pipe)
-        pipe.hget(keys.meta(self.tag), keys.MAX_TS)
-        pipe.zrange(keys.mirror_due(self.tag), 0, -1, withscores=True)
-        *_released, raw_max_ts, due = await pipe.execute()
+        release = self._release
+        commands: list[Command] = [
+            ("HGET", keys.meta(self.tag), keys.MAX_TS),
+            ("ZRANGE", keys.mirror_due(self.tag), 0, -1, "WITHSCORES"),
+        ]
+        if release is not None:
+            commands.insert(0, ("ZREMRANGEBYSCORE", keys.mirror_due(self.tag), "-inf", release))
+        *_released, raw_max_ts, due = await self.pipeline.execute(commands)
         self._released(release)
         if not due:
             return None
-        accounts = [keys.text(member) for member, _score in due]
+        listed = _member_scores(due)
+        accounts = [keys.text(member) for member, _score in listed]
         names = [keys.entity(self.tag, facts_key(a).text()) for a in accounts]
         pipe = self.redis.pipeline(transaction=False)
         pipe.execute_command("MGET", *names)  # by name, as in load()
@@ -319,7 +332,7 @@ class PartitionStore:
         if expired:  # nothing left to mirror: no server can lack a mirror of them
             await self.redis.zrem(keys.mirror_due(self.tag), *expired)
         stream_time = float(raw_max_ts) if raw_max_ts is not None else None
-        return DueMirrors(max(score for _m, score in due), stream_time, facts)
+        return DueMirrors(max(score for _m, score in listed), stream_time, facts)
 
     def due(self, up_to: float) -> Due:
         """The partition's due list, to forget the accounts listed up to this batch offset."""

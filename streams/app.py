@@ -226,9 +226,13 @@ class Worker:
 
     async def _rewind_where_redis_is_behind(self) -> None:
         """Re-read partitions whose applied offset Redis lost (restore, failover to a
-        lagging replica), even those with no new message to reveal the gap."""
-        for tp, applied in list(self._applied.items()):
-            held = await self.processor.applied_offset(tp.topic, tp.partition)
+        lagging replica), even those with no new message to reveal the gap. All
+        partitions are read at once: one round trip, not one each."""
+        applied_by_tp = list(self._applied.items())
+        held_by_tp = await asyncio.gather(
+            *(self.processor.applied_offset(tp.topic, tp.partition) for tp, _ in applied_by_tp)
+        )
+        for (tp, applied), held in zip(applied_by_tp, held_by_tp, strict=True):
             if held < applied and tp in self.assignment():
                 log.warning(
                     "%s[%d]: Redis holds offset %d but %d was applied: Redis went back in "
@@ -246,9 +250,11 @@ class Worker:
                     await self._seek_to_beginning(tp)
 
     async def _finish_mirrors(self, partitions: Iterable[TopicPartition]) -> None:
-        """Mirror health facts a worker that died after its apply left unmirrored."""
-        for tp in sorted(partitions):
-            await self.processor.finish_mirrors(tp.topic, tp.partition)
+        """Mirror health facts a worker that died after its apply left unmirrored. All
+        partitions at once: checking them is one round trip, not one each."""
+        await asyncio.gather(
+            *(self.processor.finish_mirrors(tp.topic, tp.partition) for tp in sorted(partitions))
+        )
 
     async def apply(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Partitions are independent (own keys, own offset): they apply concurrently,
