@@ -67,9 +67,9 @@ def _plan_entries(reply: Sequence[bytes]) -> list[PlanEntry]:
 
 
 def _member_scores(reply: list[Any]) -> list[tuple[bytes, float]]:
-    """``ZRANGE ... WITHSCORES`` as Redis sent it: [member, score] pairs (RESP3), or
-    member, score, ... (RESP2)."""
-    if reply and isinstance(reply[0], list):
+    """``ZRANGE ... WITHSCORES`` as Redis sent it, [member, score] pairs (RESP3) or
+    member, score, ... (RESP2), or as redis-py's cluster pipeline converts it (tuples)."""
+    if reply and isinstance(reply[0], list | tuple):
         return [(member, float(score)) for member, score in reply]
     return [(member, float(score)) for member, score in zip(reply[0::2], reply[1::2], strict=True)]
 
