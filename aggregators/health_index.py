@@ -185,8 +185,8 @@ class HealthIndex:
         self, mirrors: Mapping[str, list[Any]], t: float, release: _Release | None = None
     ) -> None:
         """Score each account from its mirror as read, and index the scores of reads newer
-        than the ones indexed (and, with ``release``, forget the accounts whose mirror and
-        index this server holds from the partition's due list)."""
+        than the ones indexed; with ``release``, forget from the partition's due list the
+        accounts whose mirror on this server holds the facts written."""
         rows = []
         for account, mirror in mirrors.items():
             merged, version = _read(mirror)
