@@ -309,12 +309,11 @@ class PartitionStore:
         round trip is shared with the worker's other partitions checked meanwhile.
         """
         release = self._release
-        commands: list[Command] = [
+        commands = [
+            *self._release_commands(release),
             ("HGET", keys.meta(self.tag), keys.MAX_TS),
             ("ZRANGE", keys.mirror_due(self.tag), 0, -1, "WITHSCORES"),
         ]
-        if release is not None:
-            commands.insert(0, ("ZREMRANGEBYSCORE", keys.mirror_due(self.tag), "-inf", release))
         *_released, raw_max_ts, due = await self.pipeline.execute(commands)
         self._released(release)
         if not due:
@@ -322,9 +321,7 @@ class PartitionStore:
         listed = _member_scores(due)
         accounts = [keys.text(member) for member, _score in listed]
         names = [keys.entity(self.tag, facts_key(a).text()) for a in accounts]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.execute_command("MGET", *names)  # by name, as in load()
-        (raw_facts,) = await pipe.execute()
+        (raw_facts,) = await self.pipeline.execute([("MGET", *names)])
         family = FAMILIES[self.family]
         found = list(zip(accounts, raw_facts, strict=True))
         facts = {a: family.decode_facts(raw) for a, raw in found if raw is not None}
@@ -355,18 +352,17 @@ class PartitionStore:
 
     async def flush_release(self) -> None:
         """Write a pending release now (the worker calls it when its stream is idle)."""
-        if self._release is None:
+        release = self._release
+        if release is None:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        release = self._queue_release(pipe)
-        await pipe.execute()
+        await self.pipeline.execute(self._release_commands(release))
         self._released(release)
 
-    def _queue_release(self, pipe: Any) -> float | None:
-        release = self._release
-        if release is not None:
-            pipe.zremrangebyscore(keys.mirror_due(self.tag), "-inf", release)
-        return release
+    def _release_commands(self, release: float | None) -> list[Command]:
+        """Forget the due accounts up to ``release`` (none when no release is pending)."""
+        if release is None:
+            return []
+        return [("ZREMRANGEBYSCORE", keys.mirror_due(self.tag), "-inf", release)]
 
     def _released(self, release: float | None) -> None:
         """The release written is forgotten, unless a newer one came meanwhile."""
