@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 DEFAULT_WINDOWS = "1h:60,1d:300,7d:3600,30d:3600"
 
@@ -70,9 +71,10 @@ class WindowSet:
     def granularities(self) -> tuple[int, ...]:
         return tuple(sorted({w.granularity for w in self.windows}))
 
-    @property
+    @cached_property
     def longest(self) -> Window:
-        """The window whose retention decides lateness (ties: coarser buckets)."""
+        """The window whose retention decides lateness (ties: coarser buckets); worked out
+        once, as the fold asks for it per batch and per coarse bucket."""
         return max(self.windows, key=lambda w: (w.seconds, w.granularity))
 
     def retention(self, granularity: int) -> int:

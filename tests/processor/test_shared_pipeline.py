@@ -4,13 +4,17 @@ and each still gets exactly what a pipeline of its own would give it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregators.shared_pipeline import SharedPipeline
 from streams.demo.embedded import free_port
@@ -22,9 +26,9 @@ class CountingConnection(Connection):
 
     writes = 0
 
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        CountingConnection.writes += 1
-        await super().send_packed_command(command, check_health)
+    async def _send_packed_command(self, command: Any) -> None:
+        CountingConnection.writes += 1  # every write goes through it, the pipeline's too
+        await super()._send_packed_command(command)
 
 
 def _client(rig: Rig) -> Redis:
@@ -171,3 +175,27 @@ def test_a_cancelled_caller_leaves_the_others_their_replies(rig: Rig) -> None:
         return replies
 
     assert asyncio.run(run()) == [b"OK", b"1"]
+
+
+def test_a_redis_that_stops_answering_times_out_and_leaves_no_reply_behind(rig: Rig) -> None:
+    """Replies withheld (``CLIENT PAUSE``): the exchange fails within the socket timeout,
+    and the next one reads its own replies, not the late ones of the failed exchange."""
+
+    async def run() -> tuple[float, list[Any]]:
+        # no retries: the connection's retry policy would wait out the pause
+        client = Redis(port=rig.redis_process.port, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
+        shared = SharedPipeline(client)
+        assert await shared.execute([("ECHO", "warm")]) == [b"warm"]
+        rig.client().execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError, match="socket_timeout"):
+            await shared.execute([("ECHO", "late-1"), ("ECHO", "late-2"), ("ECHO", "late-3")])
+        waited = time.monotonic() - started
+        await asyncio.sleep(1.5)  # the pause is over
+        after = await shared.execute([("ECHO", "own-1"), ("ECHO", "own-2")])
+        await client.aclose()
+        return waited, after
+
+    waited, after = asyncio.run(run())
+    assert 0.4 < waited < 1.4
+    assert after == [b"own-1", b"own-2"]
