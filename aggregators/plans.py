@@ -77,14 +77,6 @@ class PlanHistory:
         for account, found in (entries or {}).items():
             self.extend(account, found)
 
-    @classmethod
-    def of_sorted(cls, entries: dict[str, list[PlanEntry]]) -> PlanHistory:
-        """A history of entries already sorted and distinct per account (as the store
-        loads them), kept as they are: never mutated, they may be shared."""
-        history = cls()
-        history._entries = {account: found for account, found in entries.items() if found}
-        return history
-
     def extend(self, account: str, entries: list[PlanEntry]) -> None:
         """Add entries (in any order) to an account's history."""
         if entries:

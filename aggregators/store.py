@@ -56,31 +56,9 @@ _CHUNK = 500
 """Members per multi-member op: Lua's unpack() has a small stack."""
 
 
-_HISTORIES_KEPT = 20_000
-"""Plan histories remembered as parsed (:func:`_plan_history`); past this many the
-memory starts over, so it stays a few MiB whatever the number of accounts."""
-_parsed_histories: dict[tuple[bytes, ...], list[PlanEntry]] = {}
-
-
-def _plan_history(reply: Sequence[bytes]) -> list[PlanEntry]:
-    """A plan history as stored (``<offset>|<label>`` scored by event time), as
-    ``member, score, ...`` -> its entries, sorted.
-
-    Each batch reads the histories of all its accounts, and they seldom change: the
-    entries of a history read before are remembered by the reply's exact bytes (a
-    new entry, a trimmed one or a moved score is another reply). Parsing them again
-    was the largest single cost of a steady rate's partition batch."""
-    key = tuple(reply)
-    found = _parsed_histories.get(key)
-    if found is None:
-        if len(_parsed_histories) >= _HISTORIES_KEPT:
-            _parsed_histories.clear()
-        found = _parsed_histories[key] = sorted(_plan_entries(reply))
-    return found
-
-
 def _plan_entries(reply: Sequence[bytes]) -> list[PlanEntry]:
-    """The entries of a history reply, in the reply's order."""
+    """A plan history as stored (``<offset>|<label>`` scored by event time), as
+    ``member, score, ...`` -> entries."""
     entries: list[PlanEntry] = []
     for i in range(0, len(reply), 2):
         offset, _, label = reply[i].decode().partition("|")
@@ -275,7 +253,7 @@ class PartitionStore:
             )
         if accounts:
             histories = zip(accounts, next(replies), strict=True)
-            loaded.plans = PlanHistory.of_sorted({a: _plan_history(r) for a, r in histories})
+            loaded.plans = PlanHistory({a: _plan_entries(reply) for a, reply in histories})
         return loaded
 
     async def apply(

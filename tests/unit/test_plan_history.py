@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregators.plans import NONE, PlanEntry, PlanHistory
-from aggregators.store import _plan_history
 
 TIMES = st.sampled_from([0.0, 1.0, 1.5, 2.0, 10.0, 10.5, 99.0])
 ENTRIES = st.lists(
@@ -61,32 +60,3 @@ def test_merged_adds_entries_to_a_copy_and_leaves_the_original() -> None:
     merged = history.merged({"acme": [(3.0, 7, "pro")], "beta": [(0.0, 2, "team")]})
     assert (merged.at("acme", 3.0), merged.at("beta", 0.0)) == ("pro", "team")
     assert (history.at("acme", 3.0), history.at("beta", 0.0)) == ("free", NONE)
-
-
-def _stored(entries: list[PlanEntry]) -> list[bytes]:
-    """A history as Redis answers ZRANGE WITHSCORES: by score, then member bytes."""
-    members = sorted(entries, key=lambda e: (e[0], f"{e[1]}|{e[2]}".encode()))
-    return [
-        x
-        for ts, offset, label in members
-        for x in (f"{offset}|{label}".encode(), repr(ts).encode())
-    ]
-
-
-@given(ENTRIES, TIMES)
-def test_a_history_read_from_redis_answers_as_the_spec_says(
-    entries: list[PlanEntry], t: float
-) -> None:
-    """Redis breaks ties by member text ("10|pro" before "9|free"); the loaded history
-    still breaks them by offset, read fresh or remembered."""
-    for _ in range(2):  # parsed, then remembered
-        history = PlanHistory.of_sorted({"acme": _plan_history(_stored(entries))})
-        assert history.at("acme", t) == plan_by_the_spec(entries, t)
-
-
-def test_a_changed_history_is_parsed_again() -> None:
-    before = _plan_history(_stored([(1.0, 1, "free")]))
-    after = _plan_history(_stored([(1.0, 1, "free"), (5.0, 2, "pro")]))
-    assert before == [(1.0, 1, "free")]
-    assert after == [(1.0, 1, "free"), (5.0, 2, "pro")]
-    assert _plan_history(_stored([(1.0, 1, "free")])) is before
