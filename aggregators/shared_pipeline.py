@@ -137,9 +137,9 @@ async def _exchange(connection: Any, commands: list[Command]) -> list[Any]:
 
     One ``socket_timeout`` for the whole exchange, not one per reply: redis-py's
     ``read_response`` and ``send_packed_command`` each arm a timer of their own
-    (``send_packed_command`` also wraps the write in a task), which at a steady
-    rate's batch sizes cost about a tenth of the worker's CPU
-    (docs/benchmarks.md). The write is redis-py's own, without that wrapper."""
+    (``send_packed_command`` also wraps the write in a task): about a tenth of a
+    small partition batch's CPU (``bench.partitions``, docs/benchmarks.md). The
+    write is redis-py's own, without that wrapper."""
     try:
         packed = b"".join(map(pack_command, commands))
     except TypeError as exc:  # an argument that is no text, bytes or number: as redis-py says
@@ -162,7 +162,8 @@ async def _exchange(connection: Any, commands: list[Command]) -> list[Any]:
         if isinstance(exc, TimeoutError):
             raise RedisTimeoutError(
                 f"Redis did not answer {len(commands)} command(s) within "
-                f"{connection.socket_timeout} s (socket_timeout)"
+                f"{connection.socket_timeout} s (socket_timeout, CSPULSE_REDIS_SOCKET_TIMEOUT); "
+                "the batch is retried as in an outage"
             ) from exc
         if isinstance(exc, OSError):
             raise RedisConnectionError(f"writing to or reading from Redis failed: {exc}") from exc
