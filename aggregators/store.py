@@ -327,7 +327,7 @@ class PartitionStore:
         facts = {a: family.decode_facts(raw) for a, raw in found if raw is not None}
         expired = [a for a, raw in found if raw is None]
         if expired:  # nothing left to mirror: no server can lack a mirror of them
-            await self.redis.zrem(keys.mirror_due(self.tag), *expired)
+            await self.pipeline.execute([("ZREM", keys.mirror_due(self.tag), *expired)])
         stream_time = float(raw_max_ts) if raw_max_ts is not None else None
         return DueMirrors(max(score for _m, score in listed), stream_time, facts)
 
@@ -337,7 +337,7 @@ class PartitionStore:
 
     async def mirrored(self, up_to: float) -> None:
         """The accounts due up to this batch offset are mirrored: forget them now."""
-        await self.redis.zremrangebyscore(keys.mirror_due(self.tag), "-inf", up_to)
+        await self.pipeline.execute(self._release_commands(up_to))
 
     def release_later(self, up_to: float) -> None:
         """The accounts due up to this batch offset are mirrored: the partition's next
