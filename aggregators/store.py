@@ -179,7 +179,6 @@ class PartitionStore:
         family: str,
         pipeline: SharedPipeline | None = None,
     ) -> None:
-        self.redis = redis
         self.pipeline = pipeline or SharedPipeline(redis)
         """Loads and applies travel with those of the worker's other partitions."""
         self.config = config
