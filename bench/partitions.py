@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 
 from aggregators.clock import clock_named
 from bench.hotpath import command_lines
-from bench.steady import TOPICS, Template, stamp_of
+from bench.steady import TOPICS, Replay, Template, stamp_of
 from bench.throughput import CpuMeter, generate
 from streams.config import Settings
 from streams.demo.embedded import start_redis
@@ -42,9 +42,9 @@ Job = tuple[str, int, list[RawMessage]]
 
 @dataclass
 class Feed:
-    """The generator's events in a loop, each pass with new ids, cut into live rounds."""
+    """The generator's events in a loop (`Replay`), each pass with new ids, cut into live rounds."""
 
-    pool: list[Template]
+    replay: Replay
     partitions: int
     sent: int = 0
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -56,8 +56,8 @@ class Feed:
         now = time.time()
         by_tp: dict[tuple[str, int], list[RawMessage]] = {}
         for _ in range(size):
-            template = self.pool[self.sent % len(self.pool)]
-            suffix = b"-r%d" % (self.sent // len(self.pool))
+            template, replayed = self.replay.at(self.sent)
+            suffix = b"-r%d" % replayed
             self.sent += 1
             tp = (PREFIX + TOPICS[template.topic], zlib.crc32(template.key) % self.partitions)
             batch = by_tp.setdefault(tp, [])
@@ -122,7 +122,8 @@ async def run(args: argparse.Namespace, url: str, redis_pid: int) -> list[Cost]:
         family_of=settings.family_of,
         clock=clock_named("wall"),
     )
-    feed = Feed([Template.of(m) for m in generate(args.pool, 200, args.seed)], args.partitions)
+    pool = [Template.of(m) for m in generate(args.pool, 200, args.seed)]
+    feed = Feed(Replay(pool), args.partitions)
     await measure(processor, feed, max(args.rounds), 2.0, redis_pid)  # warm-up: scripts, state
     costs = []
     for size in args.rounds:

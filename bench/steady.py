@@ -26,7 +26,8 @@ the targets: p99 freshness <= 2 s at half the maximum rate (take the
 maximum from ``bench.throughput``), RSS within 10 % after warm-up.
 
 Events are a pool of generated ones (``--pool``) replayed in a loop; each
-replay gets its own event ids (a suffix), so nothing is a duplicate.
+replay gets its own event ids (a suffix), so nothing is a duplicate, and leaves
+out the events that name a plan (:class:`Replay`).
 
 Usage: ``python -m bench.steady --rate 20000 --minutes 10``.
 """
@@ -97,6 +98,10 @@ duplicate, and sessions and tickets, so a replay starts new ones instead of stre
 the same few over the whole run (an endless session's state grows with every event)."""
 
 
+PLAN_NAMING = frozenset({"subscription.started", "subscription.changed", "trial.converted"})
+"""The billing events that name an account's plan (events.md), each kept in its plan history."""
+
+
 @dataclass(frozen=True)
 class Template:
     """A generated event cut where ids end and around its time, to restamp cheaply."""
@@ -106,6 +111,8 @@ class Template:
     parts: tuple[bytes, ...]
     """Text between the slots; a slot is an id's new suffix, or the time (``time_slot``)."""
     time_slot: int
+    names_plan: bool = False
+    """A plan-naming billing event (events.md): sent in the first pass only (`Replay`)."""
 
     @classmethod
     def of(cls, message: Message) -> Template:
@@ -116,13 +123,33 @@ class Template:
         ends = sorted([*cuts, time_start])
         starts = [0, *(time_end if e == time_start else e for e in ends)]
         parts = tuple(value[a:b] for a, b in zip(starts, [*ends, len(value)], strict=True))
-        return cls(TOPICS.index(message.topic), message.key, parts, ends.index(time_start))
+        names_plan = orjson.loads(value)["type"] in PLAN_NAMING
+        topic = TOPICS.index(message.topic)
+        return cls(topic, message.key, parts, ends.index(time_start), names_plan)
 
     def render(self, id_suffix: bytes, stamp: bytes) -> bytes:
         out = [self.parts[0]]
         for slot, part in enumerate(self.parts[1:]):
             out += (stamp if slot == self.time_slot else id_suffix, part)
         return b"".join(out)
+
+
+class Replay:
+    """The pool in a loop, each pass with its own id suffix. The first pass is the whole
+    pool; later passes leave out the events that name a plan: a real account changes plan
+    a few times a year, while a replayed one would add an entry to its plan history every
+    pass, and the benchmark would measure ever longer histories the longer it ran."""
+
+    def __init__(self, pool: Sequence[Template]) -> None:
+        self.first = list(pool)
+        self.again = [t for t in pool if not t.names_plan] or self.first
+
+    def at(self, i: int) -> tuple[Template, int]:
+        """The ``i``-th event sent (from 0) and its pass."""
+        if i < len(self.first):
+            return self.first[i], 0
+        i -= len(self.first)
+        return self.again[i % len(self.again)], 1 + i // len(self.again)
 
 
 def stamp_of(t: float) -> tuple[bytes, float]:
@@ -155,7 +182,8 @@ async def produce(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
     names = [prefix + t for t in TOPICS]
-    lane = [lane_of(tpl, partitions) for tpl in pool]
+    replay = Replay(pool)
+    lanes_of = {id(tpl): lane_of(tpl, partitions) for tpl in pool}
     ticks: list[Sent] = []
     sent, started = 0, time.time()
     try:
@@ -165,10 +193,10 @@ async def produce(
                 stamp, stamp_s = stamp_of(now)
                 counts = [0] * (len(TOPICS) * partitions)
                 for i in range(sent, sent + due):
-                    tpl = pool[i % len(pool)]
-                    suffix = b"-%d" % (i // len(pool))
+                    tpl, replayed = replay.at(i)
+                    suffix = b"-%d" % replayed
                     await producer.send(names[tpl.topic], tpl.render(suffix, stamp), key=tpl.key)
-                    counts[lane[i % len(pool)]] += 1
+                    counts[lanes_of[id(tpl)]] += 1
                 ticks.append(Sent(now, stamp_s, counts))
                 sent += due
             await asyncio.sleep(max(0.0, started + (len(ticks) + 1) * TICK - time.time()))
