@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from aggregators.clock import clock_named
 from bench.hotpath import command_lines
+from bench.slowlog import SLOWLOG_LENGTH, ScriptCost, by_script, script_lines, script_names
 from bench.steady import TOPICS, Replay, Template, stamp_of
 from bench.throughput import CpuMeter, generate
 from streams.config import Settings
@@ -77,6 +78,8 @@ class Cost:
     redis_cpu: float
     commands: dict[str, Any] = field(default_factory=dict)
     """Redis's INFO commandstats over the rounds."""
+    scripts: dict[str, ScriptCost] = field(default_factory=dict)
+    """Redis's time per script over the rounds (``--scripts``)."""
 
     def line(self) -> str:
         return (
@@ -89,12 +92,23 @@ class Cost:
 
 
 async def measure(
-    processor: Processor, feed: Feed, size: int, seconds: float, redis_pid: int
+    processor: Processor,
+    feed: Feed,
+    size: int,
+    seconds: float,
+    redis_pid: int,
+    scripts: bool = False,
 ) -> Cost:
-    """Rounds of ``size`` events for ``seconds``; only the processor's work is timed."""
+    """Rounds of ``size`` events for ``seconds``; only the processor's work is timed.
+    ``scripts``: log every command meanwhile, for Redis's time per script."""
     cost = Cost(size, 0, 0, 0.0, 0.0)
     redis_meter = CpuMeter((redis_pid,))
-    await processor.redis.config_resetstat()
+    redis = processor.redis
+    await redis.config_resetstat()
+    if scripts:
+        await redis.config_set("slowlog-max-len", SLOWLOG_LENGTH)
+        await redis.slowlog_reset()
+        await redis.config_set("slowlog-log-slower-than", 0)
     redis_meter.mark()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -105,7 +119,10 @@ async def measure(
         cost.batches += len(jobs)
         cost.events += sum(len(batch) for _t, _p, batch in jobs)
     (cost.redis_cpu,) = (c or 0.0 for c in redis_meter.used())
-    cost.commands = await processor.redis.info("commandstats")
+    cost.commands = await redis.info("commandstats")
+    if scripts:
+        await redis.config_set("slowlog-log-slower-than", 10_000)  # Redis's default
+        cost.scripts = by_script(await redis.slowlog_get(SLOWLOG_LENGTH), script_names())
     return cost
 
 
@@ -127,10 +144,12 @@ async def run(args: argparse.Namespace, url: str, redis_pid: int) -> list[Cost]:
     await measure(processor, feed, max(args.rounds), 2.0, redis_pid)  # warm-up: scripts, state
     costs = []
     for size in args.rounds:
-        cost = await measure(processor, feed, size, args.seconds, redis_pid)
+        cost = await measure(processor, feed, size, args.seconds, redis_pid, args.scripts)
         print(cost.line(), flush=True)
         if args.commands:
             print("\n".join(command_lines(cost.commands, cost.events)), flush=True)
+        if args.scripts:
+            print("\n".join(script_lines(cost.scripts)), flush=True)
         costs.append(cost)
     return costs
 
@@ -149,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--commands", action="store_true", help="Redis's time per command, per round size"
+    )
+    parser.add_argument(
+        "--scripts",
+        action="store_true",
+        help="Redis's time per Lua script, its commands and its own (SLOWLOG: slows Redis)",
     )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="cspulse-parts-"))
