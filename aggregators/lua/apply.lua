@@ -10,18 +10,37 @@
 -- ARGV[6]  bucket key prefix; ARGV[7]: the batch's time t
 -- Returns {1, new offset}, or {0, stored offset} when the fence moved.
 local meta = KEYS[1]
-local cur = redis.call('HGET', meta, OFFSET)
+local windows, ops = cmsgpack.unpack(ARGV[5]), cmsgpack.unpack(ARGV[3])
+-- every meta field the batch reads, in one HMGET (a redis.call costs the script about
+-- as much as a small command): the offset, the newest event time, each window's cursor,
+-- the newest bucket of each granularity written to; none is written before it is read
+local names, at = {OFFSET, MAX_TS}, {[OFFSET] = 1, [MAX_TS] = 2}
+local function want(field)
+  if not at[field] then
+    names[#names + 1] = field
+    at[field] = #names
+  end
+end
+for _, w in ipairs(windows) do
+  want(CURSOR .. w[1])
+  want(NEWEST .. w[2])
+end
+for i = 1, #ops do
+  if ops[i][1] == 'b' then want(NEWEST .. ops[i][3]) end
+end
+local held = redis.call('HMGET', meta, unpack(names))
+local function newest_held(g) return tonumber(held[at[NEWEST .. g]]) or -1 end
+local cur = held[1]
 if not cur then cur = '-1' end
 if cur ~= ARGV[1] then return {0, cur} end
 local prefix, t = ARGV[6], tonumber(ARGV[7])
-for _, w in ipairs(cmsgpack.unpack(ARGV[5])) do
+for _, w in ipairs(windows) do
   -- move the window's cursor, then add this batch's sum of its buckets from the cursor on
   local wkey = KEYS[w[6]]
-  advance(meta, wkey, prefix, w, t, max_bucket(meta, w[2]))
+  advance(meta, wkey, prefix, w, t, newest_held(w[2]), held[at[CURSOR .. w[1]]])
   local sums = w[7]
   for j = 1, #sums, 2 do redis.call('HINCRBYFLOAT', wkey, sums[j], sums[j + 1]) end
 end
-local ops = cmsgpack.unpack(ARGV[3])
 local newest = {}
 -- longer than zset-max-listpack-value, so the set becomes a skiplist; the bytes of 72
 -- soft hyphens (U+00AD), as this member has always been: never an id in practice
@@ -58,12 +77,19 @@ for i = 1, #ops do
   elseif c == 'zu' then redis.call('ZREM', k, LONG)
   end
 end
+local writes = {OFFSET, ARGV[2]}
 for g, index in pairs(newest) do
-  if index > max_bucket(meta, g) then redis.call('HSET', meta, NEWEST .. g, index) end
+  if index > newest_held(g) then
+    writes[#writes + 1] = NEWEST .. g
+    writes[#writes + 1] = string.format('%d', index)
+  end
 end
-redis.call('HSET', meta, OFFSET, ARGV[2])
 if ARGV[4] ~= '' then
-  local m = redis.call('HGET', meta, MAX_TS)
-  if (not m) or tonumber(m) < tonumber(ARGV[4]) then redis.call('HSET', meta, MAX_TS, ARGV[4]) end
+  local m = held[2]
+  if (not m) or tonumber(m) < tonumber(ARGV[4]) then
+    writes[#writes + 1] = MAX_TS
+    writes[#writes + 1] = ARGV[4]
+  end
 end
+redis.call('HSET', meta, unpack(writes))
 return {1, ARGV[2]}

@@ -33,11 +33,13 @@ local function shift(wkey, prefix, g, first, last, sign)
   end
 end
 
--- Move window w's cursor to its first bucket at time t (w: name, g, low, n, span).
-local function advance(meta, wkey, prefix, w, t, maxk)
+-- Move window w's cursor to its first bucket at time t (w: name, g, low, n, span);
+-- cursor: the stored cursor if the caller read it (false: none), nil to read it here.
+local function advance(meta, wkey, prefix, w, t, maxk, cursor)
   local name, g, low, n, span = w[1], w[2], w[3], w[4], w[5]
   local field = CURSOR .. name
-  local c = tonumber(redis.call('HGET', meta, field))
+  if cursor == nil then cursor = redis.call('HGET', meta, field) end
+  local c = tonumber(cursor)
   if c == low then return end
   local stale = c == nil or c < low - n or c > low + n or (c < low and (c + 1) * g + span <= t)
   if stale then
