@@ -107,10 +107,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     size = args.batch or Settings.model_validate({}).batch_max
-    plan = batches(args.events, args.partitions, size, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="cspulse-hot-"))
     server = start_redis(workdir)
     try:
+        plan = batches(args.events, args.partitions, size, args.seed)
         url = f"redis://127.0.0.1:{server.port}/0"
         meter = CpuMeter((None, server.proc.pid))
         profiler = cProfile.Profile() if args.profile else None
