@@ -32,13 +32,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 Command = tuple[Any, ...]
 """A command by name and arguments, e.g. ``("HMGET", key, field)``."""
 
+_Queued = tuple[Sequence[Command], "asyncio.Future[list[Any]]"]
+"""One caller's commands and the future its replies go to."""
+
 
 class SharedPipeline:
     """Joins the commands of callers that run in the same turn of the event loop."""
 
     def __init__(self, redis: Redis | RedisCluster) -> None:
         self.redis = redis
-        self._queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
+        self._queued: list[_Queued] = []
         self._sending: set[asyncio.Task[None]] = set()
 
     async def execute(self, commands: Sequence[Command], scripts: Sequence[str] = ()) -> list[Any]:
@@ -70,102 +73,116 @@ class SharedPipeline:
         self._sending.add(task)  # a task nothing refers to may be collected mid-flight
         task.add_done_callback(self._sending.discard)
 
-    async def _send(
-        self, queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]]
-    ) -> None:
+    async def _send(self, queued: list[_Queued]) -> None:
         try:
-            replies = await self._round_trip([c for commands, _future in queued for c in commands])
+            await self._round_trip(queued)
         except asyncio.CancelledError:
             for _commands, future in queued:
                 future.cancel()
             raise
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            for _commands, future in queued:  # the connection: every caller sees it
+            for _commands, future in queued:  # the connection: every caller left sees it
                 if not future.done():
                     future.set_exception(exc)
             return
         except Exception as exc:
-            if len(queued) == 1:
-                if not queued[0][1].done():
-                    queued[0][1].set_exception(exc)
+            waiting = [one for one in queued if not one[1].done()]
+            if len(waiting) == 1:
+                waiting[0][1].set_exception(exc)
                 return
             # not the connection (a command the client cannot pack, a reply it cannot
             # parse): each caller alone, so the error reaches only its own; sending a
             # command again is safe (reads, idempotent writes, fenced applies)
-            for one in queued:
+            for one in waiting:
                 await self._send([one])
-            return
-        at = 0
-        for commands, future in queued:
-            own, at = replies[at : at + len(commands)], at + len(commands)
-            if future.done():  # the caller was cancelled meanwhile
-                continue
-            error = next((r for r in own if isinstance(r, Exception)), None)
-            if error is None:
-                future.set_result(own)
-            else:
-                future.set_exception(error)
 
-    async def _round_trip(self, commands: list[Command]) -> list[Any]:
-        """Each command's reply, or the error Redis answered it with, in order.
+    async def _round_trip(self, queued: list[_Queued]) -> None:
+        """Send every caller's commands at once; each caller gets its replies, or the
+        error Redis answered one of them with, as soon as they are read.
+
+        Handing each caller its replies as they come, not when the last is read,
+        lets a partition fold its batch while Redis still runs the commands of the
+        others that shared the write: Python and Redis work side by side on the two
+        cores instead of taking turns (``bench.hotpath``, docs/benchmarks.md).
 
         Outside Cluster the commands are packed by hiredis in one call each and
         written on a connection of the client's pool, and the replies read off
         it: what redis-py's pipeline does, without its per-argument encoding
         and per-reply callbacks (the commands sent here need none), about 8 % of
         the CPU per event at a steady rate's batch sizes. Connection errors
-        are retried as the pipeline retries them (the connection's own policy).
+        are retried as the pipeline retries them (the connection's own policy),
+        for the callers still waiting.
         """
         if isinstance(self.redis, RedisCluster):  # the cluster pipeline routes by slot
             pipe = self.redis.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            return await pipe.execute(raise_on_error=False)
+            for commands, _future in queued:
+                for command in commands:
+                    pipe.execute_command(*command)
+            replies = await pipe.execute(raise_on_error=False)
+            at = 0
+            for commands, future in queued:
+                _deliver(future, replies[at : at + len(commands)])
+                at += len(commands)
+            return
         pool = self.redis.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            return await connection.retry.call_with_retry(  # type: ignore[no-any-return]
-                lambda: _exchange(connection, commands),
+            await connection.retry.call_with_retry(
+                lambda: _exchange(connection, [one for one in queued if not one[1].done()]),
                 lambda _error: connection.disconnect(),
             )
         finally:
             await pool.release(connection)
 
 
-async def _exchange(connection: Any, commands: list[Command]) -> list[Any]:
-    """Write the packed commands and read a reply each, under one deadline.
+def _deliver(future: asyncio.Future[list[Any]], replies: list[Any]) -> None:
+    """A caller's replies, or the first error among them (nothing if it was cancelled)."""
+    if future.done():
+        return
+    error = next((r for r in replies if isinstance(r, Exception)), None)
+    if error is None:
+        future.set_result(replies)
+    else:
+        future.set_exception(error)
+
+
+async def _exchange(connection: Any, queued: list[_Queued]) -> None:
+    """Write the packed commands and hand each caller its replies, under one deadline.
 
     One ``socket_timeout`` for the whole exchange, not one per reply: redis-py's
     ``read_response`` and ``send_packed_command`` each arm a timer of their own
     (``send_packed_command`` also wraps the write in a task): about a tenth of a
     small partition batch's CPU (``bench.partitions``, docs/benchmarks.md). The
     write is redis-py's own, without that wrapper."""
+    if not queued:
+        return
     try:
-        packed = b"".join(map(pack_command, commands))
+        packed = b"".join(pack_command(c) for commands, _future in queued for c in commands)
     except TypeError as exc:  # an argument that is no text, bytes or number: as redis-py says
         raise DataError(str(exc)) from exc
     if not connection.is_connected:
         await connection.connect()
     await connection.check_health()
-    replies: list[Any] = []
     try:
         async with asyncio.timeout(connection.socket_timeout):
             await connection._send_packed_command((packed,))
-            for _command in commands:
-                try:
-                    replies.append(await connection.read_response(timeout=math.inf))
-                except ResponseError as error:
-                    replies.append(error)
+            for commands, future in queued:
+                replies: list[Any] = []
+                for _command in commands:
+                    try:
+                        replies.append(await connection.read_response(timeout=math.inf))
+                    except ResponseError as error:
+                        replies.append(error)
+                _deliver(future, replies)
     except BaseException as exc:
         # replies left unread on the socket would reach the connection's next user
         await connection.disconnect(nowait=True)
         if isinstance(exc, TimeoutError):
             raise RedisTimeoutError(
-                f"Redis did not answer {len(commands)} command(s) within "
+                f"Redis did not answer {sum(len(c) for c, _f in queued)} command(s) within "
                 f"{connection.socket_timeout} s (socket_timeout, CSPULSE_REDIS_SOCKET_TIMEOUT); "
                 "the batch is retried as in an outage"
             ) from exc
         if isinstance(exc, OSError):
             raise RedisConnectionError(f"writing to or reading from Redis failed: {exc}") from exc
         raise
-    return replies

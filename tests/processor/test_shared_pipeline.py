@@ -85,6 +85,41 @@ def test_callers_in_later_turns_get_pipelines_of_their_own(rig: Rig) -> None:
     assert asyncio.run(run()) == 3
 
 
+BUSY = """local t = redis.call('TIME')
+local start = t[1] * 1e6 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start >= tonumber(ARGV[1])
+return 1"""
+"""Keeps Redis busy for ARGV[1] microseconds."""
+
+
+def test_a_caller_gets_its_replies_while_redis_still_runs_the_rest_of_the_write(
+    rig: Rig,
+) -> None:
+    """So that a partition can fold while Redis applies another's batch."""
+
+    async def run() -> tuple[float, float, int]:
+        client = _client(rig)
+        shared = SharedPipeline(client)
+        await _connected(shared)
+        answered: dict[str, float] = {}
+
+        async def call(name: str, commands: list[tuple[Any, ...]]) -> None:
+            await shared.execute(commands)
+            answered[name] = time.monotonic()
+
+        # the long value ends Redis's first read after the PING, whose reply it then sends
+        await asyncio.gather(
+            call("quick", [("PING",)]),
+            call("slow", [("SET", "long", b"x" * 1_000_000), ("EVAL", BUSY, 0, 300_000)]),
+        )
+        await client.aclose()
+        return answered["quick"], answered["slow"], CountingConnection.writes
+
+    quick, slow, writes = asyncio.run(run())
+    assert writes == 1
+    assert slow - quick >= 0.2
+
+
 def test_one_callers_error_is_its_own(rig: Rig) -> None:
     rig.client().set("text", "not a hash")
 
