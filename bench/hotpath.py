@@ -105,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--sequential", action="store_true", help="one topic after another (comparable dumps)"
     )
+    parser.add_argument(
+        "--per-partition",
+        action="store_true",
+        help="one agent per topic-partition instead of per topic (billing's first)",
+    )
     args = parser.parse_args(argv)
     size = args.batch or Settings.model_validate({}).batch_max
     workdir = Path(tempfile.mkdtemp(prefix="cspulse-hot-"))
@@ -118,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         started = time.perf_counter()
         if profiler:
             profiler.enable()
-        letters = asyncio.run(replay(url, PREFIX, plan, args.sequential))
+        letters = asyncio.run(replay(url, PREFIX, plan, args.sequential, args.per_partition))
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started

@@ -650,13 +650,19 @@ def replay_processor(redis_url: str, prefix: str, dead_letters: DeadLetterSink) 
 
 
 async def replay(
-    redis_url: str, prefix: str, plan: dict[str, Batches], sequential: bool = False
+    redis_url: str,
+    prefix: str,
+    plan: dict[str, Batches],
+    sequential: bool = False,
+    per_partition: bool = False,
 ) -> int:
     """Apply every batch with one processor, one agent per topic; the number of dead letters.
 
     ``sequential``: topics one after another (billing first, as plans come from it)
     instead of concurrently, so that the final state does not depend on how the
-    agents interleave (an account's plan segment does), and two runs compare."""
+    agents interleave (an account's plan segment does), and two runs compare.
+    ``per_partition``: one agent per topic-partition (billing's first), so that
+    Python folds one partition's batch while Redis applies another's."""
     letters: list[DeadLetter] = []
 
     async def keep(_topic: str, _partition: int, found: Sequence[DeadLetter]) -> None:
@@ -668,12 +674,27 @@ async def replay(
         for partition, msgs in batches:
             await processor.process(topic, partition, msgs)
 
+    billing_first = sorted(plan, key=lambda name: (not name.endswith("billing"), name))
     if sequential:
-        for topic in sorted(plan, key=lambda name: (not name.endswith("billing"), name)):
+        for topic in billing_first:
             await agent(topic, plan[topic])
+    elif per_partition:
+        for topics in (billing_first[:1], billing_first[1:]):
+            lanes = [
+                (t, [b for b in plan[t] if b[0] == p]) for t in topics for p in _parts(plan[t])
+            ]
+            await asyncio.gather(*(agent(topic, batches) for topic, batches in lanes))
     else:
         await asyncio.gather(*(agent(topic, batches) for topic, batches in plan.items()))
     return len(letters)
+
+
+def _parts(batches: Batches) -> list[int]:
+    return sorted({partition for partition, _msgs in batches})
+
+
+def _of_partition(batches: Batches, partition: int) -> Batches:
+    return [batch for batch in batches if batch[0] == partition]
 
 
 async def _core(redis_url: str, prefix: str, plan: dict[str, Batches]) -> tuple[float, int]:
