@@ -130,7 +130,10 @@ def test_a_plan_and_a_window_picked_from_the_page_change_the_numbers(demo: Demo)
     for must in ("Revenue/MRR", "Revenue/Paying accounts", "Support/Tickets opened",
                  "Product usage/Sessions", "Product usage/Active users"):  # fmt: skip
         assert must in changed, (must, before[must], after[must])
-    assert len(changed) >= 0.8 * len(before), sorted(set(before) - set(changed))
+    # most numbers move, and some in every panel; a few may not (no churn in either view)
+    assert len(changed) >= 2 / 3 * len(before), sorted(set(before) - set(changed))
+    panels = {key.split("/")[0] for key in before}
+    assert panels == {key.split("/")[0] for key in changed}, sorted(set(before) - set(changed))
 
 
 def relative_luminance(hex_colour: str) -> float:
