@@ -680,9 +680,7 @@ async def replay(
             await agent(topic, plan[topic])
     elif per_partition:
         for topics in (billing_first[:1], billing_first[1:]):
-            lanes = [
-                (t, [b for b in plan[t] if b[0] == p]) for t in topics for p in _parts(plan[t])
-            ]
+            lanes = [(t, _of_partition(plan[t], p)) for t in topics for p in _parts(plan[t])]
             await asyncio.gather(*(agent(topic, batches) for topic, batches in lanes))
     else:
         await asyncio.gather(*(agent(topic, batches) for topic, batches in plan.items()))
