@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -65,6 +66,18 @@ END_TIMEOUT_SECONDS = 5.0
 
 CAUGHT_UP_SECONDS = 2.0
 """Lag worth less than this much work at the current rate is live traffic, not a backlog."""
+
+IN_FLIGHT_BATCHES = 2
+"""Batches applied at once: one's Python work overlaps the other's Redis work."""
+
+FETCHED_ENDS: contextvars.ContextVar[dict[TopicPartition, int] | None] = contextvars.ContextVar(
+    "fetched_ends", default=None
+)
+"""The owned billing partitions' log ends when the batch being applied was fetched."""
+
+
+def _has(partitions: Iterable[TopicPartition], topic: str) -> bool:
+    return any(tp.topic == topic for tp in partitions)
 
 
 def _append_after(
@@ -117,11 +130,16 @@ class Worker:
         )
         self._plan_ends: dict[TopicPartition, tuple[int, float]] = {}
         self._fetched_ends: dict[TopicPartition, int] = {}
-        """The owned billing partitions' log ends when the batch in hand was fetched."""
+        """The owned billing partitions' log ends when the last batch was fetched."""
         self._held: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
-        """Records of paused partitions that wait for their billing partition, in order."""
+        """Records taken from the consumer and not applied yet, in order: of paused
+        partitions that wait for their billing partition, or set aside while other
+        partitions' batches were in flight."""
+        self._in_flight: dict[asyncio.Task[None], frozenset[TopicPartition]] = {}
+        """Batches being applied, oldest first, with their partitions."""
+        self._billed: dict[asyncio.Task[None], asyncio.Event] = {}
+        """Set once a batch in flight has applied its billing partitions."""
         self.stopping = asyncio.Event()
-        self._applying = asyncio.Lock()
         self._applied: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._progress = Progress()
@@ -158,35 +176,106 @@ class Worker:
 
     async def _consume(self) -> None:
         next_commit = time.monotonic() + COMMIT_INTERVAL
-        while not self.stopping.is_set():
-            batch = await self._next_batch()
-            if batch:
-                async with self._applying:
-                    await self.apply(batch)
-            else:
-                owned = sorted((tp.topic, tp.partition) for tp in self.assignment())
-                await self.processor.flush_releases(owned)
-            if time.monotonic() >= next_commit:
-                await self._rewind_where_redis_is_behind()
-                await self._finish_mirrors(self.assignment())
-                await self._commit()
-                self._progress.report(self._lag_by_topic())
-                self._trimmer.maybe_trim()
-                next_commit = time.monotonic() + COMMIT_INTERVAL
+        try:
+            while not self.stopping.is_set():
+                await self._start_next_batch()
+                if time.monotonic() >= next_commit:
+                    await self._settle_in_flight()
+                    await self._rewind_where_redis_is_behind()
+                    await self._finish_mirrors(self.assignment())
+                    await self._commit()
+                    self._progress.report(self._lag_by_topic())
+                    self._trimmer.maybe_trim()
+                    next_commit = time.monotonic() + COMMIT_INTERVAL
+        finally:
+            await self._settle_in_flight()
 
-    async def _next_batch(self) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
-        """Records of the owned partitions: what the consumer holds, topped up for up to
-        ``batch_within`` seconds while under ``batch_max``.
+    async def _start_next_batch(self) -> None:
+        """Start applying the next batch, or wait for one in flight to finish.
+
+        In a backlog a batch's Python work overlaps the previous batch's Redis work: the
+        next batch is taken from the records the consumer already holds for partitions
+        not in flight, and starts while the previous one is applied, when it is at least
+        half of ``batch_max`` (smaller ones are set aside and topped up, so a steady rate
+        keeps its full batches). Partitions are never in two batches at once."""
+        if len(self._in_flight) >= IN_FLIGHT_BATCHES:
+            await self._finish_one_in_flight()
+            return
+        busy = self._busy_partitions()
+        batch = await self._next_batch(busy)
+        if batch and (not self._in_flight or self._fills_half(batch)):
+            self._launch(batch)
+        elif batch:
+            self._set_aside(batch)
+            await self._finish_one_in_flight()
+        elif self._in_flight:
+            await self._finish_one_in_flight()
+        else:
+            owned = sorted((tp.topic, tp.partition) for tp in self.assignment())
+            await self.processor.flush_releases(owned)
+
+    def _fills_half(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> bool:
+        return sum(map(len, batch.values())) * 2 >= self.settings.batch_max
+
+    def _set_aside(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Keep records taken while other batches were in flight for the next batch, in
+        front of what the consumer hands out then (its position is past them)."""
+        for tp, records in batch.items():
+            self._held[tp] = records
+
+    def _busy_partitions(self) -> set[TopicPartition]:
+        return {tp for batch in self._in_flight.values() for tp in batch}
+
+    def _launch(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Apply the batch in a task of its own, which sees the billing log ends of its
+        fetch and applies its other partitions after the billing of every batch before."""
+        plans = self.processor.config.plan_topic
+        before = [self._billed[t] for t, tps in self._in_flight.items() if _has(tps, plans)]
+        billed = asyncio.Event()
+        context = contextvars.copy_context()
+        context.run(FETCHED_ENDS.set, self._fetched_ends)
+        task = asyncio.create_task(self.apply(batch, before, billed), context=context)
+        self._in_flight[task] = frozenset(batch)
+        self._billed[task] = billed
+
+    async def _finish_one_in_flight(self) -> None:
+        """Wait for the oldest batch in flight; its failure stops the worker."""
+        oldest = next(iter(self._in_flight))
+        try:
+            await asyncio.shield(oldest)
+        finally:
+            for task in [t for t in self._in_flight if t.done()]:
+                del self._in_flight[task], self._billed[task]
+                task.result()
+
+    async def _settle_in_flight(self) -> None:
+        """Finish every batch in flight (on stop, before a rebalance's commit)."""
+        while self._in_flight:
+            await self._finish_one_in_flight()
+
+    async def _next_batch(
+        self, busy: set[TopicPartition] | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+        """Records of the owned partitions not ``busy`` (in flight): what the consumer
+        holds, topped up for up to ``batch_within`` seconds while under ``batch_max``.
 
         A batch costs a partition about a millisecond of CPU whatever its size, so at a
         steady rate a short wait buys larger, cheaper batches; in a backlog the first
-        fetch fills the batch and nothing waits. Partitions lost to a rebalance meanwhile
-        are left out (Redis's offset fence would refuse them anyway)."""
+        fetch fills the batch and nothing waits. With batches in flight nothing waits:
+        only records the consumer already holds are taken. Partitions lost to a
+        rebalance meanwhile are left out (Redis's offset fence would refuse them anyway)."""
+        busy = busy or set()
         limit = self.settings.batch_max
-        batch = await self.consumer.getmany(timeout_ms=200, max_records=limit)
+        free = [tp for tp in self.assignment() if tp not in busy]
+        if busy and not free:
+            return {}
+        batch = await self.consumer.getmany(
+            *free if busy else (), timeout_ms=0 if busy else 200, max_records=limit
+        )
+        self._take_back_held(batch, busy)
         count = sum(map(len, batch.values()))
         deadline = time.monotonic() + self.settings.batch_within
-        while batch and count < limit and not self.stopping.is_set():
+        while batch and count < limit and not busy and not self.stopping.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -195,31 +284,37 @@ class Worker:
             for tp, records in more.items():
                 count += _append_after(batch.setdefault(tp, []), records)
         if batch:
-            await self._drain_billing(batch)
-        self._take_back_held(batch)
+            await self._drain_billing(batch, busy)
         self._fetched_ends = self._billing_highwaters()
         owned = self.assignment()
         return {tp: records for tp, records in batch.items() if tp in owned}
 
     async def _drain_billing(
-        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        busy: set[TopicPartition],
     ) -> None:
         """Add the billing records the consumer already holds, up to ``batch_max`` more:
         the other partitions' events wait until their billing partition is applied to its
         end, and records fetched but left in the consumer would make them wait a batch
         longer."""
         paused = self.consumer.paused()
-        billing = [tp for tp in self._owned_billing() if tp not in paused]
+        billing = [tp for tp in self._owned_billing() if tp not in paused and tp not in busy]
         if billing:
             more = await self.consumer.getmany(*billing, timeout_ms=0)
             for tp, records in more.items():
                 _append_after(batch.setdefault(tp, []), records)
 
-    def _take_back_held(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        """Put the held records of partitions whose pause ended in front of their new ones
-        (the consumer's position is past them: they are not fetched again)."""
+    def _take_back_held(
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        busy: set[TopicPartition],
+    ) -> None:
+        """Put the held records of partitions whose pause ended (or that were set aside) in
+        front of their new ones (the consumer's position is past them: they are not
+        fetched again)."""
         paused = self.consumer.paused()
-        for tp in [tp for tp in self._held if tp not in paused]:
+        for tp in [tp for tp in self._held if tp not in paused and tp not in busy]:
             held = self._held.pop(tp)
             _append_after(held, batch.get(tp, ()))
             batch[tp] = held
@@ -256,19 +351,34 @@ class Worker:
             *(self.processor.finish_mirrors(tp.topic, tp.partition) for tp in sorted(partitions))
         )
 
-    async def apply(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+    async def apply(
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        billed_before: Sequence[asyncio.Event] = (),
+        billed: asyncio.Event | None = None,
+    ) -> None:
         """Partitions are independent (own keys, own offset): they apply concurrently,
-        billing first, so that the others find the plans of their batch applied and need
-        not wait for them (per-plan attribution by event time)."""
+        billing first, so that the others find the plans of their batch (and of the
+        batches in flight before it) applied and need not wait for them (per-plan
+        attribution by event time)."""
         plans = self.processor.config.plan_topic
-        for first in (True, False):
-            await asyncio.gather(
-                *(
-                    self._apply_partition(tp, records)
-                    for tp, records in batch.items()
-                    if (tp.topic == plans) is first
-                )
-            )
+        try:
+            await self._apply_partitions(batch, lambda tp: tp.topic == plans)
+        finally:
+            if billed is not None:
+                billed.set()
+        for event in billed_before:
+            await event.wait()
+        await self._apply_partitions(batch, lambda tp: tp.topic != plans)
+
+    async def _apply_partitions(
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        chosen: Callable[[TopicPartition], bool],
+    ) -> None:
+        await asyncio.gather(
+            *(self._apply_partition(tp, records) for tp, records in batch.items() if chosen(tp))
+        )
 
     async def _apply_partition(
         self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
@@ -330,7 +440,7 @@ class Worker:
         covered" (metrics.md, Segments); waiting for it would make live traffic wait."""
         tp = TopicPartition(topic, partition)
         if tp in self.assignment():
-            high = self._fetched_ends.get(tp, self.consumer.highwater(tp))
+            high = (FETCHED_ENDS.get() or {}).get(tp, self.consumer.highwater(tp))
             if high is not None:
                 return int(high)
         cached = self._plan_ends.get(tp)
@@ -381,11 +491,13 @@ class Worker:
             log.info("Kafka commit skipped (%s); Redis keeps the applied offsets", exc)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Finish the batch in hand, commit the partitions leaving, forget their lag series."""
+        """Finish the batches in flight, commit the partitions leaving, forget their lag
+        series. A batch's failure is left for the consume loop to raise."""
         with contextlib.suppress(asyncio.TimeoutError):
             async with asyncio.timeout(max(1.0, self.settings.session_timeout / 2)):
-                async with self._applying:
-                    await self._commit(force=True, only=revoked)
+                if self._in_flight:
+                    await asyncio.wait(list(self._in_flight))
+                await self._commit(force=True, only=revoked)
         for tp in revoked:
             self._held.pop(tp, None)
             self._applied.pop(tp, None)
