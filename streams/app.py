@@ -4,8 +4,10 @@ Consumption is aiokafka's ``getmany``: whole batches go to the shared
 :class:`~streams.processor.Processor` with no per-message framework path.
 Redis is the source of truth for progress: a :class:`ResumeFromRedis`
 listener seeks every assigned partition to Redis's applied offset + 1, and
-Kafka commits, which trail Redis, exist for lag tools. SIGTERM is graceful:
-the batch in hand is finished, offsets are committed and the group is left.
+Kafka commits, which trail Redis, exist for lag tools. In a backlog two batches
+of disjoint partitions are in flight, so one's Python work overlaps the other's
+Redis work. SIGTERM is graceful: the batches in hand are finished, offsets are
+committed and the group is left.
 """
 
 from __future__ import annotations
@@ -166,10 +168,10 @@ class Worker:
                 await self.consumer.stop()
         finally:
             await self.producer.stop()
-        log.info("worker stopped: batch in hand finished, offsets committed, group left")
+        log.info("worker stopped: batches in hand finished, offsets committed, group left")
 
     def stop_on_signals(self) -> None:
-        """SIGTERM and SIGINT finish the batch in hand, then stop."""
+        """SIGTERM and SIGINT finish the batches in hand, then stop."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -430,7 +432,7 @@ class Worker:
         return {tp: high for tp in owned if (high := self.consumer.highwater(tp)) is not None}
 
     async def plan_end(self, topic: str, partition: int) -> int | None:
-        """A billing partition's log end offset when the batch in hand was fetched: this
+        """A billing partition's log end offset when the batch being applied was fetched: this
         consumer's own view when it reads the partition, else the broker's (cached
         briefly); None when it does not exist.
 
