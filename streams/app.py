@@ -189,8 +189,16 @@ class Worker:
                     self._progress.report(self._lag_by_topic())
                     self._trimmer.maybe_trim()
                     next_commit = time.monotonic() + COMMIT_INTERVAL
-        finally:
-            await self._settle_in_flight()
+        except BaseException:
+            self._cancel_in_flight()
+            raise
+        await self._settle_in_flight()
+
+    def _cancel_in_flight(self) -> None:
+        """On a failure, stop the other batches rather than wait for them: each apply is
+        atomic in Redis, and the restart resumes from what Redis holds."""
+        for task in self._in_flight:
+            task.cancel()
 
     async def _start_next_batch(self) -> None:
         """Start applying the next batch, or wait for one in flight to finish.
