@@ -259,7 +259,8 @@ class Worker:
                 task.result()
 
     async def _settle_in_flight(self) -> None:
-        """Finish every batch in flight (on stop, before a rebalance's commit)."""
+        """Finish every batch in flight (on stop, and before the periodic offset checks,
+        mirrors and commit, which must not race an apply)."""
         while self._in_flight:
             await self._finish_one_in_flight()
 
