@@ -20,7 +20,7 @@ import math
 import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -78,8 +78,14 @@ FETCHED_ENDS: contextvars.ContextVar[dict[TopicPartition, int] | None] = context
 """The owned billing partitions' log ends when the batch being applied was fetched."""
 
 
-def _has(partitions: Iterable[TopicPartition], topic: str) -> bool:
-    return any(tp.topic == topic for tp in partitions)
+class InFlight(NamedTuple):
+    """A batch being applied: its partitions, and whether its billing ones are applied."""
+
+    partitions: frozenset[TopicPartition]
+    billed: asyncio.Event
+
+    def has(self, topic: str) -> bool:
+        return any(tp.topic == topic for tp in self.partitions)
 
 
 def _append_after(
@@ -131,16 +137,12 @@ class Worker:
             error_cap=settings.processing_error_cap,
         )
         self._plan_ends: dict[TopicPartition, tuple[int, float]] = {}
-        self._fetched_ends: dict[TopicPartition, int] = {}
-        """The owned billing partitions' log ends when the last batch was fetched."""
         self._held: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
         """Records taken from the consumer and not applied yet, in order: of paused
         partitions that wait for their billing partition, or set aside while other
         partitions' batches were in flight."""
-        self._in_flight: dict[asyncio.Task[None], frozenset[TopicPartition]] = {}
-        """Batches being applied, oldest first, with their partitions."""
-        self._billed: dict[asyncio.Task[None], asyncio.Event] = {}
-        """Set once a batch in flight has applied its billing partitions."""
+        self._in_flight: dict[asyncio.Task[None], InFlight] = {}
+        """Batches being applied, oldest first."""
         self.stopping = asyncio.Event()
         self._applied: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
@@ -234,19 +236,19 @@ class Worker:
             self._held[tp] = records
 
     def _busy_partitions(self) -> set[TopicPartition]:
-        return {tp for batch in self._in_flight.values() for tp in batch}
+        return {tp for batch in self._in_flight.values() for tp in batch.partitions}
 
     def _launch(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Apply the batch in a task of its own, which sees the billing log ends of its
-        fetch and applies its other partitions after the billing of every batch before."""
+        fetch (called right after it, with no await between) and applies its other
+        partitions after the billing of every batch before."""
         plans = self.processor.config.plan_topic
-        before = [self._billed[t] for t, tps in self._in_flight.items() if _has(tps, plans)]
+        before = [f.billed for f in self._in_flight.values() if f.has(plans)]
         billed = asyncio.Event()
         context = contextvars.copy_context()
-        context.run(FETCHED_ENDS.set, self._fetched_ends)
+        context.run(FETCHED_ENDS.set, self._billing_highwaters())
         task = asyncio.create_task(self.apply(batch, before, billed), context=context)
-        self._in_flight[task] = frozenset(batch)
-        self._billed[task] = billed
+        self._in_flight[task] = InFlight(frozenset(batch), billed)
 
     async def _finish_one_in_flight(self) -> None:
         """Wait for the oldest batch in flight; its failure stops the worker."""
@@ -255,7 +257,7 @@ class Worker:
             await asyncio.shield(oldest)
         finally:
             for task in [t for t in self._in_flight if t.done()]:
-                del self._in_flight[task], self._billed[task]
+                del self._in_flight[task]
                 task.result()
 
     async def _settle_in_flight(self) -> None:
@@ -265,7 +267,7 @@ class Worker:
             await self._finish_one_in_flight()
 
     async def _next_batch(
-        self, busy: set[TopicPartition] | None = None
+        self, busy: set[TopicPartition]
     ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
         """Records of the owned partitions not ``busy`` (in flight): what the consumer
         holds, topped up for up to ``batch_within`` seconds while under ``batch_max``.
@@ -275,7 +277,6 @@ class Worker:
         fetch fills the batch and nothing waits. With batches in flight nothing waits:
         only records the consumer already holds are taken. Partitions lost to a
         rebalance meanwhile are left out (Redis's offset fence would refuse them anyway)."""
-        busy = busy or set()
         limit = self.settings.batch_max
         free = [tp for tp in self.assignment() if tp not in busy]
         if busy and not free:
@@ -296,7 +297,6 @@ class Worker:
                 count += _append_after(batch.setdefault(tp, []), records)
         if batch:
             await self._drain_billing(batch, busy)
-        self._fetched_ends = self._billing_highwaters()
         owned = self.assignment()
         return {tp: records for tp, records in batch.items() if tp in owned}
 

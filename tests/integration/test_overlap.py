@@ -33,14 +33,14 @@ from tests.harness import (
     wait_applied,
 )
 from tests.integration.conftest import fresh_names
-from tests.scenarios import standard
+from tests.scenarios import Scenario, standard
 
 pytestmark = pytest.mark.slow
 
 SMALL_BATCH = "16"
 
 
-def _backlog(stack: Stack, prefix: str) -> tuple[Any, list[Published]]:
+def _backlog(stack: Stack, prefix: str) -> tuple[Scenario, list[Published]]:
     scenario = standard(time.time())
     messages = [(prefix + t, k, v) for t, k, v in scenario.messages]
     return scenario, publish(stack.bootstrap, messages)
