@@ -21,6 +21,7 @@ read at most once per call, and 7d and 30d never read the same hour twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 from aggregators.scripts import source
@@ -93,8 +94,19 @@ def retention(windows: WindowSet, granularity: int) -> int:
 
 def bucket_ttl(bucket: int, granularity: int, windows: WindowSet, t: float) -> int:
     """Seconds from ``t`` until the bucket may go; at least one granularity."""
-    expires_at = (bucket + 1) * granularity + retention(windows, granularity)
-    return max(granularity, math.ceil(expires_at - t))
+    return bucket_ttls(windows, t)(bucket, granularity)
+
+
+def bucket_ttls(windows: WindowSet, t: float) -> Callable[[int, int], int]:
+    """:func:`bucket_ttl` at ``t`` for many buckets: each granularity's retention is
+    worked out once (a backlog's batch writes hundreds of buckets)."""
+    kept = {g: retention(windows, g) for g in windows.granularities}
+
+    def ttl(bucket: int, granularity: int) -> int:
+        expires_at = (bucket + 1) * granularity + kept[granularity]
+        return max(granularity, math.ceil(expires_at - t))
+
+    return ttl
 
 
 def ttl_base(t: float, newest_event: float | None) -> float:

@@ -32,7 +32,7 @@ from aggregators.facts import Facts
 from aggregators.families import FAMILIES
 from aggregators.health_index import Due
 from aggregators.plans import PlanEntry, PlanHistory
-from aggregators.rolling import ApplyWindow, bucket_ttl, ttl_base, window_specs
+from aggregators.rolling import ApplyWindow, bucket_ttls, ttl_base, window_specs
 from aggregators.scripts import script
 from aggregators.shared_pipeline import Command, SharedPipeline
 
@@ -449,10 +449,11 @@ class PartitionStore:
     def _render_counters(self, script: _Script, effects: Effects, t: float, base: float) -> None:
         """One ``b`` op per bucket: its TTL, then field, amount pairs (zeros left out)."""
         windows = self.config.windows
+        ttl = bucket_ttls(windows, base)
         for (g, index), fields in effects.counters.items():
             amounts = [x for f, amount in fields.items() if amount for x in (f, number(amount))]
-            ttl = bucket_ttl(index, g, windows, base)
-            script.op("b", keys.bucket(self.tag, g, index), g, index, str(ttl), *amounts)
+            bucket = keys.bucket(self.tag, g, index)
+            script.op("b", bucket, g, index, str(ttl(index, g)), *amounts)
         for name, latest in effects.last_seen.items():
             key = keys.last_seen(self.tag, name)
             pairs = scored(latest.values(), latest.keys(), len(latest))
