@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from bench.throughput import CpuMeter, _interleave, generate, replay
+from bench.throughput import CpuMeter, _interleave, event_ms, generate, replay
 from streams.config import Settings
 from streams.demo.embedded import start_redis
 from streams.processor import RawMessage
@@ -43,7 +43,8 @@ def batches(events: int, partitions: int, size: int, seed: int) -> dict[str, Bat
     by_tp: defaultdict[tuple[str, int], list[RawMessage]] = defaultdict(list)
     for message in generate(events, 200, seed):
         tp = (PREFIX + message.topic, zlib.crc32(message.key) % partitions)
-        by_tp[tp].append(RawMessage(len(by_tp[tp]), message.key, message.value))
+        stamp = event_ms(message) / 1000  # as the worker gets it: the record's timestamp
+        by_tp[tp].append(RawMessage(len(by_tp[tp]), message.key, message.value, stamp))
     chunks: defaultdict[str, list[Batches]] = defaultdict(list)
     for (topic, partition), msgs in sorted(by_tp.items()):
         chunks[topic].append([(partition, msgs[i : i + size]) for i in range(0, len(msgs), size)])

@@ -176,7 +176,7 @@ async def _publish(bootstrap: str, prefix: str, messages: Sequence[Message]) -> 
     finally:
         await producer.stop()
     placed = [
-        ((r.topic, r.partition), RawMessage(r.offset, m.key, m.value))
+        ((r.topic, r.partition), RawMessage(r.offset, m.key, m.value, r.timestamp / 1000))
         for r, m in zip(records, messages, strict=True)
     ]
     first: dict[TP, int] = {}

@@ -11,6 +11,8 @@ import asyncio
 import time
 from typing import cast
 
+import msgspec
+
 from aggregators import keys
 from tests.processor.conftest import Rig
 from tests.processor.test_processor import T0, opened
@@ -40,3 +42,18 @@ def test_small_sorted_sets_are_skiplists_without_the_long_member(rig: Rig) -> No
     assert len(scores) == 8
     assert all(began <= score <= time.time() for score in scores)
     assert all(abs(score - T0) > 60 for score in scores)
+
+
+def test_record_timestamps_are_stored_as_the_exact_scores(rig: Rig) -> None:
+    """Scores are sent as text (``<ms>e-3`` for whole milliseconds): Redis must read
+    back the very doubles the records carried, a millisecond stamp or any other."""
+    base_ms = int(time.time() * 1000)
+    stamps = [base_ms / 1000, (base_ms + 1) / 1000, (base_ms + 7) / 1000, time.time() + 1e-6 / 3]
+    messages = [
+        msgspec.structs.replace(m, timestamp=stamp)
+        for m, stamp in zip(opened(4), stamps, strict=True)
+    ]
+    asyncio.run(rig.process(rig.processor(), "tickets", messages))
+    seen = keys.seen(keys.partition_tag(rig.settings.topic("tickets"), 0))
+    pairs = cast(list[tuple[bytes, float]], rig.client().zrange(seen, 0, -1, withscores=True))
+    assert sorted(score for _member, score in pairs) == sorted(stamps)
