@@ -281,7 +281,8 @@ def _admit_all(
     digests = [item.digest for item in offered]
     times = [item.event.time for item in offered]
     cutoff = _final_cutoff(fold.config, clock, max(times))
-    unique = len(set(digests)) == len(digests) and not any(d in fold.inputs.seen for d in digests)
+    seen = fold.inputs.seen
+    unique = len(set(digests)) == len(digests) and (not seen or not any(d in seen for d in digests))
     keys = [item.key for item in offered]
     if not unique or min(times) < cutoff or None in keys or UNKNOWN in keys:
         return None

@@ -52,7 +52,9 @@ def offer_all(offsets: Sequence[int], events: Sequence[Event]) -> list[Offered]:
     """Events offered at their offsets, digests computed in one pass."""
     blake2b = hashlib.blake2b
     digests = [blake2b(event.id.encode(), digest_size=8).hexdigest() for event in events]
-    return [Offered(*fields) for fields in zip(offsets, events, digests, strict=True)]
+    if len(offsets) != len(events):
+        raise ValueError(f"{len(offsets)} offsets for {len(events)} events")
+    return list(map(Offered, offsets, events, digests))
 
 
 @dataclass(frozen=True)

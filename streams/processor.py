@@ -404,14 +404,12 @@ class Processor:
             max_future_seconds=self.max_future_seconds,
             topic=topic,
         )
-        pairs = zip(messages, verdicts, strict=True)
-        rejected = [DeadLetter(m, v.reason, v.detail) for m, v in pairs if isinstance(v, Rejected)]
-        events = [v for v in verdicts if isinstance(v, Event)]
-        if rejected:
-            pairs = zip(messages, verdicts, strict=True)
-            offsets = [m.offset for m, v in pairs if isinstance(v, Event)]
-        else:
-            offsets = [m.offset for m in messages]
+        events = [v for v in verdicts if type(v) is Event]
+        if len(events) == len(verdicts):  # the usual batch: every message valid
+            return offer_all([m.offset for m in messages], events), []
+        pairs = list(zip(messages, verdicts, strict=True))
+        rejected = [DeadLetter(m, v.reason, v.detail) for m, v in pairs if type(v) is Rejected]
+        offsets = [m.offset for m, v in pairs if type(v) is Event]
         return offer_all(offsets, events), rejected
 
     def _fold(
@@ -470,9 +468,13 @@ def _plans_named(family: str, offered: Sequence[Offered]) -> set[str]:
 def _arrivals(messages: Sequence[RawMessage], offered: Sequence[Offered]) -> dict[str, float]:
     """Event-id digest -> the record timestamp it arrived with (first copy in the batch)."""
     now = time.time()
-    sent = {
-        m.offset: now if m.timestamp is None or m.timestamp < 0 else m.timestamp for m in messages
-    }
+    stamps = [now if m.timestamp is None or m.timestamp < 0 else m.timestamp for m in messages]
+    if len(offered) == len(messages) and all(  # the usual batch: one item per record
+        offered[i].offset == messages[i].offset for i in (0, -1)
+    ):
+        digests = [item.digest for item in offered]
+        return dict(zip(reversed(digests), reversed(stamps), strict=True))  # first copy wins
+    sent = dict(zip([m.offset for m in messages], stamps, strict=True))
     arrived: dict[str, float] = {}
     for item in offered:
         arrived.setdefault(item.digest, sent[item.offset])
