@@ -147,21 +147,28 @@ class Tally:
             effects.gauges[names.of(name, segment)] += amount
 
     def _counters_into(self, effects: Effects) -> None:
-        counters, finest, names = effects.counters, self.finest, _SegmentedNames()
-        steps = [(g, g // finest) for g in self.granularities]
+        """Each amount into its bucket of every granularity, under its name and its
+        segment's. Loops written out: a backlog's batch has about one amount per event."""
+        counters, finest, granularities = effects.counters, self.finest, self.granularities
+        steps = [(g, g // finest) for g in granularities]
+        segmented_names: dict[tuple[str, str], str] = {}
         for (name, segment, slot), amount in self.amounts.items():
             if not amount:
                 continue
-            seg = names.of(name, segment)
+            seg = segmented_names.get((name, segment))
+            if seg is None:
+                seg = segmented_names[(name, segment)] = segmented(name, segment)
             if self.rolls_up:
                 whole = int(slot)
-                indexes = [(g, whole // step) for g, step in steps]
+                for g, step in steps:
+                    bucket = counters[(g, whole // step)]
+                    bucket[name] += amount
+                    bucket[seg] += amount
             else:
-                indexes = [(g, math.floor(slot / g)) for g in self.granularities]
-            for bucket_key in indexes:
-                bucket = counters[bucket_key]
-                bucket[name] += amount
-                bucket[seg] += amount
+                for g in granularities:
+                    bucket = counters[(g, math.floor(slot / g))]
+                    bucket[name] += amount
+                    bucket[seg] += amount
 
 
 class _SegmentedNames:

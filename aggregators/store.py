@@ -83,6 +83,20 @@ def number(value: float) -> str:
     return repr(float(value))
 
 
+def _field_amounts(fields: Mapping[str, float]) -> list[str]:
+    """Field, amount, field, amount ... of a bucket's non-zero amounts, amounts as
+    :func:`number` writes them (a backlog's batch writes about one per event)."""
+    if 0.0 in fields.values():
+        fields = {name: amount for name, amount in fields.items() if amount}
+    pairs: list[str] = [""] * (2 * len(fields))
+    pairs[0::2] = fields.keys()
+    try:  # number(), inlined for the floats a tally holds
+        pairs[1::2] = [str(int(a)) if a.is_integer() else repr(a) for a in fields.values()]
+    except (AttributeError, OverflowError, ValueError):  # an int, or a float not finite
+        pairs[1::2] = map(number, fields.values())
+    return pairs
+
+
 def score_text(value: float) -> str:
     """A time as text Redis reads back as the same double.
 
@@ -469,9 +483,8 @@ class PartitionStore:
         windows = self.config.windows
         ttl = bucket_ttls(windows, base)
         for (g, index), fields in effects.counters.items():
-            amounts = [x for f, amount in fields.items() if amount for x in (f, number(amount))]
             bucket = keys.bucket(self.tag, g, index)
-            script.op("b", bucket, g, index, str(ttl(index, g)), *amounts)
+            script.op("b", bucket, g, index, str(ttl(index, g)), *_field_amounts(fields))
         for name, latest in effects.last_seen.items():
             key = keys.last_seen(self.tag, name)
             pairs = scored(latest.values(), latest.keys(), len(latest))
