@@ -85,6 +85,13 @@ def test_a_message_that_is_not_one_plain_object_goes_alone(odd: bytes) -> None:
     assert parse_events(batch, now=NOW) == one_by_one(batch)
 
 
+@pytest.mark.parametrize("odd", [b"", b" ", b" " + OK, b"\n" + OK, OK + b"\n", TWO, b"1"])
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_an_odd_message_at_either_end_gets_its_own_verdict(odd: bytes, where: str) -> None:
+    batch = [odd, *PLAIN[:RUN]] if where == "first" else [*PLAIN[:RUN], odd]
+    assert parse_events(batch, now=NOW) == one_by_one(batch)
+
+
 def test_whitespace_after_a_message_is_harmless() -> None:
     batch = [*PLAIN[:RUN], OK + b"  ", *PLAIN[RUN : 2 * RUN]]
     assert validate._decode_together(batch, None) is not None
