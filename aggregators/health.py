@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,25 @@ class HealthConfig:
             return cls(tomllib.load(handle))
 
     def get(self, section: str, key: str) -> float:
-        return float(self.raw[section][key])
+        found = self._numbers.get((section, key))
+        return found if found is not None else float(self.raw[section][key])
+
+    @cached_property
+    def _numbers(self) -> dict[tuple[str, str], float]:
+        """Every number of the file, read once: a worker scores each account its batches
+        touch, and each score asks for about ten."""
+        return {
+            (section, key): float(value)
+            for section, table in self.raw.items()
+            if isinstance(table, Mapping)
+            for key, value in table.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        }
+
+    @cached_property
+    def weights(self) -> dict[str, float]:
+        """Component -> its weight (``[weights]``), for the components that have one."""
+        return {key: float(value) for key, value in self.raw.get("weights", {}).items()}
 
 
 @dataclass(frozen=True)
@@ -45,11 +64,13 @@ class Health:
 def active_days(days: Iterable[int], t: float) -> int:
     """Distinct active days among the 30 days ending at ``t``."""
     today = int(t // DAY)
-    return sum(1 for d in set(days) if today - 30 < d <= today)
+    first = today - 30
+    return len({d for d in days if first < d <= today})
 
 
 def recent(times: Iterable[float], t: float) -> int:
-    return sum(1 for ts in times if t - 30 * DAY < ts <= t)
+    since = t - 30 * DAY
+    return len([ts for ts in times if since < ts <= t])
 
 
 def components(facts: AccountFacts, t: float, cfg: HealthConfig) -> dict[str, float]:
@@ -102,7 +123,8 @@ def score(facts: AccountFacts, t: float, cfg: HealthConfig) -> float:
 
 
 def _weighted(parts: Mapping[str, float], cfg: HealthConfig) -> float:
-    weights = {name: cfg.get("weights", name) for name in parts}
+    every = cfg.weights
+    weights = {name: every[name] if name in every else cfg.get("weights", name) for name in parts}
     total = sum(weights.values())
     weighted = sum(parts[n] * weights[n] for n in parts) / total if total else 0.0
     return min(100.0, max(0.0, weighted))

@@ -80,3 +80,17 @@ def test_reasons_use_the_singular_for_one() -> None:
     assert "usage: 1 active day of the last 30" in reasons
     assert "support: 1 open ticket, 0 of 2 resolved at first contact" in reasons
     assert "billing: 1 payment failure, 2 contractions in 30 days" in reasons
+
+
+def test_config_numbers_read_once_match_the_file() -> None:
+    from aggregators.health import HealthConfig
+
+    cfg = HealthConfig.load()
+    for section, table in cfg.raw.items():
+        for key, value in table.items():
+            if isinstance(value, int | float):
+                assert cfg.get(section, key) == float(value)
+    assert cfg.weights == {k: float(v) for k, v in cfg.raw["weights"].items()}
+    custom = HealthConfig({"weights": {"usage": 2}, "usage": {"full_active_days": "12"}})
+    assert custom.get("usage", "full_active_days") == 12.0  # text still read as a number
+    assert custom.weights == {"usage": 2.0}
