@@ -245,9 +245,11 @@ class Child:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    cwd: Path = ROOT
+    """Where it runs: ``python -m`` imports from here first, before ``PYTHONPATH``."""
 
     def start(self) -> None:
-        self.proc = spawn(self.argv, self.log_path, ROOT, self.env)
+        self.proc = spawn(self.argv, self.log_path, self.cwd, self.env)
 
     @property
     def pid(self) -> int:
@@ -460,9 +462,9 @@ def child_for(
     if variant in WORKER_PROCESSES:
         processes = WORKER_PROCESSES[variant]
         child, port = cspulse_child(services, workload.prefix, name, processes=processes)
-        if variant == "cspulse-base":  # the worker of another checkout, imported first
-            tree = str(baseline_tree)
-            child.env["PYTHONPATH"] = os.pathsep.join((tree, child.env["PYTHONPATH"]))
+        if variant == "cspulse-base":  # the worker of another checkout
+            assert baseline_tree is not None
+            baseline_worker(child, baseline_tree)
         return child, applied_events, port
     if variant == "faust":
         return faust_child(services, workload, name), counted_events, None
@@ -471,6 +473,14 @@ def child_for(
     if variant == "quix-et":
         child.env["BENCH_QUIX_EVENT_TIME"] = "1"
     return child, reported_events, None
+
+
+def baseline_worker(child: Child, tree: Path) -> None:
+    """Make ``child`` run the worker of the checkout at ``tree``: run from there (``python
+    -m`` puts the working directory first on ``sys.path``, ahead of ``PYTHONPATH``: from
+    this tree it would import this tree's code), with the tree first on its path."""
+    child.cwd = tree
+    child.env["PYTHONPATH"] = os.pathsep.join((str(tree), child.env["PYTHONPATH"]))
 
 
 def run_child(
