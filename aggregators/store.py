@@ -102,9 +102,10 @@ def score_text(value: float) -> str:
 
     A whole number of milliseconds (every Kafka timestamp, most event times) is
     written ``<ms>e-3``: the decimal it stands for is exactly the one ``repr``
-    gives, so ``strtod`` rounds it to the same double, and an integer is about
-    twice as quick to write as ``repr`` of a float (a sorted-set member per
-    event). Anything else, or anything not finite, by ``repr``."""
+    gives, so ``strtod`` rounds it to the same double, and writing it takes about
+    0.6 of the time of ``repr``, which searches for the shortest text (a
+    sorted-set member per event). Anything else, or anything not finite, by
+    ``repr``."""
     try:
         ms = round(value * 1000)
     except (OverflowError, ValueError):  # inf, nan

@@ -469,9 +469,9 @@ def _arrivals(messages: Sequence[RawMessage], offered: Sequence[Offered]) -> dic
     """Event-id digest -> the record timestamp it arrived with (first copy in the batch)."""
     now = time.time()
     stamps = [now if m.timestamp is None or m.timestamp < 0 else m.timestamp for m in messages]
-    if len(offered) == len(messages) and all(  # the usual batch: one item per record
-        offered[i].offset == messages[i].offset for i in (0, -1)
-    ):
+    # the usual batch: every record offered (the items are the records' subsequence, in
+    # order, so the same length is the same offsets)
+    if len(offered) == len(messages):
         digests = [item.digest for item in offered]
         return dict(zip(reversed(digests), reversed(stamps), strict=True))  # first copy wins
     sent = dict(zip([m.offset for m in messages], stamps, strict=True))
