@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregators.facts import AccountFacts, SurveyFacts
 
 DEFAULT_CONFIG = Path(__file__).with_name("health.toml")
 DAY = 86400
 BANDS = ("healthy", "neutral", "at_risk")
+COMPONENTS = ("usage", "support", "sentiment", "billing")
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,30 @@ class HealthConfig:
         }
 
     @cached_property
-    def weights(self) -> dict[str, float]:
-        """Component -> its weight (``[weights]``), for the components that have one."""
-        return {key: float(value) for key, value in self.raw.get("weights", {}).items()}
+    def scoring(self) -> Scoring:
+        """The numbers one score needs, looked up once (a worker scores every account
+        its batches touch)."""
+        weights = tuple(self.get("weights", name) for name in COMPONENTS)
+        return Scoring(
+            full_active_days=self.get("usage", "full_active_days"),
+            open_ticket_penalty=self.get("support", "open_ticket_penalty"),
+            no_answers=self.get("sentiment", "no_answers"),
+            failure_penalty=self.get("billing", "failure_penalty"),
+            contraction_penalty=self.get("billing", "contraction_penalty"),
+            weights=weights,
+            total=sum(weights),
+        )
+
+
+class Scoring(NamedTuple):
+    full_active_days: float
+    open_ticket_penalty: float
+    no_answers: float
+    failure_penalty: float
+    contraction_penalty: float
+    weights: tuple[float, ...]
+    """In :data:`COMPONENTS` order."""
+    total: float
 
 
 @dataclass(frozen=True)
@@ -75,31 +97,33 @@ def recent(times: Iterable[float], t: float) -> int:
 
 def components(facts: AccountFacts, t: float, cfg: HealthConfig) -> dict[str, float]:
     """Each component 0-100 from the account's facts (missing facts count as no signal)."""
+    return dict(zip(COMPONENTS, _component_values(facts, t, cfg.scoring), strict=True))
+
+
+def _component_values(
+    facts: AccountFacts, t: float, numbers: Scoring
+) -> tuple[float, float, float, float]:
+    """The components in :data:`COMPONENTS` order."""
     tickets, billing = facts.tickets, facts.billing
     days = active_days(facts.logins.days, t)
-    usage = 100.0 * min(1.0, days / cfg.get("usage", "full_active_days"))
+    usage = 100.0 * min(1.0, days / numbers.full_active_days)
     open_tickets = max(0.0, tickets.open)
-    backlog = max(0.0, 100.0 - cfg.get("support", "open_ticket_penalty") * open_tickets)
+    backlog = max(0.0, 100.0 - numbers.open_ticket_penalty * open_tickets)
     fcr = 100.0 * tickets.fcr / tickets.resolved if tickets.resolved > 0 else 100.0
     support = 0.5 * backlog + 0.5 * fcr
-    sentiment = _sentiment(facts.surveys, cfg)
-    pay = 100.0 - cfg.get("billing", "failure_penalty") * recent(billing.failures, t)
-    pay -= cfg.get("billing", "contraction_penalty") * recent(billing.contractions, t)
-    return {
-        "usage": usage,
-        "support": support,
-        "sentiment": sentiment,
-        "billing": max(0.0, pay),
-    }
+    sentiment = _sentiment(facts.surveys, numbers.no_answers)
+    pay = 100.0 - numbers.failure_penalty * recent(billing.failures, t)
+    pay -= numbers.contraction_penalty * recent(billing.contractions, t)
+    return usage, support, sentiment, max(0.0, pay)
 
 
-def _sentiment(surveys: SurveyFacts, cfg: HealthConfig) -> float:
+def _sentiment(surveys: SurveyFacts, no_answers: float) -> float:
     parts = []
     if surveys.nps_answers:
         parts.append(100.0 * surveys.nps_sum / (10.0 * surveys.nps_answers))
     if surveys.csat_answers:
         parts.append(100.0 * surveys.csat_satisfied / surveys.csat_answers)
-    return sum(parts) / len(parts) if parts else cfg.get("sentiment", "no_answers")
+    return sum(parts) / len(parts) if parts else no_answers
 
 
 def band_of(score: float, cfg: HealthConfig) -> str:
@@ -113,20 +137,20 @@ def band_of(score: float, cfg: HealthConfig) -> str:
 def assess(facts: AccountFacts, t: float, cfg: HealthConfig) -> Health:
     """Score, band and reasons for one account."""
     parts = components(facts, t, cfg)
-    score = _weighted(parts, cfg)
+    score = _weighted(tuple(parts.values()), cfg.scoring)
     return Health(score, band_of(score, cfg), parts, _reasons(facts, parts, t, cfg))
 
 
 def score(facts: AccountFacts, t: float, cfg: HealthConfig) -> float:
     """The score alone (what the index keeps): :func:`assess` without the words."""
-    return _weighted(components(facts, t, cfg), cfg)
+    numbers = cfg.scoring
+    return _weighted(_component_values(facts, t, numbers), numbers)
 
 
-def _weighted(parts: Mapping[str, float], cfg: HealthConfig) -> float:
-    every = cfg.weights
-    weights = {name: every[name] if name in every else cfg.get("weights", name) for name in parts}
-    total = sum(weights.values())
-    weighted = sum(parts[n] * weights[n] for n in parts) / total if total else 0.0
+def _weighted(values: tuple[float, ...], numbers: Scoring) -> float:
+    """The weighted mean of the components (in :data:`COMPONENTS` order), within 0-100."""
+    total, weights = numbers.total, numbers.weights
+    weighted = sum([v * w for v, w in zip(values, weights, strict=True)]) / total if total else 0.0
     return min(100.0, max(0.0, weighted))
 
 

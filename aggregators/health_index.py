@@ -106,12 +106,20 @@ def mirror_facts(raw: Mapping[Any, Any]) -> AccountFacts:
     return merge({keys.text(k): v for k, v in raw.items()})
 
 
-def _read(mirror: list[Any]) -> tuple[AccountFacts, str]:
+def _read(
+    mirror: list[Any], family: str | None = None, written: Facts | None = None
+) -> tuple[AccountFacts, str]:
     """(facts, version) from a mirror as :data:`MIRROR_LUA` returns it (the version as
-    text: Redis's cmsgpack reads no msgpack bin)."""
+    text: Redis's cmsgpack reads no msgpack bin). With ``written``, ``family``'s facts as
+    the mirror script was just given them: taken as they are, not decoded again."""
     version, *families = mirror
     held = {name: v for name, v in zip(FAMILY_NAMES, families, strict=True) if v is not None}
-    return merge(held), keys.text(version)
+    if family is None or written is None:
+        return merge(held), keys.text(version)
+    del held[family]
+    merged = merge(held)
+    setattr(merged, family, written)
+    return merged, keys.text(version)
 
 
 def _writes(accounts: list[str], facts: Mapping[str, Facts]) -> list[tuple[str, bool]]:
@@ -175,21 +183,28 @@ class HealthIndex:
         replies = await self._write_mirrors(family, accounts, writes)
         mirrors = dict(zip(accounts, replies, strict=True))
         if due is None or self._cluster:
-            await self.index(mirrors, t)
+            await self.index(mirrors, t, written=(family, facts))
             return due is None
         texts = [text for text, _keep in writes]
-        await self.index(mirrors, t, _Release(due, family, dict(zip(accounts, texts, strict=True))))
+        release = _Release(due, family, dict(zip(accounts, texts, strict=True)))
+        await self.index(mirrors, t, release, (family, facts))
         return True
 
     async def index(
-        self, mirrors: Mapping[str, list[Any]], t: float, release: _Release | None = None
+        self,
+        mirrors: Mapping[str, list[Any]],
+        t: float,
+        release: _Release | None = None,
+        written: tuple[str, Mapping[str, Facts]] | None = None,
     ) -> None:
         """Score each account from its mirror as read, and index the scores of reads newer
         than the ones indexed; with ``release``, forget from the partition's due list the
-        accounts whose mirror on this server holds the facts written."""
+        accounts whose mirror on this server holds the facts written. ``written``: a family
+        and the facts of each account just given to the mirror script (read back as such)."""
+        family, own = written if written is not None else (None, None)
         rows = []
         for account, mirror in mirrors.items():
-            merged, version = _read(mirror)
+            merged, version = _read(mirror, family, None if own is None else own[account])
             billing = merged.billing
             score = account_score(merged, t, self.config)
             used = float(merged.logins.last)

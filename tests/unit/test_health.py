@@ -83,14 +83,57 @@ def test_reasons_use_the_singular_for_one() -> None:
 
 
 def test_config_numbers_read_once_match_the_file() -> None:
-    from aggregators.health import HealthConfig
+    from aggregators.health import COMPONENTS, HealthConfig
 
     cfg = HealthConfig.load()
     for section, table in cfg.raw.items():
         for key, value in table.items():
             if isinstance(value, int | float):
                 assert cfg.get(section, key) == float(value)
-    assert cfg.weights == {k: float(v) for k, v in cfg.raw["weights"].items()}
+    weights = cfg.raw["weights"]
+    assert cfg.scoring.weights == tuple(float(weights[name]) for name in COMPONENTS)
+    assert cfg.scoring.total == sum(float(weights[name]) for name in COMPONENTS)
+    assert cfg.scoring.failure_penalty == float(cfg.raw["billing"]["failure_penalty"])
     custom = HealthConfig({"weights": {"usage": 2}, "usage": {"full_active_days": "12"}})
     assert custom.get("usage", "full_active_days") == 12.0  # text still read as a number
-    assert custom.weights == {"usage": 2.0}
+
+
+def test_a_custom_config_weighs_and_penalises_by_its_own_numbers() -> None:
+    raw = {
+        "weights": {"usage": 1, "support": 1, "sentiment": 0, "billing": 2},
+        "bands": {"healthy": 70, "at_risk": 40},
+        "usage": {"full_active_days": 10},
+        "support": {"open_ticket_penalty": 50},
+        "sentiment": {"no_answers": 0},
+        "billing": {"failure_penalty": 10, "contraction_penalty": 30},
+        "reasons": {"below": 60},
+    }
+    facts = AccountFacts(
+        logins=UsageFacts(days=[TODAY - d for d in range(4)]),
+        tickets=TicketFacts(open=1.0),
+        billing=BillingFacts(failures=[T - 60], contractions=[T - 120]),
+    )
+    usage, support, billing = 100 * 4 / 10, 0.5 * (100 - 50) + 0.5 * 100, 100 - 10 - 30
+    expected = (usage + support + 2 * billing) / 4
+    cfg = HealthConfig(raw)
+    assert math.isclose(score(facts, T, cfg), expected)
+    assert assess(facts, T, cfg).score == score(facts, T, cfg)
+
+
+def test_a_mirror_read_with_the_facts_just_written_equals_the_read_decoded() -> None:
+    """The index takes the writing family's facts as given, not decoded from the mirror's
+    reply: the account's facts (and so its score) must be the same either way."""
+    from aggregators.facts import encode_facts
+    from aggregators.health_index import _read
+
+    written = {
+        "tickets": TicketFacts(open=1.0, resolved=3.0, fcr=2.0, last=T - 5.5),
+        "logins": UsageFacts(days=[TODAY - 2, TODAY], last=T - 0.125),
+        "billing": BillingFacts(failures=[T - 7.25], paying=True, plan="pro", last=T),
+    }
+    mirror = [b"1733", encode_facts(written["tickets"]), None]
+    mirror += [encode_facts(written["logins"]), encode_facts(written["billing"])]
+    decoded, version = _read(mirror)
+    for family, facts in written.items():
+        assert _read(mirror, family, facts) == (decoded, version)
+    assert decoded.logins == written["logins"] and version == "1733"
