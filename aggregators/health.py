@@ -38,8 +38,7 @@ class HealthConfig:
 
     @cached_property
     def _numbers(self) -> dict[tuple[str, str], float]:
-        """Every number of the file, read once: a worker scores each account its batches
-        touch, and each score asks for about ten."""
+        """Every number of the file, read once (``get``; the text of a number as well)."""
         return {
             (section, key): float(value)
             for section, table in self.raw.items()
@@ -65,6 +64,8 @@ class HealthConfig:
 
 
 class Scoring(NamedTuple):
+    """The config's numbers a score uses, by name (``[usage]``, ``[support]``, ...)."""
+
     full_active_days: float
     open_ticket_penalty: float
     no_answers: float
