@@ -38,7 +38,8 @@ class HealthConfig:
 
     @cached_property
     def _numbers(self) -> dict[tuple[str, str], float]:
-        """Every number of the file, read once (``get``; the text of a number as well)."""
+        """Every number of the file, read once for ``get`` (which reads a number written
+        as text from ``raw``)."""
         return {
             (section, key): float(value)
             for section, table in self.raw.items()
@@ -96,15 +97,11 @@ def recent(times: Iterable[float], t: float) -> int:
     return len([ts for ts in times if since < ts <= t])
 
 
-def components(facts: AccountFacts, t: float, cfg: HealthConfig) -> dict[str, float]:
-    """Each component 0-100 from the account's facts (missing facts count as no signal)."""
-    return dict(zip(COMPONENTS, _component_values(facts, t, cfg.scoring), strict=True))
-
-
 def _component_values(
     facts: AccountFacts, t: float, numbers: Scoring
 ) -> tuple[float, float, float, float]:
-    """The components in :data:`COMPONENTS` order."""
+    """Each component 0-100 from the account's facts, in :data:`COMPONENTS` order (missing
+    facts count as no signal)."""
     tickets, billing = facts.tickets, facts.billing
     days = active_days(facts.logins.days, t)
     usage = 100.0 * min(1.0, days / numbers.full_active_days)
@@ -137,8 +134,10 @@ def band_of(score: float, cfg: HealthConfig) -> str:
 
 def assess(facts: AccountFacts, t: float, cfg: HealthConfig) -> Health:
     """Score, band and reasons for one account."""
-    parts = components(facts, t, cfg)
-    score = _weighted(tuple(parts.values()), cfg.scoring)
+    numbers = cfg.scoring
+    values = _component_values(facts, t, numbers)
+    parts = dict(zip(COMPONENTS, values, strict=True))
+    score = _weighted(values, numbers)
     return Health(score, band_of(score, cfg), parts, _reasons(facts, parts, t, cfg))
 
 
